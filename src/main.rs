@@ -1,0 +1,2 @@
+mod zone;
+fn main() {}

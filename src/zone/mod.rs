@@ -1,0 +1,236 @@
+//! The zone store: one immutable version of a zone.
+//!
+//! Names are nodes in hash shards keyed by the lower-cased wire name; empty
+//! non-terminals are nodes too, so the closest encloser of any name is found
+//! by stripping labels until a node exists. Each node is one run of bytes in
+//! its shard's buffer holding the owner name and its RRsets in wire form, so
+//! answers are copied out, not re-encoded. A later version shares every shard
+//! it does not change (`Arc<Shard>`), which keeps an IXFR from copying the zone.
+
+pub mod build;
+pub mod lexer;
+pub mod load;
+pub mod name;
+pub mod rdata;
+pub mod rtype;
+pub mod serial;
+
+use hashbrown::HashTable;
+use std::sync::Arc;
+
+pub use build::ZoneBuilder;
+pub use load::{ZoneError, load_zone_file};
+
+pub type NameHasher = hashbrown::DefaultHashBuilder;
+
+/// Node flag: the node owns an NS RRset (a zone cut unless it is the apex).
+pub const F_NS: u8 = 1;
+/// Node flag: the node owns a CNAME.
+pub const F_CNAME: u8 = 2;
+
+pub struct Shard {
+    table: HashTable<u32>,
+    data: Box<[u8]>,
+}
+
+pub struct Zone {
+    origin: Box<[u8]>,
+    hasher: NameHasher,
+    shards: Box<[Arc<Shard>]>,
+    shard_mask: u64,
+    has_cuts: bool,
+    soa_ttl: u32,
+    serial: u32,
+    minimum: u32,
+    names: usize,
+    records: usize,
+}
+
+/// A borrowed node: the owner name and its RRsets.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    bytes: &'a [u8],
+}
+
+/// A borrowed RRset: type, TTL and its rdatas, each as `len(u16 BE) ‖ rdata`.
+#[derive(Clone, Copy)]
+pub struct RRset<'a> {
+    pub rtype: u16,
+    pub ttl: u32,
+    pub count: u16,
+    pub rdatas: &'a [u8],
+}
+
+impl<'a> RRset<'a> {
+    /// Each rdata, without its length prefix.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut rest = self.rdatas;
+        std::iter::from_fn(move || {
+            if rest.len() < 2 {
+                return None;
+            }
+            let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+            let (rd, tail) = rest[2..].split_at(len);
+            rest = tail;
+            Some(rd)
+        })
+    }
+}
+
+impl<'a> Node<'a> {
+    fn name_len(&self) -> usize {
+        self.bytes[0] as usize
+    }
+
+    /// The owner name as written in the zone (case preserved).
+    pub fn name(&self) -> &'a [u8] {
+        &self.bytes[1..1 + self.name_len()]
+    }
+
+    pub fn flags(&self) -> u8 {
+        self.bytes[1 + self.name_len()]
+    }
+
+    /// Byte length of the whole node (to step to the next one in a shard).
+    fn total_len(&self) -> usize {
+        let mut it = self.rrsets_raw();
+        while it.next().is_some() {}
+        self.bytes.len() - it.rest.len()
+    }
+
+    fn rrsets_raw(&self) -> RRsetIter<'a> {
+        let at = 2 + self.name_len();
+        let n = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]);
+        RRsetIter { rest: &self.bytes[at + 2..], left: n }
+    }
+
+    pub fn rrsets(&self) -> impl Iterator<Item = RRset<'a>> + 'a {
+        self.rrsets_raw()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rrsets_raw().left == 0
+    }
+
+    pub fn get(&self, rtype: u16) -> Option<RRset<'a>> {
+        self.rrsets_raw().find(|r| r.rtype == rtype)
+    }
+}
+
+struct RRsetIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for RRsetIter<'a> {
+    type Item = RRset<'a>;
+    fn next(&mut self) -> Option<RRset<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let h = self.rest;
+        let rtype = u16::from_be_bytes([h[0], h[1]]);
+        let ttl = u32::from_be_bytes([h[2], h[3], h[4], h[5]]);
+        let count = u16::from_be_bytes([h[6], h[7]]);
+        let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        let rdatas = &h[12..12 + len];
+        self.rest = &h[12 + len..];
+        Some(RRset { rtype, ttl, count, rdatas })
+    }
+}
+
+impl Zone {
+    /// The apex name as written in the zone file.
+    pub fn origin(&self) -> &[u8] {
+        &self.origin
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    pub fn negative_ttl(&self) -> u32 {
+        self.soa_ttl.min(self.minimum)
+    }
+
+    pub fn has_cuts(&self) -> bool {
+        self.has_cuts
+    }
+
+    pub fn name_count(&self) -> usize {
+        self.names
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.records
+    }
+
+    pub fn hash(&self, lower_name: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(lower_name)
+    }
+
+    /// Looks up a lower-cased wire name.
+    #[inline]
+    pub fn find(&self, lower_name: &[u8]) -> Option<Node<'_>> {
+        let hash = self.hash(lower_name);
+        // hashbrown takes its bucket from the low bits and its tag from the top
+        // seven: the shard comes from the bits in between.
+        let shard = &self.shards[((hash >> 32) & self.shard_mask) as usize];
+        let data = &shard.data[..];
+        shard
+            .table
+            .find(hash, |&off| {
+                let off = off as usize;
+                let len = data[off] as usize;
+                data[off + 1..off + 1 + len].eq_ignore_ascii_case(lower_name)
+            })
+            .map(|&off| Node { bytes: &data[off as usize..] })
+    }
+
+    pub fn apex(&self) -> Node<'_> {
+        let mut lower = self.origin.to_vec();
+        name::lowercase(&mut lower);
+        // The builder refuses a zone without an apex node.
+        self.find(&lower).unwrap_or(Node { bytes: &[0, 0, 0, 0, 0] })
+    }
+
+    /// Every node, in no particular order (for transfers and checks).
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
+        self.shards.iter().flat_map(|s| {
+            let mut rest = &s.data[..];
+            std::iter::from_fn(move || {
+                if rest.is_empty() {
+                    return None;
+                }
+                let node = Node { bytes: rest };
+                rest = &rest[node.total_len()..];
+                Some(node)
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_finds() {
+        let text = "$ORIGIN example.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nWww.A.b A 192.0.2.2\n";
+        let z = load::load_zone_str(text, "t.zone", b"\x07example\x00").unwrap();
+        assert_eq!(z.serial(), 1);
+        assert_eq!(z.record_count(), 4);
+        // apex, ns, www.a.b, and the empty non-terminals a.b and b.
+        assert_eq!(z.name_count(), 5);
+        let n = z.find(b"\x03www\x01a\x01b\x07example\x00").unwrap();
+        assert_eq!(n.name(), b"\x03Www\x01A\x01b\x07example\x00");
+        assert_eq!(n.get(rtype::A).unwrap().iter().next().unwrap(), [192, 0, 2, 2]);
+        assert!(z.find(b"\x01b\x07example\x00").unwrap().is_empty());
+        assert!(z.find(b"\x01c\x07example\x00").is_none());
+        assert_eq!(z.nodes().count(), 5);
+        assert_eq!(z.negative_ttl(), 5);
+    }
+}

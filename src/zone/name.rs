@@ -1,0 +1,237 @@
+//! Domain names in uncompressed wire form (`\x03www\x07example\x03com\x00`).
+//!
+//! The zone store, the lookup and the encoder all work on wire names so a
+//! query never needs a decoded `hickory_proto::rr::Name`.
+
+use std::fmt::Write as _;
+
+/// Longest wire name (RFC 1035 §2.3.4).
+pub const MAX_NAME: usize = 255;
+
+/// ASCII-lowercases a wire name in place (length octets are < 64, never letters).
+pub fn lowercase(name: &mut [u8]) {
+    name.make_ascii_lowercase();
+}
+
+/// Case-insensitive equality of two wire names.
+#[inline]
+pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.eq_ignore_ascii_case(b)
+}
+
+/// Number of labels, not counting the root.
+pub fn label_count(name: &[u8]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < name.len() && name[i] != 0 {
+        i += name[i] as usize + 1;
+        n += 1;
+    }
+    n
+}
+
+/// The name with its first label removed (`None` for the root).
+#[inline]
+pub fn parent(name: &[u8]) -> Option<&[u8]> {
+    match name.first() {
+        Some(0) | None => None,
+        Some(&l) => name.get(l as usize + 1..),
+    }
+}
+
+/// True when `name` equals `ancestor` or lies below it (case-insensitive).
+pub fn is_subdomain(name: &[u8], ancestor: &[u8]) -> bool {
+    if name.len() < ancestor.len() {
+        return false;
+    }
+    // Walk label boundaries so `xexample.com` is not taken for `example.com`.
+    let mut i = 0;
+    loop {
+        if name.len() - i == ancestor.len() {
+            return name[i..].eq_ignore_ascii_case(ancestor);
+        }
+        if name.len() - i < ancestor.len() || name[i] == 0 {
+            return false;
+        }
+        i += name[i] as usize + 1;
+    }
+}
+
+/// Is the first label `*`?
+#[inline]
+pub fn is_wildcard(name: &[u8]) -> bool {
+    name.len() >= 2 && name[0] == 1 && name[1] == b'*'
+}
+
+/// Presentation form, with RFC 1035 escapes, always ending in a dot.
+pub fn to_text(name: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < name.len() && name[i] != 0 {
+        let len = name[i] as usize;
+        for &c in name.get(i + 1..i + 1 + len).unwrap_or(&[]) {
+            match c {
+                b'.' | b'\\' | b'"' | b';' | b'(' | b')' | b'@' | b'$' => {
+                    out.push('\\');
+                    out.push(c as char);
+                }
+                0x21..=0x7e => out.push(c as char),
+                _ => {
+                    let _ = write!(out, "\\{c:03}");
+                }
+            }
+        }
+        out.push('.');
+        i += len + 1;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("empty label in name")]
+    EmptyLabel,
+    #[error("label longer than 63 octets")]
+    LabelTooLong,
+    #[error("name longer than 255 octets")]
+    NameTooLong,
+    #[error("bad escape in name")]
+    BadEscape,
+    #[error("relative name with no origin")]
+    NoOrigin,
+}
+
+/// Parses a presentation-format name (escapes allowed) into wire form,
+/// appending `origin` when the name is relative. `@` is the origin.
+pub fn from_text(text: &[u8], origin: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(), NameError> {
+    let start = out.len();
+    if text == b"@" {
+        let o = origin.ok_or(NameError::NoOrigin)?;
+        out.extend_from_slice(o);
+        return Ok(());
+    }
+    if text == b"." {
+        out.push(0);
+        return Ok(());
+    }
+    let mut label_start = out.len();
+    out.push(0);
+    let mut i = 0;
+    let mut absolute = false;
+    while i < text.len() {
+        let c = text[i];
+        match c {
+            b'.' => {
+                let len = out.len() - label_start - 1;
+                if len == 0 {
+                    return Err(NameError::EmptyLabel);
+                }
+                out[label_start] = len as u8;
+                if i + 1 == text.len() {
+                    absolute = true;
+                }
+                label_start = out.len();
+                out.push(0);
+                i += 1;
+                continue;
+            }
+            b'\\' => {
+                let rest = &text[i + 1..];
+                if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
+                    let v = (rest[0] - b'0') as u32 * 100 + (rest[1] - b'0') as u32 * 10 + (rest[2] - b'0') as u32;
+                    if v > 255 {
+                        return Err(NameError::BadEscape);
+                    }
+                    out.push(v as u8);
+                    i += 4;
+                } else if let Some(&e) = rest.first() {
+                    out.push(e);
+                    i += 2;
+                } else {
+                    return Err(NameError::BadEscape);
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+        if out.len() - label_start - 1 > 63 {
+            return Err(NameError::LabelTooLong);
+        }
+    }
+    if absolute {
+        // The trailing dot left an empty label placeholder: it is the root.
+        out.truncate(label_start);
+        out.push(0);
+    } else {
+        let len = out.len() - label_start - 1;
+        if len == 0 {
+            return Err(NameError::EmptyLabel);
+        }
+        out[label_start] = len as u8;
+        let o = origin.ok_or(NameError::NoOrigin)?;
+        out.extend_from_slice(o);
+    }
+    if out.len() - start > MAX_NAME {
+        return Err(NameError::NameTooLong);
+    }
+    Ok(())
+}
+
+/// Parses an absolute or relative-to-root name from a string (config, CLI).
+pub fn parse_absolute(text: &str) -> Result<Vec<u8>, NameError> {
+    let mut out = Vec::new();
+    from_text(text.as_bytes(), Some(&[0]), &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(s: &str) -> Vec<u8> {
+        parse_absolute(s).unwrap()
+    }
+
+    #[test]
+    fn parses_and_prints() {
+        assert_eq!(wire("www.Example.com."), b"\x03www\x07Example\x03com\x00");
+        assert_eq!(wire("."), b"\x00");
+        assert_eq!(to_text(&wire("a\\.b.c")), "a\\.b.c.");
+        assert_eq!(wire("\\065.x"), b"\x01A\x01x\x00");
+        assert_eq!(from_text(b"a..b", None, &mut Vec::new()), Err(NameError::EmptyLabel));
+        assert_eq!(from_text(&[b'a'; 64], Some(&[0]), &mut Vec::new()), Err(NameError::LabelTooLong));
+    }
+
+    #[test]
+    fn subdomains() {
+        assert!(is_subdomain(&wire("a.b.example.com"), &wire("example.com")));
+        assert!(is_subdomain(&wire("EXAMPLE.com"), &wire("example.com")));
+        assert!(!is_subdomain(&wire("xexample.com"), &wire("example.com")));
+        assert!(is_subdomain(&wire("x"), &wire(".")));
+        assert_eq!(parent(&wire("a.b")), Some(&wire("b")[..]));
+        assert_eq!(label_count(&wire("a.b.c")), 3);
+    }
+}
+
+/// Length of the uncompressed wire name at the start of `buf`, if valid.
+pub fn wire_len(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let l = *buf.get(i)? as usize;
+        if l > 63 {
+            return None;
+        }
+        i += l + 1;
+        if i > MAX_NAME {
+            return None;
+        }
+        if l == 0 {
+            return (i <= buf.len()).then_some(i);
+        }
+    }
+}
