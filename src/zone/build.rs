@@ -170,15 +170,28 @@ impl ZoneBuilder {
         }
 
         // Group by owner then type, keeping file order inside an RRset.
-        let mut order: Vec<(u32, u16, u32)> =
-            self.recs.iter().enumerate().map(|(i, r)| (r.owner, r.rtype, i as u32)).collect();
+        // RRSIGs are grouped by the type they cover: each group is its own
+        // RRset with its own TTL (RFC 4035 §2.2 — an NSEC's RRSIG has the NSEC's TTL).
+        let mut order: Vec<(u32, u16, u16, u32)> = self
+            .recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let covered = if r.rtype == rtype::RRSIG && r.rdlen >= 2 {
+                    u16::from_be_bytes([self.rdata[r.rdata], self.rdata[r.rdata + 1]])
+                } else {
+                    0
+                };
+                (r.owner, r.rtype, covered, i as u32)
+            })
+            .collect();
         order.sort_unstable();
 
         // Checks named-checkzone makes.
-        let soas: Vec<&(u32, u16, u32)> = order.iter().filter(|k| k.1 == rtype::SOA).collect();
+        let soas: Vec<&(u32, u16, u16, u32)> = order.iter().filter(|k| k.1 == rtype::SOA).collect();
         for k in &soas {
             if k.0 != apex {
-                let r = &self.recs[k.2 as usize];
+                let r = &self.recs[k.3 as usize];
                 return Err(self.err(Some(r.at), format!("{}: SOA record not at top of zone", name::to_text(self.owner_name(k.0)))));
             }
         }
@@ -186,7 +199,7 @@ impl ZoneBuilder {
             0 => return Err(self.err(None, format!("{}: has no SOA record", name::to_text(&self.origin)))),
             1 => {}
             _ => {
-                let r = &self.recs[soas[1].2 as usize];
+                let r = &self.recs[soas[1].3 as usize];
                 return Err(self.err(Some(r.at), "multiple SOA records at the zone apex".into()));
             }
         }
@@ -238,7 +251,7 @@ impl ZoneBuilder {
                 let mut k = 0;
                 let types: Vec<u16> = keys.iter().map(|k| k.1).collect();
                 if types.contains(&rtype::CNAME) {
-                    if let Some(&(_, t, ri)) = keys.iter().find(|k| !matches!(k.1, rtype::CNAME | rtype::RRSIG | rtype::NSEC)) {
+                    if let Some(&(_, t, _, ri)) = keys.iter().find(|k| !matches!(k.1, rtype::CNAME | rtype::RRSIG | rtype::NSEC)) {
                         let r = &self.recs[ri as usize];
                         return Err(self.err(
                             Some(r.at),
@@ -248,12 +261,12 @@ impl ZoneBuilder {
                     flags |= F_CNAME;
                 }
                 while k < keys.len() {
-                    let t = keys[k].1;
-                    let first = &self.recs[keys[k].2 as usize];
+                    let (t, covered) = (keys[k].1, keys[k].2);
+                    let first = &self.recs[keys[k].3 as usize];
                     let ttl = first.ttl;
                     rdset.clear();
-                    while k < keys.len() && keys[k].1 == t {
-                        let r = &self.recs[keys[k].2 as usize];
+                    while k < keys.len() && keys[k].1 == t && keys[k].2 == covered {
+                        let r = &self.recs[keys[k].3 as usize];
                         let rd = &self.rdata[r.rdata..r.rdata + r.rdlen as usize];
                         if rdset.iter().any(|&(o, l)| &self.rdata[o..o + l as usize] == rd) {
                             self.warnings.push((r.at, format!("{} {}: duplicate record ignored", name::to_text(&owner), rtype::to_text(t))));

@@ -18,8 +18,8 @@ pub mod serial;
 use hashbrown::HashTable;
 use std::sync::Arc;
 
-pub use build::ZoneBuilder;
-pub use load::{ZoneError, load_zone_file};
+pub use build::{BuildError, ZoneBuilder};
+pub use load::{Loaded, ZoneError, load_zone_file, load_zone_str};
 
 pub type NameHasher = hashbrown::DefaultHashBuilder;
 
@@ -114,6 +114,11 @@ impl<'a> Node<'a> {
 
     pub fn get(&self, rtype: u16) -> Option<RRset<'a>> {
         self.rrsets_raw().find(|r| r.rtype == rtype)
+    }
+
+    /// The RRSIGs covering `covered` (stored as their own RRset per type).
+    pub fn sigs(&self, covered: u16) -> Option<RRset<'a>> {
+        self.rrsets_raw().find(|r| r.rtype == rtype::RRSIG && r.rdatas.get(2..4) == Some(&covered.to_be_bytes()[..]))
     }
 }
 

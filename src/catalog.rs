@@ -1,0 +1,72 @@
+//! The set of zones being served, published as one immutable value. A zone
+//! change builds a new `Catalog` sharing every other zone's `Arc` and swaps it
+//! in; the query path loads it once per batch of packets, without a lock.
+
+use crate::zone::{Zone, name};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One configured zone as the query path sees it.
+#[derive(Clone)]
+pub struct Served {
+    /// The lower-cased apex.
+    pub apex: Box<[u8]>,
+    /// `None` while a zone has no usable data (not loaded yet, or expired):
+    /// queries for it get SERVFAIL.
+    pub zone: Option<Arc<Zone>>,
+}
+
+#[derive(Default, Clone)]
+pub struct Catalog {
+    zones: Vec<Served>,
+    index: HashMap<Box<[u8]>, usize, foldhash::fast::RandomState>,
+}
+
+pub type SharedCatalog = Arc<ArcSwap<Catalog>>;
+
+impl Catalog {
+    pub fn new(zones: Vec<Served>) -> Self {
+        let mut c = Catalog { zones, index: HashMap::default() };
+        c.reindex();
+        c
+    }
+
+    fn reindex(&mut self) {
+        self.index = self.zones.iter().enumerate().map(|(i, s)| (s.apex.clone(), i)).collect();
+    }
+
+    pub fn zones(&self) -> &[Served] {
+        &self.zones
+    }
+
+    /// A copy with `served` replacing the zone of the same apex (or added).
+    pub fn with_zone(&self, served: Served) -> Catalog {
+        let mut c = self.clone();
+        match c.index.get(&served.apex) {
+            Some(&i) => c.zones[i] = served,
+            None => {
+                c.zones.push(served);
+                c.reindex();
+            }
+        }
+        c
+    }
+
+    /// The most specific zone containing the lower-cased `name`.
+    #[inline]
+    pub fn find(&self, lower_name: &[u8]) -> Option<&Served> {
+        let mut n = lower_name;
+        loop {
+            if let Some(&i) = self.index.get(n) {
+                return Some(&self.zones[i]);
+            }
+            n = name::parent(n)?;
+        }
+    }
+
+    /// The zone holding the delegation to `apex` (for DS queries at an apex).
+    pub fn find_parent(&self, apex: &[u8]) -> Option<&Served> {
+        self.find(name::parent(apex)?)
+    }
+}

@@ -1,0 +1,430 @@
+//! TOML configuration (DESIGN §1) → validated `Config`. Every error names the
+//! file, the zone (when inside a `[[zone]]`) and the key.
+
+use crate::zone::name;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+// ---- the file as written -------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    key: Vec<RawKey>,
+    #[serde(default)]
+    zone: Vec<RawZone>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Vec<String>>,
+    control: Option<String>,
+    control_token: Option<String>,
+    data_dir: Option<PathBuf>,
+    udp_workers: Option<usize>,
+    udp_payload: Option<u16>,
+    tcp_idle_timeout: Option<u64>,
+    tcp_max_connections: Option<usize>,
+    log_level: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    name: String,
+    algorithm: String,
+    secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawZone {
+    name: String,
+    role: String,
+    file: Option<PathBuf>,
+    #[serde(default)]
+    notify: Vec<String>,
+    allow_transfer: Option<Vec<String>>,
+    transfer_key: Option<String>,
+    serial_policy: Option<String>,
+    #[serde(default)]
+    primaries: Vec<String>,
+    allow_notify: Option<Vec<String>>,
+    min_refresh: Option<u32>,
+    max_refresh: Option<u32>,
+    min_retry: Option<u32>,
+    max_retry: Option<u32>,
+    min_expire: Option<u32>,
+    max_expire: Option<u32>,
+    journal_max_entries: Option<usize>,
+    journal_max_bytes: Option<u64>,
+}
+
+// ---- the validated configuration ----------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from (a path, or "<embedded default>").
+    pub source: String,
+    pub server: Server,
+    pub keys: Vec<Key>,
+    pub zones: Vec<ZoneConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub listen: Vec<SocketAddr>,
+    pub control: Option<SocketAddr>,
+    pub control_token: Option<String>,
+    pub data_dir: PathBuf,
+    pub udp_workers: usize,
+    pub udp_payload: u16,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: usize,
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub secret: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Secondary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerialPolicy {
+    Keep,
+    Increment,
+    UnixTime,
+    DateSerial,
+}
+
+/// Clamps on the SOA timers a secondary follows (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerBounds {
+    pub min_refresh: u32,
+    pub max_refresh: u32,
+    pub min_retry: u32,
+    pub max_retry: u32,
+    pub min_expire: u32,
+    pub max_expire: u32,
+}
+
+impl Default for TimerBounds {
+    /// BIND's defaults.
+    fn default() -> Self {
+        TimerBounds {
+            min_refresh: 300,
+            max_refresh: 2_419_200,
+            min_retry: 500,
+            max_retry: 1_209_600,
+            min_expire: 3600,
+            max_expire: 14_515_200,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ZoneConfig {
+    /// Presentation form, lower case, with the trailing dot.
+    pub name: String,
+    /// Lower-cased wire form.
+    pub apex: Vec<u8>,
+    pub role: Role,
+    pub file: PathBuf,
+    pub notify: Vec<SocketAddr>,
+    pub allow_transfer: Vec<IpNet>,
+    pub transfer_key: Option<String>,
+    pub serial_policy: SerialPolicy,
+    pub primaries: Vec<SocketAddr>,
+    pub allow_notify: Vec<IpNet>,
+    pub timers: TimerBounds,
+    pub journal_max_entries: usize,
+    pub journal_max_bytes: u64,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:8053";
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let src = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("{src}: {e}")))?;
+    parse(&text, &src)
+}
+
+/// Parses and validates config text; `src` names it in errors.
+pub fn parse(text: &str, src: &str) -> Result<Config, ConfigError> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let zone = e.span().and_then(|s| zone_at(text, s.start)).map(|z| format!(" zone \"{z}\":")).unwrap_or_default();
+        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let at = line.map(|l| format!("{l}:")).unwrap_or_default();
+        ConfigError(format!("{src}:{at}{zone} {}", e.message()))
+    })?;
+    validate(raw, src)
+}
+
+/// The `name` of the `[[zone]]` table enclosing byte `pos`, if any.
+fn zone_at(text: &str, pos: usize) -> Option<String> {
+    let before = &text[..pos.min(text.len())];
+    let start = before.rfind("[[zone]]")?;
+    if before[start..].lines().skip(1).any(|l| l.trim_start().starts_with('[')) {
+        return None;
+    }
+    text[start..].lines().skip(1).take_while(|l| !l.trim_start().starts_with('[')).find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match (default_port, s.parse::<IpAddr>()) {
+        (Some(p), Ok(ip)) => Ok(SocketAddr::new(ip, p)),
+        _ => Err(format!("bad address \"{s}\" (expected IP:PORT, IPv6 as [ADDR]:PORT)")),
+    }
+}
+
+fn cidr(s: &str) -> Result<IpNet, String> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("bad address or prefix \"{s}\" (expected e.g. 192.0.2.0/24 or ::1)"))
+}
+
+fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
+    let err = |ctx: &str, key: &str, msg: String| ConfigError(format!("{src}: {ctx}key `{key}`: {msg}"));
+    let s = raw.server;
+    let listen = s
+        .listen
+        .unwrap_or_else(|| vec![DEFAULT_LISTEN.to_string()])
+        .iter()
+        .map(|a| socket_addr(a, None))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| err("[server] ", "listen", m))?;
+    if listen.is_empty() {
+        return Err(err("[server] ", "listen", "at least one address is needed".into()));
+    }
+    let control = s.control.as_deref().map(|a| socket_addr(a, None)).transpose().map_err(|m| err("[server] ", "control", m))?;
+    if let Some(c) = control {
+        if !c.ip().is_loopback() && s.control_token.as_deref().is_none_or(str::is_empty) {
+            return Err(err("[server] ", "control_token", format!("control API on non-loopback {c} needs a control_token")));
+        }
+    }
+    let udp_payload = s.udp_payload.unwrap_or(crate::answer::DEFAULT_UDP_PAYLOAD);
+    if !(512..=4096).contains(&udp_payload) {
+        return Err(err("[server] ", "udp_payload", format!("{udp_payload} is outside 512..=4096")));
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let udp_workers = s.udp_workers.unwrap_or(cores);
+    if udp_workers == 0 || udp_workers > 256 {
+        return Err(err("[server] ", "udp_workers", format!("{udp_workers} is outside 1..=256")));
+    }
+    let server = Server {
+        listen,
+        control,
+        control_token: s.control_token,
+        data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("var/tandem")),
+        udp_workers,
+        udp_payload,
+        tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout.unwrap_or(30).max(1)),
+        tcp_max_connections: s.tcp_max_connections.unwrap_or(256).max(1),
+        log_level: s.log_level,
+    };
+
+    let mut keys: Vec<Key> = Vec::new();
+    for k in raw.key {
+        let ctx = format!("key \"{}\": ", k.name);
+        let kname = name::parse_absolute(&k.name).map_err(|e| err(&ctx, "name", e.to_string()))?;
+        let kname = name::to_text(&kname).to_ascii_lowercase();
+        if keys.iter().any(|o| o.name == kname) {
+            return Err(err(&ctx, "name", "key defined twice".into()));
+        }
+        let algorithm = match k.algorithm.to_ascii_lowercase().as_str() {
+            "hmac-sha256" => Algorithm::HmacSha256,
+            "hmac-sha384" => Algorithm::HmacSha384,
+            "hmac-sha512" => Algorithm::HmacSha512,
+            other => return Err(err(&ctx, "algorithm", format!("\"{other}\" is not one of hmac-sha256, hmac-sha384, hmac-sha512"))),
+        };
+        let mut secret = Vec::new();
+        crate::zone::rdata::base64_decode(k.secret.as_bytes(), &mut secret).map_err(|e| err(&ctx, "secret", format!("not base64: {e}")))?;
+        if secret.is_empty() {
+            return Err(err(&ctx, "secret", "empty secret".into()));
+        }
+        keys.push(Key { name: kname, algorithm, secret });
+    }
+
+    let mut zones: Vec<ZoneConfig> = Vec::new();
+    for z in raw.zone {
+        let ctx = format!("zone \"{}\": ", z.name);
+        let e = |key: &str, m: String| err(&ctx, key, m);
+        let mut apex = name::parse_absolute(&z.name).map_err(|x| e("name", x.to_string()))?;
+        name::lowercase(&mut apex);
+        let zname = name::to_text(&apex);
+        if zones.iter().any(|o| o.apex == apex) {
+            return Err(e("name", "zone listed twice".into()));
+        }
+        let role = match z.role.as_str() {
+            "primary" => Role::Primary,
+            "secondary" => Role::Secondary,
+            other => return Err(e("role", format!("\"{other}\" is not primary or secondary"))),
+        };
+        let file = match (role, z.file) {
+            (Role::Primary, None) => return Err(e("file", "a primary zone needs a file".into())),
+            (Role::Primary, Some(f)) => {
+                if !f.is_file() {
+                    return Err(e("file", format!("{}: no such file", f.display())));
+                }
+                f
+            }
+            (Role::Secondary, Some(f)) => f,
+            (Role::Secondary, None) => server.data_dir.join(format!("{}zone", zname)),
+        };
+        let addrs = |key: &str, v: &[String]| {
+            v.iter().map(|a| socket_addr(a, Some(53))).collect::<Result<Vec<_>, _>>().map_err(|m| e(key, m))
+        };
+        let nets = |key: &str, v: &[String]| v.iter().map(|a| cidr(a)).collect::<Result<Vec<_>, _>>().map_err(|m| e(key, m));
+        let notify = addrs("notify", &z.notify)?;
+        let primaries = addrs("primaries", &z.primaries)?;
+        match role {
+            Role::Secondary if primaries.is_empty() => return Err(e("primaries", "a secondary zone needs at least one primary".into())),
+            Role::Primary if !primaries.is_empty() => return Err(e("primaries", "only secondary zones have primaries".into())),
+            _ => {}
+        }
+        let allow_transfer = match &z.allow_transfer {
+            Some(v) => nets("allow_transfer", v)?,
+            None => notify.iter().map(|a| IpNet::from(a.ip())).collect(),
+        };
+        let allow_notify = match &z.allow_notify {
+            Some(v) => nets("allow_notify", v)?,
+            None => primaries.iter().map(|a| IpNet::from(a.ip())).collect(),
+        };
+        if let Some(k) = &z.transfer_key {
+            let wanted = name::parse_absolute(k).map(|n| name::to_text(&n).to_ascii_lowercase()).unwrap_or_default();
+            if !keys.iter().any(|key| key.name == wanted) {
+                return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
+            }
+        }
+        let serial_policy = match z.serial_policy.as_deref().unwrap_or("increment") {
+            "keep" => SerialPolicy::Keep,
+            "increment" => SerialPolicy::Increment,
+            "unixtime" => SerialPolicy::UnixTime,
+            "dateserial" => SerialPolicy::DateSerial,
+            other => return Err(e("serial_policy", format!("\"{other}\" is not one of keep, increment, unixtime, dateserial"))),
+        };
+        let d = TimerBounds::default();
+        let timers = TimerBounds {
+            min_refresh: z.min_refresh.unwrap_or(d.min_refresh),
+            max_refresh: z.max_refresh.unwrap_or(d.max_refresh),
+            min_retry: z.min_retry.unwrap_or(d.min_retry),
+            max_retry: z.max_retry.unwrap_or(d.max_retry),
+            min_expire: z.min_expire.unwrap_or(d.min_expire),
+            max_expire: z.max_expire.unwrap_or(d.max_expire),
+        };
+        for (lo, hi, klo, khi) in [
+            (timers.min_refresh, timers.max_refresh, "min_refresh", "max_refresh"),
+            (timers.min_retry, timers.max_retry, "min_retry", "max_retry"),
+            (timers.min_expire, timers.max_expire, "min_expire", "max_expire"),
+        ] {
+            if lo > hi {
+                return Err(e(klo, format!("{lo} is greater than {khi} = {hi}")));
+            }
+        }
+        zones.push(ZoneConfig {
+            name: zname,
+            apex,
+            role,
+            file,
+            notify,
+            allow_transfer,
+            transfer_key: z.transfer_key,
+            serial_policy,
+            primaries,
+            allow_notify,
+            timers,
+            journal_max_entries: z.journal_max_entries.unwrap_or(100),
+            journal_max_bytes: z.journal_max_bytes.unwrap_or(64 << 20),
+        });
+    }
+    Ok(Config { source: src.to_string(), server, keys, zones })
+}
+
+/// The embedded default: every `zones/*.zone` under `dir` as a primary zone
+/// named after the file, on 127.0.0.1:5353, data in `var/`.
+pub fn embedded_default(dir: &Path) -> Result<Config, ConfigError> {
+    let zones_dir = dir.join("zones");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&zones_dir)
+        .map_err(|e| ConfigError(format!("<embedded default>: {}: {e}", zones_dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "zone") && p.is_file())
+        .collect();
+    files.sort();
+    let mut text = format!("[server]\nlisten = [\"{DEFAULT_LISTEN}\"]\ncontrol = \"{DEFAULT_CONTROL}\"\ndata_dir = \"var\"\n");
+    for f in files {
+        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let rel = Path::new("zones").join(f.file_name().unwrap_or_default());
+        text.push_str(&format!("\n[[zone]]\nname = {:?}\nrole = \"primary\"\nfile = {:?}\n", stem, rel.display().to_string()));
+    }
+    parse(&text, "<embedded default>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(t: &str) -> Result<Config, ConfigError> {
+        parse(t, "t.toml")
+    }
+
+    #[test]
+    fn names_the_key_and_zone() {
+        let e = p("[server]\nlisten = [\"nope\"]\n").unwrap_err().0;
+        assert!(e.contains("t.toml") && e.contains("listen") && e.contains("nope"), "{e}");
+        let e = p("[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"1.2.3.4\"]\nbogus = 1\n").unwrap_err().0;
+        assert!(e.contains("zone \"a.\"") && e.contains("bogus") && e.contains("t.toml:5"), "{e}");
+        let e = p("[[zone]]\nname = \"a.\"\nrole = \"primary\"\nfile = \"/nonexistent\"\n").unwrap_err().0;
+        assert!(e.contains("zone \"a.\"") && e.contains("`file`"), "{e}");
+        let z = "[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1\"]\n";
+        let e = p(&format!("{z}{z}")).unwrap_err().0;
+        assert!(e.contains("twice"), "{e}");
+        let e = p(&format!("{z}transfer_key = \"k.\"\n")).unwrap_err().0;
+        assert!(e.contains("transfer_key"), "{e}");
+        let e = p("[server]\ncontrol = \"0.0.0.0:8053\"\n").unwrap_err().0;
+        assert!(e.contains("control_token"), "{e}");
+    }
+
+    #[test]
+    fn secondary_defaults() {
+        let c = p("[[zone]]\nname = \"Example.NET\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1:5353\", \"::1\"]\n").unwrap();
+        let z = &c.zones[0];
+        assert_eq!(z.name, "example.net.");
+        assert_eq!(z.primaries[1], "[::1]:53".parse().unwrap());
+        assert_eq!(z.allow_notify.len(), 2);
+        assert_eq!(z.file, PathBuf::from("var/tandem/example.net.zone"));
+    }
+}

@@ -1,0 +1,396 @@
+//! DNS messages on the query path: parsing a request header, question and
+//! OPT without allocating, and writing a response with name compression.
+
+use crate::zone::{name, rtype};
+
+pub const HEADER: usize = 12;
+
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const NOTAUTH: u16 = 9;
+    pub const BADVERS: u16 = 16;
+}
+
+pub mod opcode {
+    pub const QUERY: u8 = 0;
+    pub const NOTIFY: u8 = 4;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+}
+
+/// A parsed request. `question` spans the question section in the request.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub id: u16,
+    pub flags: u16,
+    pub opcode: u8,
+    pub qname: &'a [u8],
+    pub qtype: u16,
+    pub qclass: u16,
+    pub question: &'a [u8],
+    pub edns: Option<Edns>,
+}
+
+/// Why a request got no normal answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// Not worth a reply: too short to carry an ID, or itself a response.
+    Drop,
+    /// Reply with this rcode, echoing the ID and opcode (and OPT if parsed).
+    Rcode(u16),
+}
+
+fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
+}
+
+/// Skips an (optionally compressed) name in a message; the offset after it.
+fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let l = *b.get(i)?;
+        match l {
+            0 => return Some(i + 1),
+            1..=63 => i += l as usize + 1,
+            0xc0..=0xff => return (i + 2 <= b.len()).then_some(i + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// Parses a request. Compression is not allowed in the question (there is
+/// nothing before it to point to), so `qname` is an uncompressed wire name.
+pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
+    if b.len() < HEADER {
+        return Err(Reject::Drop);
+    }
+    let id = u16::from_be_bytes([b[0], b[1]]);
+    let flags = u16::from_be_bytes([b[2], b[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(Reject::Drop);
+    }
+    let opcode = ((flags >> 11) & 0xf) as u8;
+    let qd = u16_at(b, 4).unwrap_or(0);
+    let an = u16_at(b, 6).unwrap_or(0);
+    let ns = u16_at(b, 8).unwrap_or(0);
+    let ar = u16_at(b, 10).unwrap_or(0);
+    if qd != 1 {
+        return Err(Reject::Rcode(rcode::FORMERR));
+    }
+    let qlen = name::wire_len(&b[HEADER..]).ok_or(Reject::Rcode(rcode::FORMERR))?;
+    let qend = HEADER + qlen;
+    let qname = &b[HEADER..qend];
+    let qtype = u16_at(b, qend).ok_or(Reject::Rcode(rcode::FORMERR))?;
+    let qclass = u16_at(b, qend + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
+    let question = &b[HEADER..qend + 4];
+    let mut i = qend + 4;
+    // Records in the answer and authority sections are skipped (a NOTIFY may
+    // carry the SOA; an IXFR request carries the client's SOA in authority).
+    let mut edns = None;
+    for sect in 0..3 {
+        let count = [an, ns, ar][sect];
+        for _ in 0..count {
+            let owner_at = i;
+            i = skip_name(b, i).ok_or(Reject::Rcode(rcode::FORMERR))?;
+            let t = u16_at(b, i).ok_or(Reject::Rcode(rcode::FORMERR))?;
+            let class = u16_at(b, i + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
+            let ttl_hi = u16_at(b, i + 4).ok_or(Reject::Rcode(rcode::FORMERR))?;
+            let ttl_lo = u16_at(b, i + 6).ok_or(Reject::Rcode(rcode::FORMERR))?;
+            let rdlen = u16_at(b, i + 8).ok_or(Reject::Rcode(rcode::FORMERR))? as usize;
+            let rd_at = i + 10;
+            i = rd_at + rdlen;
+            if i > b.len() {
+                return Err(Reject::Rcode(rcode::FORMERR));
+            }
+            if t == rtype::OPT {
+                // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root.
+                if sect != 2 || edns.is_some() || b[owner_at] != 0 {
+                    return Err(Reject::Rcode(rcode::FORMERR));
+                }
+                let mut o = rd_at;
+                while o < i {
+                    let olen = u16_at(b, o + 2).filter(|_| o + 4 <= i).ok_or(Reject::Rcode(rcode::FORMERR))?;
+                    o += 4 + olen as usize;
+                }
+                if o != i {
+                    return Err(Reject::Rcode(rcode::FORMERR));
+                }
+                edns = Some(Edns {
+                    payload: class.max(512),
+                    version: (ttl_hi & 0xff) as u8,
+                    dnssec_ok: ttl_lo & 0x8000 != 0,
+                });
+            }
+        }
+    }
+    if i != b.len() {
+        // Trailing garbage after the counted records.
+        return Err(Reject::Rcode(rcode::FORMERR));
+    }
+    Ok(Request { id, flags, opcode, qname, qtype, qclass, question, edns })
+}
+
+/// The response under construction, in a caller-owned buffer.
+pub struct Writer<'b> {
+    pub buf: &'b mut [u8],
+    pub len: usize,
+    limit: usize,
+    /// Offsets where names (or name suffixes) were written, for compression.
+    names: [u16; 64],
+    n_names: usize,
+    counts: [u16; 4],
+}
+
+#[derive(Debug)]
+pub struct Full;
+
+#[derive(Clone, Copy)]
+pub struct Mark {
+    len: usize,
+    n_names: usize,
+    counts: [u16; 4],
+}
+
+pub const ANSWER: usize = 1;
+pub const AUTHORITY: usize = 2;
+pub const ADDITIONAL: usize = 3;
+
+impl<'b> Writer<'b> {
+    pub fn new(buf: &'b mut [u8], limit: usize) -> Self {
+        let limit = limit.min(buf.len());
+        Writer { buf, len: HEADER, limit, names: [0; 64], n_names: 0, counts: [0; 4] }
+    }
+
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(self.buf.len());
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn header(&mut self, id: u16, flags: u16) {
+        self.buf[0..2].copy_from_slice(&id.to_be_bytes());
+        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    pub fn flags(&self) -> u16 {
+        u16::from_be_bytes([self.buf[2], self.buf[3]])
+    }
+
+    pub fn set_flags(&mut self, flags: u16) {
+        self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark { len: self.len, n_names: self.n_names, counts: self.counts }
+    }
+
+    pub fn rollback(&mut self, m: Mark) {
+        self.len = m.len;
+        self.n_names = m.n_names;
+        self.counts = m.counts;
+    }
+
+    pub fn count(&self, section: usize) -> u16 {
+        self.counts[section]
+    }
+
+    fn put(&mut self, b: &[u8]) -> Result<(), Full> {
+        let end = self.len + b.len();
+        if end > self.limit {
+            return Err(Full);
+        }
+        self.buf[self.len..end].copy_from_slice(b);
+        self.len = end;
+        Ok(())
+    }
+
+    /// Copies the request's question; its name becomes compression target 12.
+    pub fn question(&mut self, q: &[u8]) -> Result<(), Full> {
+        self.put(q)?;
+        self.counts[0] = 1;
+        self.remember(HEADER);
+        Ok(())
+    }
+
+    fn remember(&mut self, off: usize) {
+        if self.n_names < self.names.len() && off < 0x3fff {
+            self.names[self.n_names] = off as u16;
+            self.n_names += 1;
+        }
+    }
+
+    /// Does the (possibly compressed) name at `off` equal `s`, ignoring case?
+    fn name_at_eq(&self, mut off: usize, s: &[u8]) -> bool {
+        let mut i = 0;
+        for _ in 0..128 {
+            let Some(&l) = self.buf.get(off) else { return false };
+            if l >= 0xc0 {
+                let Some(&lo) = self.buf.get(off + 1) else { return false };
+                off = (((l & 0x3f) as usize) << 8) | lo as usize;
+                continue;
+            }
+            let l = l as usize;
+            if s.get(i) != Some(&(l as u8)) {
+                return false;
+            }
+            if l == 0 {
+                return true;
+            }
+            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), s.get(i + 1..i + 1 + l)) else {
+                return false;
+            };
+            if !a.eq_ignore_ascii_case(b) {
+                return false;
+            }
+            off += l + 1;
+            i += l + 1;
+        }
+        false
+    }
+
+    /// Writes an uncompressed wire name, compressing it against names
+    /// already in the message.
+    pub fn name(&mut self, n: &[u8]) -> Result<(), Full> {
+        let mut i = 0;
+        while n[i] != 0 {
+            let suffix = &n[i..];
+            let hit = self.names[..self.n_names].iter().copied().find(|&off| self.name_at_eq(off as usize, suffix));
+            if let Some(off) = hit {
+                self.put_labels(&n[..i])?;
+                return self.put(&(0xc000 | off).to_be_bytes());
+            }
+            i += n[i] as usize + 1;
+        }
+        self.put_labels(n)
+    }
+
+    fn put_labels(&mut self, labels: &[u8]) -> Result<(), Full> {
+        let start = self.len;
+        self.put(labels)?;
+        let mut i = 0;
+        while i < labels.len() && labels[i] != 0 {
+            self.remember(start + i);
+            i += labels[i] as usize + 1;
+        }
+        Ok(())
+    }
+
+    /// Writes one resource record. Names inside RFC 1035 types are compressed.
+    pub fn rr(&mut self, section: usize, owner: &[u8], t: u16, ttl: u32, rdata: &[u8]) -> Result<(), Full> {
+        self.name(owner)?;
+        let mut fixed = [0u8; 10];
+        fixed[0..2].copy_from_slice(&t.to_be_bytes());
+        fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
+        fixed[4..8].copy_from_slice(&ttl.to_be_bytes());
+        match rtype::compressible_names(t) {
+            None => {
+                fixed[8..10].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+                self.put(&fixed)?;
+                self.put(rdata)?;
+            }
+            Some((skip, count)) => {
+                self.put(&fixed)?;
+                let rd_start = self.len;
+                self.put(&rdata[..skip])?;
+                let mut at = skip;
+                for _ in 0..count {
+                    let l = name::wire_len(&rdata[at..]).unwrap_or(rdata.len() - at);
+                    self.name(&rdata[at..at + l])?;
+                    at += l;
+                }
+                self.put(&rdata[at..])?;
+                let rdlen = (self.len - rd_start) as u16;
+                self.buf[rd_start - 2..rd_start].copy_from_slice(&rdlen.to_be_bytes());
+            }
+        }
+        self.counts[section] += 1;
+        Ok(())
+    }
+
+    /// Appends the OPT record (RFC 6891). Callers keep room for it.
+    pub fn opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool) {
+        let ttl: u32 = ((ext_rcode as u32) << 24) | if dnssec_ok { 0x8000 } else { 0 };
+        let mut rr = [0u8; 11];
+        rr[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
+        rr[3..5].copy_from_slice(&payload.to_be_bytes());
+        rr[5..9].copy_from_slice(&ttl.to_be_bytes());
+        let end = self.len + 11;
+        if end <= self.buf.len() {
+            self.buf[self.len..end].copy_from_slice(&rr);
+            self.len = end;
+            self.counts[3] += 1;
+        }
+    }
+
+    /// Writes the section counts; returns the message length.
+    pub fn finish(&mut self) -> usize {
+        for (k, c) in self.counts.iter().enumerate() {
+            self.buf[4 + 2 * k..6 + 2 * k].copy_from_slice(&c.to_be_bytes());
+        }
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], extra: &[u8], ar: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, ar as u8];
+        q.extend_from_slice(name);
+        q.extend_from_slice(&[0, 1, 0, 1]);
+        q.extend_from_slice(extra);
+        q
+    }
+
+    const OPT: &[u8] = &[0, 0, 41, 0x10, 0, 0, 0, 0x80, 0, 0, 0];
+
+    #[test]
+    fn parses_query_with_opt() {
+        let q = query(b"\x01a\x00", OPT, 1);
+        let r = parse_request(&q).unwrap();
+        assert_eq!(r.qname, b"\x01a\x00");
+        let e = r.edns.unwrap();
+        assert_eq!((e.payload, e.dnssec_ok), (4096, true));
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        assert_eq!(parse_request(&[0; 5]).unwrap_err(), Reject::Drop);
+        let mut resp = query(b"\x01a\x00", &[], 0);
+        resp[2] |= 0x80;
+        assert_eq!(parse_request(&resp).unwrap_err(), Reject::Drop);
+        let two_opts = query(b"\x01a\x00", &[OPT, OPT].concat(), 2);
+        assert_eq!(parse_request(&two_opts).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        let pointer = query(b"\xc0\x0c", &[], 0);
+        assert_eq!(parse_request(&pointer).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        let mut qd0 = query(b"\x00", &[], 0);
+        qd0[5] = 0;
+        assert_eq!(parse_request(&qd0).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        let trailing = query(b"\x00", &[1, 2, 3], 0);
+        assert_eq!(parse_request(&trailing).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+    }
+
+    #[test]
+    fn compresses_names() {
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 512);
+        w.question(b"\x03www\x07example\x00\x00\x01\x00\x01").unwrap();
+        w.rr(ANSWER, b"\x03WWW\x07example\x00", rtype::CNAME, 60, b"\x01a\x07example\x00").unwrap();
+        let n = w.finish();
+        // owner → pointer to 12; rdata "a" + pointer to "example" at 16.
+        assert_eq!(&buf[33..35], &[0xc0, 12]);
+        assert_eq!(&buf[43..n], b"\x01a\xc0\x10");
+    }
+}
