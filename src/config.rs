@@ -181,7 +181,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn parse(text: &str, src: &str) -> Result<Config, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let zone = e.span().and_then(|s| zone_at(text, s.start)).map(|z| format!(" zone \"{z}\":")).unwrap_or_default();
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let at = line.map(|l| format!("{l}:")).unwrap_or_default();
         ConfigError(format!("{src}:{at}{zone} {}", e.message()))
     })?;

@@ -390,7 +390,7 @@ mod tests {
         w.rr(ANSWER, b"\x03WWW\x07example\x00", rtype::CNAME, 60, b"\x01a\x07example\x00").unwrap();
         let n = w.finish();
         // owner → pointer to 12; rdata "a" + pointer to "example" at 16.
-        assert_eq!(&buf[33..35], &[0xc0, 12]);
-        assert_eq!(&buf[43..n], b"\x01a\xc0\x10");
+        assert_eq!(&buf[29..31], &[0xc0, 12]);
+        assert_eq!(&buf[41..n], b"\x01a\xc0\x10");
     }
 }
