@@ -219,7 +219,11 @@ impl<'b> Writer<'b> {
     pub fn question(&mut self, q: &[u8]) -> Result<(), Full> {
         self.put(q)?;
         self.counts[0] = 1;
-        self.remember(HEADER);
+        let mut i = 0;
+        while i < q.len() && q[i] != 0 && q[i] < 64 {
+            self.remember(HEADER + i);
+            i += q[i] as usize + 1;
+        }
         Ok(())
     }
 
