@@ -269,7 +269,9 @@ impl<'z> Lookup<'z> {
             }
             if qtype == rtype::ANY {
                 let mut any = false;
-                for set in node.rrsets() {
+                // Over UDP the apex answers with its SOA, as NSD does.
+                let soa = (self.tr == Transport::Udp).then(|| node.get(rtype::SOA)).flatten();
+                for set in soa.into_iter().chain(node.rrsets()) {
                     if set.rtype == rtype::RRSIG && self.tr == Transport::Udp {
                         continue;
                     }

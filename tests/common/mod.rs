@@ -203,3 +203,4 @@ pub const TEST_ZONES: &[(&str, &str)] = &[
 pub fn data(p: &str) -> PathBuf {
     Path::new(DATA).join(p)
 }
+pub mod peers;

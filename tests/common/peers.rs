@@ -1,0 +1,86 @@
+//! Real BIND/Knot/NSD processes as test peers (see ../shared/PEERS.md).
+
+use super::{free_port, query, udp_query_timeout};
+use hickory_proto::rr::RecordType;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nsd {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+}
+
+/// Expands a zone file to one record per line with `named-checkzone -D`
+/// (NSD reads neither $GENERATE nor our relative $INCLUDE paths).
+pub fn expand_zone(origin: &str, file: &Path, out: &Path) {
+    let st = Command::new("named-checkzone")
+        .args(["-q", "-D", "-o"])
+        .arg(out)
+        .arg(origin)
+        .arg(file)
+        .current_dir(file.parent().unwrap_or(Path::new(".")))
+        .status()
+        .expect("named-checkzone (bind9-utils) is installed");
+    assert!(st.success(), "named-checkzone {origin} {}", file.display());
+}
+
+impl Nsd {
+    /// Starts NSD serving `zones` (origin, file) and waits until the first answers.
+    pub fn start(zones: &[(&str, PathBuf)]) -> Nsd {
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let d = dir.path().display().to_string();
+            let mut conf = format!(
+                "server:\n  ip-address: 127.0.0.1@{port}\n  port: {port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
+                 zonelistfile: {d}/zone.list\n  xfrdfile: {d}/xfrd.state\n  pidfile: {d}/nsd.pid\n  logfile: {d}/nsd.log\n  \
+                 server-count: 1\n  reuseport: yes\n  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n  rrl-size: 1000\n  \
+                 minimal-responses: yes\n  verbosity: 1\nremote-control:\n  control-enable: no\n"
+            );
+            for (origin, file) in zones {
+                conf.push_str(&format!("zone:\n  name: {origin}\n  zonefile: {}\n", file.display()));
+            }
+            std::fs::write(dir.path().join("nsd.conf"), conf).expect("write nsd.conf");
+            let child = Command::new("nsd")
+                .args(["-d", "-c"])
+                .arg(dir.path().join("nsd.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nsd is installed");
+            let mut n = Nsd { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = n.child.try_wait() {
+                    break;
+                }
+                let q = query(zones[0].0, RecordType::SOA);
+                if udp_query_timeout(n.addr, &q, Duration::from_millis(200)).is_some_and(|m| !m.answers.is_empty()) {
+                    return n;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = n.child.kill();
+        }
+        panic!("nsd did not start");
+    }
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        // NSD forks; SIGTERM to the parent takes the children down with it.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
