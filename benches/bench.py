@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""tandem against NSD and Knot, side by side in one run (see ../../shared/PEERS.md).
+
+1. Query throughput: dnsperf on the same 10k-name zone and query mix, the
+   servers interleaved over several rounds; reports qps and the server's own
+   CPU time per answered query (utime+stime of its process tree).
+2. Zone load: time from start to the first answer and memory after loading
+   a 1M-name zone (1.79M records); RSS and PSS summed over the process tree.
+
+Ratios are against NSD measured in the same run: absolute figures on these
+shared 2-core machines move between runs, ratios much less.
+
+usage: benches/bench.py [--names 10000] [--rounds 3] [--seconds 10]
+                        [--big 1000000] [--skip-qps] [--skip-load]
+Needs: nsd, knot, dnsperf, dig (Debian packages); builds tandem --release.
+"""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ORIGIN = "bench.test."
+
+
+def free_port():
+    while True:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    children = {}
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(p))
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pid):
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid):
+    rss = pss = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                rss += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                pss += int(re.search(r"Pss:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+    return rss / 1024, pss / 1024
+
+
+def answers(port, name=ORIGIN, qtype="SOA"):
+    r = subprocess.run(
+        ["dig", f"@127.0.0.1", "-p", str(port), name, qtype, "+norec", "+time=1", "+tries=1"],
+        capture_output=True,
+        text=True,
+    )
+    return "status: NOERROR" in r.stdout and "ANSWER: 0" not in r.stdout
+
+
+class Server:
+    def __init__(self, name, cmd, port, workdir):
+        self.name, self.port = name, port
+        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
+
+    def wait_ready(self, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited; see its log")
+            if answers(self.port):
+                return time.monotonic() - self.started
+            time.sleep(0.05)
+        raise SystemExit(f"{self.name} did not answer within {timeout}s")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_tandem(workdir, zonefile, port, binary):
+    cfg = os.path.join(workdir, "tandem.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[server]\nlisten = ["127.0.0.1:{port}"]\ndata_dir = "{workdir}/tandem-var"\nudp_workers = 2\n'
+                f'log_level = "warn"\n[[zone]]\nname = "{ORIGIN}"\nrole = "primary"\nfile = "{zonefile}"\n')
+    return Server("tandem", [binary, "serve", "--config", cfg], port, workdir)
+
+
+def start_nsd(workdir, zonefile, port):
+    d = os.path.join(workdir, "nsd")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "nsd.conf"), "w") as f:
+        f.write(f"""server:
+  ip-address: 127.0.0.1@{port}
+  port: {port}
+  username: ""
+  chroot: ""
+  database: ""
+  zonelistfile: {d}/zone.list
+  xfrdfile: {d}/xfrd.state
+  pidfile: {d}/nsd.pid
+  logfile: {d}/nsd.log
+  server-count: 2
+  reuseport: yes
+  rrl-ratelimit: 0
+  rrl-whitelist-ratelimit: 0
+  rrl-size: 1000
+  verbosity: 0
+remote-control:
+  control-enable: no
+zone:
+  name: {ORIGIN}
+  zonefile: {zonefile}
+""")
+    return Server("nsd", ["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], port, workdir)
+
+
+def start_knot(workdir, zonefile, port):
+    d = os.path.join(workdir, "knot")
+    os.makedirs(os.path.join(d, "db"), exist_ok=True)
+    with open(os.path.join(d, "knot.conf"), "w") as f:
+        f.write(f"""server:
+  rundir: {d}
+  listen: 127.0.0.1@{port}
+  udp-workers: 2
+  tcp-workers: 1
+  background-workers: 1
+database:
+  storage: {d}/db
+log:
+  - target: stderr
+    any: warning
+template:
+  - id: default
+    storage: {d}
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: {ORIGIN}
+    file: {zonefile}
+""")
+    return Server("knot", ["knotd", "-c", os.path.join(d, "knot.conf")], port, workdir)
+
+
+STARTERS = {
+    "tandem": lambda w, z, p, b: start_tandem(w, z, p, b),
+    "nsd": lambda w, z, p, b: start_nsd(w, z, p),
+    "knot": lambda w, z, p, b: start_knot(w, z, p),
+}
+
+
+def dnsperf(port, queries, seconds):
+    r = subprocess.run(
+        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-T", "2", "-c", "16", "-q", "200"],
+        capture_output=True,
+        text=True,
+    )
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", r.stdout).group(1))
+    done = int(re.search(r"Queries completed:\s+(\d+)", r.stdout).group(1))
+    lost = float(re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", r.stdout).group(1))
+    return qps, done, lost
+
+
+def bench_qps(args, workdir, binary):
+    zone = os.path.join(workdir, "bench10k.zone")
+    queries = os.path.join(workdir, "bench10k.queries")
+    subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.names), ORIGIN, zone, queries], check=True)
+    servers = {n: STARTERS[n](workdir, zone, free_port(), binary) for n in STARTERS}
+    for s in servers.values():
+        s.wait_ready()
+    results = {n: [] for n in servers}
+    try:
+        for rnd in range(args.rounds):
+            for n, s in servers.items():
+                c0 = cpu_seconds(s.proc.pid)
+                qps, done, lost = dnsperf(s.port, queries, args.seconds)
+                cpu = cpu_seconds(s.proc.pid) - c0
+                results[n].append((qps, cpu / max(done, 1) * 1e6, lost))
+                print(f"  round {rnd + 1} {n:7} {qps:10.0f} qps  {cpu / max(done, 1) * 1e6:6.2f} us/query  lost {lost}%", flush=True)
+    finally:
+        for s in servers.values():
+            s.stop()
+    med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v), max(r[2] for r in v)) for n, v in results.items()}
+    base = med["nsd"]
+    print(f"\nUDP queries, {args.names}-name zone, median of {args.rounds} rounds x {args.seconds}s (dnsperf -T 2 -c 16 -q 200)")
+    print("| server | qps | qps / NSD | server CPU per query | CPU / NSD | lost |")
+    print("|---|---|---|---|---|---|")
+    for n, (qps, us, lost) in med.items():
+        print(f"| {n} | {qps:,.0f} | {qps / base[0]:.2f} | {us:.2f} us | {us / base[1]:.2f} | {lost}% |")
+
+
+def bench_load(args, workdir, binary):
+    zone = os.path.join(workdir, "bench1m.zone")
+    subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.big), ORIGIN, zone], check=True)
+    records = sum(1 for line in open(zone) if not line.startswith("$")) - 0
+    rows = {}
+    for n in STARTERS:
+        s = STARTERS[n](workdir, zone, free_port(), binary)
+        try:
+            t = s.wait_ready()
+            time.sleep(1)  # let post-load cleanup settle before reading memory
+            rss, pss = memory_mb(s.proc.pid)
+            ok = answers(s.port, f"h{args.big - 1}.{ORIGIN}", "A")
+        finally:
+            s.stop()
+        rows[n] = (t, rss, pss, ok)
+        print(f"  {n:7} loaded in {t:.2f}s  RSS {rss:.0f} MB  PSS {pss:.0f} MB  last name answers: {ok}", flush=True)
+    print(f"\nZone load, {args.big} names ({records} records), start to first answer")
+    print("| server | load time | time / Knot | RSS | RSS / NSD | PSS | PSS / NSD |")
+    print("|---|---|---|---|---|---|---|")
+    for n, (t, rss, pss, ok) in rows.items():
+        print(f"| {n} | {t:.2f} s | {t / rows['knot'][0]:.2f} | {rss:.0f} MB | {rss / rows['nsd'][1]:.2f} | {pss:.0f} MB | {pss / rows['nsd'][2]:.2f} |")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--names", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--big", type=int, default=1_000_000)
+    ap.add_argument("--skip-qps", action="store_true")
+    ap.add_argument("--skip-load", action="store_true")
+    args = ap.parse_args()
+    for tool in ["nsd", "knotd", "dnsperf", "dig"]:
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: apt-get install nsd knot dnsperf bind9-dnsutils")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "tandem")
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as workdir:
+        if not args.skip_qps:
+            bench_qps(args, workdir, binary)
+        if not args.skip_load:
+            bench_load(args, workdir, binary)
+
+
+if __name__ == "__main__":
+    main()
