@@ -3,7 +3,9 @@
 //! free: names are handled in fixed buffers, RRsets copied from the zone.
 
 use crate::catalog::Catalog;
-use crate::wire::{self, ADDITIONAL, ANSWER, AUTHORITY, Full, Reject, Request, Writer, opcode, rcode};
+use crate::wire::{
+    self, ADDITIONAL, ANSWER, AUTHORITY, Full, Reject, Request, Writer, opcode, rcode,
+};
 use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,7 +34,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { udp_payload: DEFAULT_UDP_PAYLOAD }
+        Options {
+            udp_payload: DEFAULT_UDP_PAYLOAD,
+        }
     }
 }
 
@@ -45,7 +49,13 @@ pub enum Outcome {
 
 /// Answers one request into `out` (at least 65535 bytes for TCP). Returns the
 /// response length, or `None` when the request must be dropped.
-pub fn answer(catalog: &Catalog, req: &[u8], out: &mut [u8], tr: Transport, opts: &Options) -> Option<usize> {
+pub fn answer(
+    catalog: &Catalog,
+    req: &[u8],
+    out: &mut [u8],
+    tr: Transport,
+    opts: &Options,
+) -> Option<usize> {
     let parsed = match wire::parse_request(req) {
         Ok(r) => r,
         Err(Reject::Drop) => return None,
@@ -129,16 +139,21 @@ fn query(catalog: &Catalog, q: &Request, w: &mut Writer, tr: Transport) -> u16 {
         return rcode::REFUSED;
     };
     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
-    if q.qtype == rtype::DS && qname[..] == *served.apex {
-        if let Some(parent) = catalog.find_parent(&served.apex) {
-            served = parent;
-        }
+    if q.qtype == rtype::DS
+        && qname[..] == *served.apex
+        && let Some(parent) = catalog.find_parent(&served.apex)
+    {
+        served = parent;
     }
     let Some(zone) = served.zone.as_deref() else {
         return rcode::SERVFAIL;
     };
     w.set_flags(w.flags() | AA);
-    let lk = Lookup { zone, dnssec_ok: q.edns.is_some_and(|e| e.dnssec_ok), tr };
+    let lk = Lookup {
+        zone,
+        dnssec_ok: q.edns.is_some_and(|e| e.dnssec_ok),
+        tr,
+    };
     let answer_start = w.mark();
     match lk.resolve(qname, q.qname, q.qtype, w) {
         Ok(rc) => rc,
@@ -180,7 +195,9 @@ impl<'z> Lookup<'z> {
                         }
                         encloser = Some(offs[k] as usize);
                     }
-                    None => return self.wildcard(lname, encloser.unwrap_or(lname.len() - apex_len)),
+                    None => {
+                        return self.wildcard(lname, encloser.unwrap_or(lname.len() - apex_len));
+                    }
                 }
             }
             match zone.find(lname) {
@@ -249,9 +266,13 @@ impl<'z> Lookup<'z> {
             // the rdata just sent): case preserved, and it compresses.
             let out_owner = owner;
             if node.flags() & F_CNAME != 0 && qtype != rtype::CNAME && qtype != rtype::ANY {
-                let Some(cname) = node.get(rtype::CNAME) else { break };
+                let Some(cname) = node.get(rtype::CNAME) else {
+                    break;
+                };
                 self.rrset(ANSWER, out_owner, cname, node, w)?;
-                let Some(target) = cname.iter().next() else { break };
+                let Some(target) = cname.iter().next() else {
+                    break;
+                };
                 if !name::is_subdomain(target, self.zone.origin()) {
                     return Ok(rcode::NOERROR);
                 }
@@ -270,7 +291,9 @@ impl<'z> Lookup<'z> {
             if qtype == rtype::ANY {
                 let mut any = false;
                 // Over UDP the apex answers with its SOA, as NSD does.
-                let soa = (self.tr == Transport::Udp).then(|| node.get(rtype::SOA)).flatten();
+                let soa = (self.tr == Transport::Udp)
+                    .then(|| node.get(rtype::SOA))
+                    .flatten();
                 for set in soa.into_iter().chain(node.rrsets()) {
                     if set.rtype == rtype::RRSIG && self.tr == Transport::Udp {
                         continue;
@@ -311,15 +334,23 @@ impl<'z> Lookup<'z> {
     }
 
     /// Writes an RRset and, with DO, the RRSIGs covering it.
-    fn rrset(&self, section: usize, owner: &[u8], set: RRset, node: Node, w: &mut Writer) -> Result<(), Full> {
+    fn rrset(
+        &self,
+        section: usize,
+        owner: &[u8],
+        set: RRset,
+        node: Node,
+        w: &mut Writer,
+    ) -> Result<(), Full> {
         for rd in set.iter() {
             w.rr(section, owner, set.rtype, set.ttl, rd)?;
         }
-        if self.dnssec_ok && set.rtype != rtype::RRSIG {
-            if let Some(sigs) = node.sigs(set.rtype) {
-                for rd in sigs.iter() {
-                    w.rr(section, owner, rtype::RRSIG, sigs.ttl, rd)?;
-                }
+        if self.dnssec_ok
+            && set.rtype != rtype::RRSIG
+            && let Some(sigs) = node.sigs(set.rtype)
+        {
+            for rd in sigs.iter() {
+                w.rr(section, owner, rtype::RRSIG, sigs.ttl, rd)?;
             }
         }
         Ok(())
@@ -333,11 +364,11 @@ impl<'z> Lookup<'z> {
             for rd in soa.iter() {
                 w.rr(AUTHORITY, apex.name(), rtype::SOA, ttl, rd)?;
             }
-            if self.dnssec_ok {
-                if let Some(sigs) = apex.sigs(rtype::SOA) {
-                    for rd in sigs.iter() {
-                        w.rr(AUTHORITY, apex.name(), rtype::RRSIG, ttl, rd)?;
-                    }
+            if self.dnssec_ok
+                && let Some(sigs) = apex.sigs(rtype::SOA)
+            {
+                for rd in sigs.iter() {
+                    w.rr(AUTHORITY, apex.name(), rtype::RRSIG, ttl, rd)?;
                 }
             }
         }
@@ -346,12 +377,14 @@ impl<'z> Lookup<'z> {
 
     /// A referral: the cut's NS (and DS with DO) in AUTHORITY, glue in ADDITIONAL.
     fn referral(&self, cut: Node, w: &mut Writer) -> Result<(), Full> {
-        let Some(ns) = cut.get(rtype::NS) else { return Ok(()) };
+        let Some(ns) = cut.get(rtype::NS) else {
+            return Ok(());
+        };
         self.rrset(AUTHORITY, cut.name(), ns, cut, w)?;
-        if self.dnssec_ok {
-            if let Some(ds) = cut.get(rtype::DS) {
-                self.rrset(AUTHORITY, cut.name(), ds, cut, w)?;
-            }
+        if self.dnssec_ok
+            && let Some(ds) = cut.get(rtype::DS)
+        {
+            self.rrset(AUTHORITY, cut.name(), ds, cut, w)?;
         }
         for target in ns.iter() {
             let in_domain = name::is_subdomain(target, cut.name());
@@ -391,11 +424,15 @@ impl<'z> Lookup<'z> {
         let l = &mut lower[..target.len()];
         l.copy_from_slice(target);
         name::lowercase(l);
-        let Some(node) = self.zone.find(l) else { return Ok(()) };
+        let Some(node) = self.zone.find(l) else {
+            return Ok(());
+        };
         for t in [rtype::A, rtype::AAAA] {
             if let Some(set) = node.get(t) {
                 let m = w.mark();
-                let r = set.iter().try_for_each(|rd| w.rr(ADDITIONAL, target, t, set.ttl, rd));
+                let r = set
+                    .iter()
+                    .try_for_each(|rd| w.rr(ADDITIONAL, target, t, set.ttl, rd));
                 if r.is_err() {
                     w.rollback(m);
                     return r;

@@ -27,13 +27,21 @@ pub type SharedCatalog = Arc<ArcSwap<Catalog>>;
 
 impl Catalog {
     pub fn new(zones: Vec<Served>) -> Self {
-        let mut c = Catalog { zones, index: HashMap::default() };
+        let mut c = Catalog {
+            zones,
+            index: HashMap::default(),
+        };
         c.reindex();
         c
     }
 
     fn reindex(&mut self) {
-        self.index = self.zones.iter().enumerate().map(|(i, s)| (s.apex.clone(), i)).collect();
+        self.index = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.apex.clone(), i))
+            .collect();
     }
 
     pub fn zones(&self) -> &[Served] {

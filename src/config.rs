@@ -180,8 +180,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// Parses and validates config text; `src` names it in errors.
 pub fn parse(text: &str, src: &str) -> Result<Config, ConfigError> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let zone = e.span().and_then(|s| zone_at(text, s.start)).map(|z| format!(" zone \"{z}\":")).unwrap_or_default();
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let zone = e
+            .span()
+            .and_then(|s| zone_at(text, s.start))
+            .map(|z| format!(" zone \"{z}\":"))
+            .unwrap_or_default();
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         let at = line.map(|l| format!("{l}:")).unwrap_or_default();
         ConfigError(format!("{src}:{at}{zone} {}", e.message()))
     })?;
@@ -192,13 +198,21 @@ pub fn parse(text: &str, src: &str) -> Result<Config, ConfigError> {
 fn zone_at(text: &str, pos: usize) -> Option<String> {
     let before = &text[..pos.min(text.len())];
     let start = before.rfind("[[zone]]")?;
-    if before[start..].lines().skip(1).any(|l| l.trim_start().starts_with('[')) {
+    if before[start..]
+        .lines()
+        .skip(1)
+        .any(|l| l.trim_start().starts_with('['))
+    {
         return None;
     }
-    text[start..].lines().skip(1).take_while(|l| !l.trim_start().starts_with('[')).find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
-    })
+    text[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+        })
 }
 
 fn socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String> {
@@ -207,7 +221,9 @@ fn socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String>
     }
     match (default_port, s.parse::<IpAddr>()) {
         (Some(p), Ok(ip)) => Ok(SocketAddr::new(ip, p)),
-        _ => Err(format!("bad address \"{s}\" (expected IP:PORT, IPv6 as [ADDR]:PORT)")),
+        _ => Err(format!(
+            "bad address \"{s}\" (expected IP:PORT, IPv6 as [ADDR]:PORT)"
+        )),
     }
 }
 
@@ -218,7 +234,8 @@ fn cidr(s: &str) -> Result<IpNet, String> {
 }
 
 fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
-    let err = |ctx: &str, key: &str, msg: String| ConfigError(format!("{src}: {ctx}key `{key}`: {msg}"));
+    let err =
+        |ctx: &str, key: &str, msg: String| ConfigError(format!("{src}: {ctx}key `{key}`: {msg}"));
     let s = raw.server;
     let listen = s
         .listen
@@ -228,22 +245,46 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|m| err("[server] ", "listen", m))?;
     if listen.is_empty() {
-        return Err(err("[server] ", "listen", "at least one address is needed".into()));
+        return Err(err(
+            "[server] ",
+            "listen",
+            "at least one address is needed".into(),
+        ));
     }
-    let control = s.control.as_deref().map(|a| socket_addr(a, None)).transpose().map_err(|m| err("[server] ", "control", m))?;
-    if let Some(c) = control {
-        if !c.ip().is_loopback() && s.control_token.as_deref().is_none_or(str::is_empty) {
-            return Err(err("[server] ", "control_token", format!("control API on non-loopback {c} needs a control_token")));
-        }
+    let control = s
+        .control
+        .as_deref()
+        .map(|a| socket_addr(a, None))
+        .transpose()
+        .map_err(|m| err("[server] ", "control", m))?;
+    if let Some(c) = control
+        && !c.ip().is_loopback()
+        && s.control_token.as_deref().is_none_or(str::is_empty)
+    {
+        return Err(err(
+            "[server] ",
+            "control_token",
+            format!("control API on non-loopback {c} needs a control_token"),
+        ));
     }
     let udp_payload = s.udp_payload.unwrap_or(crate::answer::DEFAULT_UDP_PAYLOAD);
     if !(512..=4096).contains(&udp_payload) {
-        return Err(err("[server] ", "udp_payload", format!("{udp_payload} is outside 512..=4096")));
+        return Err(err(
+            "[server] ",
+            "udp_payload",
+            format!("{udp_payload} is outside 512..=4096"),
+        ));
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let udp_workers = s.udp_workers.unwrap_or(cores);
     if udp_workers == 0 || udp_workers > 256 {
-        return Err(err("[server] ", "udp_workers", format!("{udp_workers} is outside 1..=256")));
+        return Err(err(
+            "[server] ",
+            "udp_workers",
+            format!("{udp_workers} is outside 1..=256"),
+        ));
     }
     let server = Server {
         listen,
@@ -269,14 +310,25 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             "hmac-sha256" => Algorithm::HmacSha256,
             "hmac-sha384" => Algorithm::HmacSha384,
             "hmac-sha512" => Algorithm::HmacSha512,
-            other => return Err(err(&ctx, "algorithm", format!("\"{other}\" is not one of hmac-sha256, hmac-sha384, hmac-sha512"))),
+            other => {
+                return Err(err(
+                    &ctx,
+                    "algorithm",
+                    format!("\"{other}\" is not one of hmac-sha256, hmac-sha384, hmac-sha512"),
+                ));
+            }
         };
         let mut secret = Vec::new();
-        crate::zone::rdata::base64_decode(k.secret.as_bytes(), &mut secret).map_err(|e| err(&ctx, "secret", format!("not base64: {e}")))?;
+        crate::zone::rdata::base64_decode(k.secret.as_bytes(), &mut secret)
+            .map_err(|e| err(&ctx, "secret", format!("not base64: {e}")))?;
         if secret.is_empty() {
             return Err(err(&ctx, "secret", "empty secret".into()));
         }
-        keys.push(Key { name: kname, algorithm, secret });
+        keys.push(Key {
+            name: kname,
+            algorithm,
+            secret,
+        });
     }
 
     let mut zones: Vec<ZoneConfig> = Vec::new();
@@ -292,7 +344,12 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         let role = match z.role.as_str() {
             "primary" => Role::Primary,
             "secondary" => Role::Secondary,
-            other => return Err(e("role", format!("\"{other}\" is not primary or secondary"))),
+            other => {
+                return Err(e(
+                    "role",
+                    format!("\"{other}\" is not primary or secondary"),
+                ));
+            }
         };
         let file = match (role, z.file) {
             (Role::Primary, None) => return Err(e("file", "a primary zone needs a file".into())),
@@ -306,14 +363,29 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             (Role::Secondary, None) => server.data_dir.join(format!("{}zone", zname)),
         };
         let addrs = |key: &str, v: &[String]| {
-            v.iter().map(|a| socket_addr(a, Some(53))).collect::<Result<Vec<_>, _>>().map_err(|m| e(key, m))
+            v.iter()
+                .map(|a| socket_addr(a, Some(53)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| e(key, m))
         };
-        let nets = |key: &str, v: &[String]| v.iter().map(|a| cidr(a)).collect::<Result<Vec<_>, _>>().map_err(|m| e(key, m));
+        let nets = |key: &str, v: &[String]| {
+            v.iter()
+                .map(|a| cidr(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| e(key, m))
+        };
         let notify = addrs("notify", &z.notify)?;
         let primaries = addrs("primaries", &z.primaries)?;
         match role {
-            Role::Secondary if primaries.is_empty() => return Err(e("primaries", "a secondary zone needs at least one primary".into())),
-            Role::Primary if !primaries.is_empty() => return Err(e("primaries", "only secondary zones have primaries".into())),
+            Role::Secondary if primaries.is_empty() => {
+                return Err(e(
+                    "primaries",
+                    "a secondary zone needs at least one primary".into(),
+                ));
+            }
+            Role::Primary if !primaries.is_empty() => {
+                return Err(e("primaries", "only secondary zones have primaries".into()));
+            }
             _ => {}
         }
         let allow_transfer = match &z.allow_transfer {
@@ -325,7 +397,9 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             None => primaries.iter().map(|a| IpNet::from(a.ip())).collect(),
         };
         if let Some(k) = &z.transfer_key {
-            let wanted = name::parse_absolute(k).map(|n| name::to_text(&n).to_ascii_lowercase()).unwrap_or_default();
+            let wanted = name::parse_absolute(k)
+                .map(|n| name::to_text(&n).to_ascii_lowercase())
+                .unwrap_or_default();
             if !keys.iter().any(|key| key.name == wanted) {
                 return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
             }
@@ -335,7 +409,12 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             "increment" => SerialPolicy::Increment,
             "unixtime" => SerialPolicy::UnixTime,
             "dateserial" => SerialPolicy::DateSerial,
-            other => return Err(e("serial_policy", format!("\"{other}\" is not one of keep, increment, unixtime, dateserial"))),
+            other => {
+                return Err(e(
+                    "serial_policy",
+                    format!("\"{other}\" is not one of keep, increment, unixtime, dateserial"),
+                ));
+            }
         };
         let d = TimerBounds::default();
         let timers = TimerBounds {
@@ -347,9 +426,19 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             max_expire: z.max_expire.unwrap_or(d.max_expire),
         };
         for (lo, hi, klo, khi) in [
-            (timers.min_refresh, timers.max_refresh, "min_refresh", "max_refresh"),
+            (
+                timers.min_refresh,
+                timers.max_refresh,
+                "min_refresh",
+                "max_refresh",
+            ),
             (timers.min_retry, timers.max_retry, "min_retry", "max_retry"),
-            (timers.min_expire, timers.max_expire, "min_expire", "max_expire"),
+            (
+                timers.min_expire,
+                timers.max_expire,
+                "min_expire",
+                "max_expire",
+            ),
         ] {
             if lo > hi {
                 return Err(e(klo, format!("{lo} is greater than {khi} = {hi}")));
@@ -371,7 +460,12 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             journal_max_bytes: z.journal_max_bytes.unwrap_or(64 << 20),
         });
     }
-    Ok(Config { source: src.to_string(), server, keys, zones })
+    Ok(Config {
+        source: src.to_string(),
+        server,
+        keys,
+        zones,
+    })
 }
 
 /// The embedded default: every `zones/*.zone` under `dir` as a primary zone
@@ -384,11 +478,20 @@ pub fn embedded_default(dir: &Path) -> Result<Config, ConfigError> {
         .filter(|p| p.extension().is_some_and(|x| x == "zone") && p.is_file())
         .collect();
     files.sort();
-    let mut text = format!("[server]\nlisten = [\"{DEFAULT_LISTEN}\"]\ncontrol = \"{DEFAULT_CONTROL}\"\ndata_dir = \"var\"\n");
+    let mut text = format!(
+        "[server]\nlisten = [\"{DEFAULT_LISTEN}\"]\ncontrol = \"{DEFAULT_CONTROL}\"\ndata_dir = \"var\"\n"
+    );
     for f in files {
-        let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let rel = Path::new("zones").join(f.file_name().unwrap_or_default());
-        text.push_str(&format!("\n[[zone]]\nname = {:?}\nrole = \"primary\"\nfile = {:?}\n", stem, rel.display().to_string()));
+        text.push_str(&format!(
+            "\n[[zone]]\nname = {:?}\nrole = \"primary\"\nfile = {:?}\n",
+            stem,
+            rel.display().to_string()
+        ));
     }
     parse(&text, "<embedded default>")
 }
@@ -404,10 +507,22 @@ mod tests {
     #[test]
     fn names_the_key_and_zone() {
         let e = p("[server]\nlisten = [\"nope\"]\n").unwrap_err().0;
-        assert!(e.contains("t.toml") && e.contains("listen") && e.contains("nope"), "{e}");
-        let e = p("[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"1.2.3.4\"]\nbogus = 1\n").unwrap_err().0;
-        assert!(e.contains("zone \"a.\"") && e.contains("bogus") && e.contains("t.toml:5"), "{e}");
-        let e = p("[[zone]]\nname = \"a.\"\nrole = \"primary\"\nfile = \"/nonexistent\"\n").unwrap_err().0;
+        assert!(
+            e.contains("t.toml") && e.contains("listen") && e.contains("nope"),
+            "{e}"
+        );
+        let e = p(
+            "[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"1.2.3.4\"]\nbogus = 1\n",
+        )
+        .unwrap_err()
+        .0;
+        assert!(
+            e.contains("zone \"a.\"") && e.contains("bogus") && e.contains("t.toml:5"),
+            "{e}"
+        );
+        let e = p("[[zone]]\nname = \"a.\"\nrole = \"primary\"\nfile = \"/nonexistent\"\n")
+            .unwrap_err()
+            .0;
         assert!(e.contains("zone \"a.\"") && e.contains("`file`"), "{e}");
         let z = "[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1\"]\n";
         let e = p(&format!("{z}{z}")).unwrap_err().0;

@@ -1,18 +1,22 @@
 //! tandem: an authoritative DNS server, primary or secondary.
 
 use anyhow::Context;
-use tandem::catalog::{Catalog, Served, SharedCatalog};
-use tandem::config::{self, Config, Role};
-use tandem::{answer, primary, server, zone};
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tandem::catalog::{Catalog, Served, SharedCatalog};
+use tandem::config::{self, Config, Role};
+use tandem::{answer, primary, server, zone};
 use tracing::{error, info, warn};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Authoritative DNS server: primary and secondary")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Authoritative DNS server: primary and secondary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,8 @@ fn check(path: &std::path::Path, origin: Option<&str>) -> anyhow::Result<std::pr
             .map(|f| f.to_string_lossy().trim_end_matches(".zone").to_string())
             .context("cannot guess the zone name from the file name; give --origin")?,
     };
-    let apex = zone::name::parse_absolute(&origin).map_err(|e| anyhow::anyhow!("--origin {origin}: {e}"))?;
+    let apex = zone::name::parse_absolute(&origin)
+        .map_err(|e| anyhow::anyhow!("--origin {origin}: {e}"))?;
     match zone::load_zone_file(path, &apex) {
         Ok(l) => {
             for w in &l.warnings {
@@ -81,9 +86,17 @@ fn check(path: &std::path::Path, origin: Option<&str>) -> anyhow::Result<std::pr
 }
 
 fn init_logging(cfg: &Config) {
-    let default = cfg.server.log_level.clone().unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let default = cfg
+        .server
+        .log_level
+        .clone()
+        .unwrap_or_else(|| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn serve(config_path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
@@ -95,25 +108,42 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode>
     info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
 
     let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::new(
-        cfg.zones.iter().map(|z| Served { apex: z.apex.clone().into(), zone: None }).collect(),
+        cfg.zones
+            .iter()
+            .map(|z| Served {
+                apex: z.apex.clone().into(),
+                zone: None,
+            })
+            .collect(),
     )));
-    let opts = Arc::new(answer::Options { udp_payload: cfg.server.udp_payload });
+    let opts = Arc::new(answer::Options {
+        udp_payload: cfg.server.udp_payload,
+    });
     let stop = Arc::new(AtomicBool::new(false));
 
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let _guard = rt.enter();
 
     // Bind everything before loading, so a port conflict fails fast.
     let mut workers = Vec::new();
     for &addr in &cfg.server.listen {
-        let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("listen {addr} (TCP)"))?;
+        let std_listener =
+            std::net::TcpListener::bind(addr).with_context(|| format!("listen {addr} (TCP)"))?;
         std_listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let settings = server::tcp::TcpSettings {
             idle_timeout: cfg.server.tcp_idle_timeout,
             max_connections: cfg.server.tcp_max_connections,
         };
-        rt.spawn(server::tcp::serve(listener, catalog.clone(), opts.clone(), settings));
+        rt.spawn(server::tcp::serve(
+            listener,
+            catalog.clone(),
+            opts.clone(),
+            settings,
+        ));
         for i in 0..cfg.server.udp_workers {
             let sock = server::udp::bind(addr).with_context(|| format!("listen {addr} (UDP)"))?;
             let (c, o, s) = (catalog.clone(), opts.clone(), stop.clone());
@@ -131,16 +161,20 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode>
             Role::Primary => {
                 primary::reload(&catalog, zc);
             }
-            Role::Secondary => warn!(zone = %zc.name, "secondary zones are not followed yet; answering SERVFAIL"),
+            Role::Secondary => {
+                warn!(zone = %zc.name, "secondary zones are not followed yet; answering SERVFAIL")
+            }
         }
     }
 
     let cfg = Arc::new(cfg);
     let code = rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             error!("cannot install signal handlers");
             return std::process::ExitCode::FAILURE;
         };

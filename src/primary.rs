@@ -29,7 +29,12 @@ pub fn load(zc: &ZoneConfig) -> Result<Arc<Zone>, ZoneError> {
 /// Swaps a new version of one zone into the catalog (readers see either the
 /// old or the new version, never a mix).
 pub fn publish(catalog: &SharedCatalog, apex: &[u8], zone: Option<Arc<Zone>>) {
-    catalog.rcu(|cat| cat.with_zone(Served { apex: apex.into(), zone: zone.clone() }));
+    catalog.rcu(|cat| {
+        cat.with_zone(Served {
+            apex: apex.into(),
+            zone: zone.clone(),
+        })
+    });
 }
 
 /// (Re)loads a primary zone and publishes it; on failure the previous

@@ -118,7 +118,9 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                 }
                 let mut o = rd_at;
                 while o < i {
-                    let olen = u16_at(b, o + 2).filter(|_| o + 4 <= i).ok_or(Reject::Rcode(rcode::FORMERR))?;
+                    let olen = u16_at(b, o + 2)
+                        .filter(|_| o + 4 <= i)
+                        .ok_or(Reject::Rcode(rcode::FORMERR))?;
                     o += 4 + olen as usize;
                 }
                 if o != i {
@@ -136,7 +138,16 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         // Trailing garbage after the counted records.
         return Err(Reject::Rcode(rcode::FORMERR));
     }
-    Ok(Request { id, flags, opcode, qname, qtype, qclass, question, edns })
+    Ok(Request {
+        id,
+        flags,
+        opcode,
+        qname,
+        qtype,
+        qclass,
+        question,
+        edns,
+    })
 }
 
 /// The response under construction, in a caller-owned buffer.
@@ -167,7 +178,14 @@ pub const ADDITIONAL: usize = 3;
 impl<'b> Writer<'b> {
     pub fn new(buf: &'b mut [u8], limit: usize) -> Self {
         let limit = limit.min(buf.len());
-        Writer { buf, len: HEADER, limit, names: [0; 64], n_names: 0, counts: [0; 4] }
+        Writer {
+            buf,
+            len: HEADER,
+            limit,
+            names: [0; 64],
+            n_names: 0,
+            counts: [0; 4],
+        }
     }
 
     pub fn set_limit(&mut self, limit: usize) {
@@ -192,7 +210,11 @@ impl<'b> Writer<'b> {
     }
 
     pub fn mark(&self) -> Mark {
-        Mark { len: self.len, n_names: self.n_names, counts: self.counts }
+        Mark {
+            len: self.len,
+            n_names: self.n_names,
+            counts: self.counts,
+        }
     }
 
     pub fn rollback(&mut self, m: Mark) {
@@ -238,9 +260,13 @@ impl<'b> Writer<'b> {
     fn name_at_eq(&self, mut off: usize, s: &[u8]) -> bool {
         let mut i = 0;
         for _ in 0..128 {
-            let Some(&l) = self.buf.get(off) else { return false };
+            let Some(&l) = self.buf.get(off) else {
+                return false;
+            };
             if l >= 0xc0 {
-                let Some(&lo) = self.buf.get(off + 1) else { return false };
+                let Some(&lo) = self.buf.get(off + 1) else {
+                    return false;
+                };
                 off = (((l & 0x3f) as usize) << 8) | lo as usize;
                 continue;
             }
@@ -251,7 +277,8 @@ impl<'b> Writer<'b> {
             if l == 0 {
                 return true;
             }
-            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), s.get(i + 1..i + 1 + l)) else {
+            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), s.get(i + 1..i + 1 + l))
+            else {
                 return false;
             };
             if !a.eq_ignore_ascii_case(b) {
@@ -269,7 +296,10 @@ impl<'b> Writer<'b> {
         let mut i = 0;
         while n[i] != 0 {
             let suffix = &n[i..];
-            let hit = self.names[..self.n_names].iter().copied().find(|&off| self.name_at_eq(off as usize, suffix));
+            let hit = self.names[..self.n_names]
+                .iter()
+                .copied()
+                .find(|&off| self.name_at_eq(off as usize, suffix));
             if let Some(off) = hit {
                 self.put_labels(&n[..i])?;
                 return self.put(&(0xc000 | off).to_be_bytes());
@@ -291,7 +321,14 @@ impl<'b> Writer<'b> {
     }
 
     /// Writes one resource record. Names inside RFC 1035 types are compressed.
-    pub fn rr(&mut self, section: usize, owner: &[u8], t: u16, ttl: u32, rdata: &[u8]) -> Result<(), Full> {
+    pub fn rr(
+        &mut self,
+        section: usize,
+        owner: &[u8],
+        t: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
         self.name(owner)?;
         let mut fixed = [0u8; 10];
         fixed[0..2].copy_from_slice(&t.to_be_bytes());
@@ -376,22 +413,42 @@ mod tests {
         resp[2] |= 0x80;
         assert_eq!(parse_request(&resp).unwrap_err(), Reject::Drop);
         let two_opts = query(b"\x01a\x00", &[OPT, OPT].concat(), 2);
-        assert_eq!(parse_request(&two_opts).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        assert_eq!(
+            parse_request(&two_opts).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
         let pointer = query(b"\xc0\x0c", &[], 0);
-        assert_eq!(parse_request(&pointer).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        assert_eq!(
+            parse_request(&pointer).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
         let mut qd0 = query(b"\x00", &[], 0);
         qd0[5] = 0;
-        assert_eq!(parse_request(&qd0).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        assert_eq!(
+            parse_request(&qd0).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
         let trailing = query(b"\x00", &[1, 2, 3], 0);
-        assert_eq!(parse_request(&trailing).unwrap_err(), Reject::Rcode(rcode::FORMERR));
+        assert_eq!(
+            parse_request(&trailing).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
     }
 
     #[test]
     fn compresses_names() {
         let mut buf = [0u8; 512];
         let mut w = Writer::new(&mut buf, 512);
-        w.question(b"\x03www\x07example\x00\x00\x01\x00\x01").unwrap();
-        w.rr(ANSWER, b"\x03WWW\x07example\x00", rtype::CNAME, 60, b"\x01a\x07example\x00").unwrap();
+        w.question(b"\x03www\x07example\x00\x00\x01\x00\x01")
+            .unwrap();
+        w.rr(
+            ANSWER,
+            b"\x03WWW\x07example\x00",
+            rtype::CNAME,
+            60,
+            b"\x01a\x07example\x00",
+        )
+        .unwrap();
         let n = w.finish();
         // owner → pointer to 12; rdata "a" + pointer to "example" at 16.
         assert_eq!(&buf[29..31], &[0xc0, 12]);

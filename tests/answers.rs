@@ -16,11 +16,17 @@ fn server() -> &'static Tandem {
 }
 
 fn names(rrs: &[hickory_proto::rr::Record]) -> Vec<String> {
-    rrs.iter().map(|r| format!("{} {}", r.name, r.record_type())).collect()
+    rrs.iter()
+        .map(|r| format!("{} {}", r.name, r.record_type()))
+        .collect()
 }
 
 fn soa_ttl(m: &Message) -> u32 {
-    let soa = m.authorities.iter().find(|r| r.record_type() == RecordType::SOA).expect("SOA in authority");
+    let soa = m
+        .authorities
+        .iter()
+        .find(|r| r.record_type() == RecordType::SOA)
+        .expect("SOA in authority");
     soa.ttl
 }
 
@@ -30,7 +36,11 @@ fn positive_answer_is_authoritative() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(m.metadata.authoritative);
     assert_eq!(m.answers.len(), 1);
-    assert!(m.authorities.is_empty(), "minimal responses: {:?}", m.authorities);
+    assert!(
+        m.authorities.is_empty(),
+        "minimal responses: {:?}",
+        m.authorities
+    );
 }
 
 #[test]
@@ -50,15 +60,27 @@ fn cname_chains_loops_and_exits() {
     let m = server().q("www.example.test.", RecordType::A);
     assert_eq!(
         names(&m.answers),
-        ["www.example.test. CNAME", "alias1.example.test. CNAME", "alias2.example.test. CNAME", "host.example.test. A"]
+        [
+            "www.example.test. CNAME",
+            "alias1.example.test. CNAME",
+            "alias2.example.test. CNAME",
+            "host.example.test. A"
+        ]
     );
     let m = server().q("loop1.example.test.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(names(&m.answers), ["loop1.example.test. CNAME", "loop2.example.test. CNAME"]);
+    assert_eq!(
+        names(&m.answers),
+        ["loop1.example.test. CNAME", "loop2.example.test. CNAME"]
+    );
     let m = server().q("out.example.test.", RecordType::A);
     assert_eq!(names(&m.answers), ["out.example.test. CNAME"]);
     let m = server().q("dangling.example.test.", RecordType::A);
-    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "RFC 6604: rcode of the last name");
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NXDomain,
+        "RFC 6604: rcode of the last name"
+    );
     assert_eq!(names(&m.answers), ["dangling.example.test. CNAME"]);
     let m = server().q("www.example.test.", RecordType::CNAME);
     assert_eq!(names(&m.answers), ["www.example.test. CNAME"]);
@@ -72,7 +94,13 @@ fn empty_non_terminals_are_nodata() {
         assert!(m.answers.is_empty());
         assert_eq!(soa_ttl(&m), 300);
     }
-    assert_eq!(server().q("zz.c.example.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        server()
+            .q("zz.c.example.test.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
 }
 
 #[test]
@@ -83,13 +111,28 @@ fn wildcards_follow_the_closest_encloser() {
     let m = server().q("a.b.wild.example.test.", RecordType::TXT);
     assert_eq!(names(&m.answers), ["a.b.wild.example.test. TXT"]);
     let m = server().q("foo.wild.example.test.", RecordType::MX);
-    assert_eq!((m.metadata.response_code, m.answers.len()), (ResponseCode::NoError, 0));
+    assert_eq!(
+        (m.metadata.response_code, m.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
     // exists.wild is the closest encloser: no *.exists.wild, so NXDOMAIN.
-    assert_eq!(server().q("x.exists.wild.example.test.", RecordType::A).metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(
+        server()
+            .q("x.exists.wild.example.test.", RecordType::A)
+            .metadata
+            .response_code,
+        ResponseCode::NXDomain
+    );
     let m = server().q("exists.wild.example.test.", RecordType::TXT);
-    assert_eq!((m.metadata.response_code, m.answers.len()), (ResponseCode::NoError, 0));
+    assert_eq!(
+        (m.metadata.response_code, m.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
     let m = server().q("any.cn.example.test.", RecordType::A);
-    assert_eq!(names(&m.answers), ["any.cn.example.test. CNAME", "host.example.test. A"]);
+    assert_eq!(
+        names(&m.answers),
+        ["any.cn.example.test. CNAME", "host.example.test. A"]
+    );
 }
 
 #[test]
@@ -98,10 +141,19 @@ fn referrals_carry_ns_and_glue() {
     assert_eq!(m.metadata.response_code, ResponseCode::NoError);
     assert!(!m.metadata.authoritative);
     assert!(m.answers.is_empty());
-    assert_eq!(names(&m.authorities), ["deleg.example.test. NS", "deleg.example.test. NS"]);
+    assert_eq!(
+        names(&m.authorities),
+        ["deleg.example.test. NS", "deleg.example.test. NS"]
+    );
     let glue = names(&m.additionals);
-    assert!(glue.contains(&"ns.deleg.example.test. A".to_string()), "{glue:?}");
-    assert!(glue.contains(&"ns.deleg.example.test. AAAA".to_string()), "{glue:?}");
+    assert!(
+        glue.contains(&"ns.deleg.example.test. A".to_string()),
+        "{glue:?}"
+    );
+    assert!(
+        glue.contains(&"ns.deleg.example.test. AAAA".to_string()),
+        "{glue:?}"
+    );
     // The delegation point's own NS is a referral too; glue is not answered.
     let m = server().q("deleg.example.test.", RecordType::NS);
     assert!(!m.metadata.authoritative && m.answers.is_empty() && m.authorities.len() == 2);
@@ -112,7 +164,12 @@ fn referrals_carry_ns_and_glue() {
     assert!(m.metadata.authoritative);
     assert_eq!(names(&m.answers), ["deleg.example.test. DS"]);
     let m = server().q("nogl.example.test.", RecordType::A);
-    assert!(!m.metadata.authoritative && m.additionals.iter().all(|r| r.record_type() == RecordType::OPT));
+    assert!(
+        !m.metadata.authoritative
+            && m.additionals
+                .iter()
+                .all(|r| r.record_type() == RecordType::OPT)
+    );
 }
 
 #[test]
@@ -123,7 +180,11 @@ fn nested_zones_pick_the_most_specific() {
     let m = server().q("child.example.test.", RecordType::SOA);
     assert_eq!(m.answers[0].ttl, 600);
     let m = server().q("child.example.test.", RecordType::DS);
-    assert_eq!(names(&m.answers), ["child.example.test. DS"], "DS answered by the parent zone");
+    assert_eq!(
+        names(&m.answers),
+        ["child.example.test. DS"],
+        "DS answered by the parent zone"
+    );
     let m = server().q("nothing.child.example.test.", RecordType::A);
     assert_eq!(soa_ttl(&m), 60);
 }
@@ -133,12 +194,19 @@ fn names_outside_every_zone_are_refused() {
     let m = server().q("example.org.", RecordType::A);
     assert_eq!(m.metadata.response_code, ResponseCode::Refused);
     assert!(!m.metadata.authoritative);
-    assert_eq!(server().q("test.", RecordType::SOA).metadata.response_code, ResponseCode::Refused);
+    assert_eq!(
+        server().q("test.", RecordType::SOA).metadata.response_code,
+        ResponseCode::Refused
+    );
 }
 
 #[test]
 fn edns_is_echoed_and_badvers_returned() {
-    let m = server().udp(&with_edns(query("example.test.", RecordType::A), 4096, false));
+    let m = server().udp(&with_edns(
+        query("example.test.", RecordType::A),
+        4096,
+        false,
+    ));
     let e = m.edns.as_ref().expect("OPT in response");
     assert_eq!(e.max_payload(), 1232);
     assert_eq!(e.version(), 0);
@@ -155,7 +223,11 @@ fn oversize_udp_answers_are_truncated() {
     let m = server().q("big.example.test.", RecordType::TXT);
     assert!(m.metadata.truncation);
     assert!(m.answers.is_empty());
-    let m = server().udp(&with_edns(query("big.example.test.", RecordType::TXT), 1232, false));
+    let m = server().udp(&with_edns(
+        query("big.example.test.", RecordType::TXT),
+        1232,
+        false,
+    ));
     assert!(!m.metadata.truncation);
     assert_eq!(m.answers.len(), 8);
     let m = server().tcp(&query("big.example.test.", RecordType::TXT));
@@ -167,7 +239,12 @@ fn oversize_udp_answers_are_truncated() {
 fn any_is_minimal_over_udp_and_full_over_tcp() {
     let m = server().q("example.test.", RecordType::ANY);
     let types: std::collections::HashSet<_> = m.answers.iter().map(|r| r.record_type()).collect();
-    assert_eq!(types.len(), 1, "RFC 8482: one RRset over UDP, got {:?}", names(&m.answers));
+    assert_eq!(
+        types.len(),
+        1,
+        "RFC 8482: one RRset over UDP, got {:?}",
+        names(&m.answers)
+    );
     let m = server().tcp(&query("example.test.", RecordType::ANY));
     let types: std::collections::HashSet<_> = m.answers.iter().map(|r| r.record_type()).collect();
     assert!(types.len() >= 6, "{types:?}");
@@ -181,22 +258,60 @@ fn additional_addresses_for_mx_srv_ns() {
     assert!(names(&m.additionals).contains(&"sip.example.test. A".to_string()));
     let m = server().q("example.test.", RecordType::NS);
     let add = names(&m.additionals);
-    assert!(add.contains(&"ns1.example.test. A".to_string()) && add.contains(&"ns1.example.test. AAAA".to_string()));
+    assert!(
+        add.contains(&"ns1.example.test. A".to_string())
+            && add.contains(&"ns1.example.test. AAAA".to_string())
+    );
 }
 
 #[test]
 fn rrsigs_follow_the_do_bit() {
-    let m = server().udp(&with_edns(query("www.signed.test.", RecordType::A), 1232, true));
-    assert_eq!(names(&m.answers), ["www.signed.test. A", "www.signed.test. RRSIG"]);
+    let m = server().udp(&with_edns(
+        query("www.signed.test.", RecordType::A),
+        1232,
+        true,
+    ));
+    assert_eq!(
+        names(&m.answers),
+        ["www.signed.test. A", "www.signed.test. RRSIG"]
+    );
     assert!(m.edns.as_ref().unwrap().flags().dnssec_ok);
-    let m = server().udp(&with_edns(query("www.signed.test.", RecordType::A), 1232, false));
+    let m = server().udp(&with_edns(
+        query("www.signed.test.", RecordType::A),
+        1232,
+        false,
+    ));
     assert_eq!(names(&m.answers), ["www.signed.test. A"]);
-    let m = server().udp(&with_edns(query("x.wild.signed.test.", RecordType::TXT), 1232, true));
-    assert_eq!(names(&m.answers), ["x.wild.signed.test. TXT", "x.wild.signed.test. RRSIG"]);
-    let m = server().udp(&with_edns(query("nope.signed.test.", RecordType::A), 1232, true));
-    assert_eq!(names(&m.authorities), ["signed.test. SOA", "signed.test. RRSIG"]);
-    let m = server().tcp(&with_edns(query("signed.test.", RecordType::DNSKEY), 1232, true));
-    assert_eq!(m.answers.iter().filter(|r| r.record_type() == RecordType::DNSKEY).count(), 2);
+    let m = server().udp(&with_edns(
+        query("x.wild.signed.test.", RecordType::TXT),
+        1232,
+        true,
+    ));
+    assert_eq!(
+        names(&m.answers),
+        ["x.wild.signed.test. TXT", "x.wild.signed.test. RRSIG"]
+    );
+    let m = server().udp(&with_edns(
+        query("nope.signed.test.", RecordType::A),
+        1232,
+        true,
+    ));
+    assert_eq!(
+        names(&m.authorities),
+        ["signed.test. SOA", "signed.test. RRSIG"]
+    );
+    let m = server().tcp(&with_edns(
+        query("signed.test.", RecordType::DNSKEY),
+        1232,
+        true,
+    ));
+    assert_eq!(
+        m.answers
+            .iter()
+            .filter(|r| r.record_type() == RecordType::DNSKEY)
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -257,10 +372,14 @@ fn tcp_pipelines_queries_on_one_connection() {
 
 #[test]
 fn tcp_idle_connections_are_closed() {
-    let cfg = test_zones_config().replace("data_dir = \"var\"", "data_dir = \"var\"\ntcp_idle_timeout = 1");
+    let cfg = test_zones_config().replace(
+        "data_dir = \"var\"",
+        "data_dir = \"var\"\ntcp_idle_timeout = 1",
+    );
     let t = Tandem::start(&cfg, "example.test.");
     let mut conn = std::net::TcpStream::connect(t.addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 1];
     let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);

@@ -70,14 +70,20 @@ fn specific_malformations_get_the_right_reply() {
         assert_eq!(&r[..2], &good[..2]);
     }
     // Meta query types.
-    assert_eq!(rcode_of(&send(&raw_query(b"\x07example\x04test\x00", 41)).expect("reply")), 1);
+    assert_eq!(
+        rcode_of(&send(&raw_query(b"\x07example\x04test\x00", 41)).expect("reply")),
+        1
+    );
     // A label longer than 63 octets.
     let mut long = vec![64u8];
     long.extend_from_slice(&[b'a'; 64]);
     long.push(0);
     assert_eq!(rcode_of(&send(&raw_query(&long, 1)).expect("reply")), 1);
     // Still fine.
-    assert_eq!(t.q("example.test.", RecordType::SOA).metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        t.q("example.test.", RecordType::SOA).metadata.response_code,
+        ResponseCode::NoError
+    );
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.
@@ -108,7 +114,8 @@ fn a_hundred_thousand_random_and_mutated_packets() {
     .map(|m| m.to_vec().unwrap())
     .collect();
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let _ = socket2::SockRef::from(&sock).set_recv_buffer_size(8 << 20);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut buf = vec![0u8; 65535];
@@ -150,10 +157,14 @@ fn a_hundred_thousand_random_and_mutated_packets() {
             let reply = &buf[..n];
             assert!(n >= 12 && reply[2] & 0x80 != 0, "reply is a response");
             assert!(n <= 4096, "UDP reply of {n} bytes");
-            Message::from_vec(reply).unwrap_or_else(|e| panic!("unparseable reply {reply:02x?} to {pkt:02x?}: {e}"));
+            Message::from_vec(reply)
+                .unwrap_or_else(|e| panic!("unparseable reply {reply:02x?} to {pkt:02x?}: {e}"));
         }
         if i % 10_000 == 0 {
-            assert!(t.q("example.test.", RecordType::SOA).metadata.authoritative, "alive at {i}");
+            assert!(
+                t.q("example.test.", RecordType::SOA).metadata.authoritative,
+                "alive at {i}"
+            );
         }
     }
     assert!(replies > total / 10, "only {replies} replies");

@@ -8,7 +8,11 @@ use hickory_proto::rr::RecordType;
 use std::process::Command;
 
 fn tandem(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tandem")).args(args).current_dir(dir).output().expect("run tandem");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run tandem");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -20,7 +24,10 @@ fn tandem(args: &[&str], dir: &std::path::Path) -> (i32, String, String) {
 fn check_accepts_the_corpus() {
     for (origin, file) in TEST_ZONES {
         let path = data(file);
-        let (code, out, err) = tandem(&["check", path.to_str().unwrap(), "--origin", origin], std::path::Path::new(DATA));
+        let (code, out, err) = tandem(
+            &["check", path.to_str().unwrap(), "--origin", origin],
+            std::path::Path::new(DATA),
+        );
         assert_eq!(code, 0, "{file}: {err}");
         assert!(out.contains("loaded serial") && out.contains("OK"), "{out}");
     }
@@ -36,25 +43,55 @@ fn check_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let head = "$TTL 60\n@ SOA ns h 1 2 3 4 5\n  NS ns\nns A 192.0.2.1\n";
     let cases: &[(&str, &str, &str)] = &[
-        ("bad-a", "www A 192.0.2.300\n", "bad-a.zone:5: A record: bad IPv4 address"),
-        ("cname", "www CNAME ns\nwww TXT \"x\"\n", "CNAME and other data"),
-        ("outside", "www.example.org. A 192.0.2.1\n", "bad-outside.zone:5: www.example.org. A: out of zone"),
-        ("paren", "www TXT ( \"x\"\n", "bad-paren.zone:5: unbalanced parentheses"),
-        ("type", "www BOGUS 1\n", "bad-type.zone:5: unknown record type 'BOGUS'"),
+        (
+            "bad-a",
+            "www A 192.0.2.300\n",
+            "bad-a.zone:5: A record: bad IPv4 address",
+        ),
+        (
+            "cname",
+            "www CNAME ns\nwww TXT \"x\"\n",
+            "CNAME and other data",
+        ),
+        (
+            "outside",
+            "www.example.org. A 192.0.2.1\n",
+            "bad-outside.zone:5: www.example.org. A: out of zone",
+        ),
+        (
+            "paren",
+            "www TXT ( \"x\"\n",
+            "bad-paren.zone:5: unbalanced parentheses",
+        ),
+        (
+            "type",
+            "www BOGUS 1\n",
+            "bad-type.zone:5: unknown record type 'BOGUS'",
+        ),
         ("include", "$INCLUDE inc.txt\n", "inc.txt:2: MX record"),
-        ("gen", "$GENERATE 1-3 h$ A 10.0.0.${0,x}\n", "bad-gen.zone:5: $GENERATE"),
+        (
+            "gen",
+            "$GENERATE 1-3 h$ A 10.0.0.${0,x}\n",
+            "bad-gen.zone:5: $GENERATE",
+        ),
     ];
     std::fs::write(dir.path().join("inc.txt"), "ok A 192.0.2.2\nbad MX mail\n").unwrap();
     for (name, body, want) in cases {
         let f = dir.path().join(format!("bad-{name}.zone"));
         std::fs::write(&f, format!("{head}{body}")).unwrap();
-        let (code, _, err) = tandem(&["check", f.to_str().unwrap(), "--origin", "example.com."], dir.path());
+        let (code, _, err) = tandem(
+            &["check", f.to_str().unwrap(), "--origin", "example.com."],
+            dir.path(),
+        );
         assert_eq!(code, 1, "{name}");
         assert!(err.contains(want), "{name}: wanted {want:?} in {err:?}");
     }
     let f = dir.path().join("nosoa.zone");
     std::fs::write(&f, "$TTL 60\n@ NS ns\n").unwrap();
-    let (code, _, err) = tandem(&["check", f.to_str().unwrap(), "--origin", "example.com."], dir.path());
+    let (code, _, err) = tandem(
+        &["check", f.to_str().unwrap(), "--origin", "example.com."],
+        dir.path(),
+    );
     assert_eq!(code, 1);
     assert!(err.contains("no SOA"), "{err}");
 }
@@ -62,19 +99,47 @@ fn check_reports_file_and_line() {
 #[test]
 fn config_errors_name_file_zone_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.zone"), "$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.zone"),
+        "$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n",
+    )
+    .unwrap();
     let zone = "[[zone]]\nname = \"a.test.\"\nrole = \"primary\"\nfile = \"a.zone\"\n";
     let cases: &[(&str, &str)] = &[
         ("[server]\nlisten = [\"127.0.0.1\"]\n", "`listen`"),
-        ("[server]\nlisten = [\"127.0.0.1:1\"]\nlisen = 1\n", "unknown field `lisen`"),
-        (&format!("{zone}notify = [\"not-an-ip\"]\n"), "zone \"a.test.\": key `notify`: bad address"),
-        (&format!("{zone}allow_transfer = [\"10.0.0.0/33\"]\n"), "key `allow_transfer`"),
+        (
+            "[server]\nlisten = [\"127.0.0.1:1\"]\nlisen = 1\n",
+            "unknown field `lisen`",
+        ),
+        (
+            &format!("{zone}notify = [\"not-an-ip\"]\n"),
+            "zone \"a.test.\": key `notify`: bad address",
+        ),
+        (
+            &format!("{zone}allow_transfer = [\"10.0.0.0/33\"]\n"),
+            "key `allow_transfer`",
+        ),
         (&format!("{zone}{zone}"), "zone listed twice"),
-        ("[[zone]]\nname = \"b.test.\"\nrole = \"primary\"\nfile = \"missing.zone\"\n", "zone \"b.test.\": key `file`: missing.zone"),
-        (&format!("{zone}transfer_key = \"nokey.\"\n"), "key `transfer_key`: no [[key]]"),
-        (&format!("{zone}serial_policy = \"sometimes\"\n"), "key `serial_policy`"),
-        ("[[key]]\nname = \"k.\"\nalgorithm = \"hmac-md5\"\nsecret = \"AAAA\"\n", "key \"k.\": key `algorithm`"),
-        (&format!("{zone}colour = \"blue\"\n"), "zone \"a.test.\": unknown field `colour`"),
+        (
+            "[[zone]]\nname = \"b.test.\"\nrole = \"primary\"\nfile = \"missing.zone\"\n",
+            "zone \"b.test.\": key `file`: missing.zone",
+        ),
+        (
+            &format!("{zone}transfer_key = \"nokey.\"\n"),
+            "key `transfer_key`: no [[key]]",
+        ),
+        (
+            &format!("{zone}serial_policy = \"sometimes\"\n"),
+            "key `serial_policy`",
+        ),
+        (
+            "[[key]]\nname = \"k.\"\nalgorithm = \"hmac-md5\"\nsecret = \"AAAA\"\n",
+            "key \"k.\": key `algorithm`",
+        ),
+        (
+            &format!("{zone}colour = \"blue\"\n"),
+            "zone \"a.test.\": unknown field `colour`",
+        ),
     ];
     for (i, (cfg, want)) in cases.iter().enumerate() {
         let f = format!("c{i}.toml");
@@ -91,7 +156,11 @@ fn config_errors_name_file_zone_and_key() {
 fn serve_without_config_uses_zones_dir() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("zones")).unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/zones/example.com.zone"), dir.path().join("zones/example.com.zone")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/zones/example.com.zone"),
+        dir.path().join("zones/example.com.zone"),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
         .arg("serve")
         .current_dir(dir.path())
@@ -99,10 +168,18 @@ fn serve_without_config_uses_zones_dir() {
         .spawn()
         .unwrap();
     let addr = "127.0.0.1:5353".parse().unwrap();
-    let m = wait_for("the embedded default to answer", std::time::Duration::from_secs(20), || {
-        udp_query_timeout(addr, &query("example.com.", RecordType::SOA), std::time::Duration::from_millis(200))
+    let m = wait_for(
+        "the embedded default to answer",
+        std::time::Duration::from_secs(20),
+        || {
+            udp_query_timeout(
+                addr,
+                &query("example.com.", RecordType::SOA),
+                std::time::Duration::from_millis(200),
+            )
             .filter(|m| m.metadata.authoritative)
-    });
+        },
+    );
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(m.answers.len(), 1);

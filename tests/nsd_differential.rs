@@ -20,7 +20,13 @@ struct View {
 }
 
 fn rr_text(r: &Record) -> String {
-    format!("{} {} {} {}", r.name.to_string().to_ascii_lowercase(), r.ttl, r.record_type(), r.data)
+    format!(
+        "{} {} {} {}",
+        r.name.to_string().to_ascii_lowercase(),
+        r.ttl,
+        r.record_type(),
+        r.data
+    )
 }
 
 fn view(m: &Message) -> View {
@@ -36,8 +42,13 @@ fn view(m: &Message) -> View {
 /// Owner names of a zone, read with tandem's own loader.
 fn owners(origin: &str, file: &str) -> Vec<String> {
     let apex = tandem::zone::name::parse_absolute(origin).unwrap();
-    let z = tandem::zone::load_zone_file(&data(file), &apex).unwrap().zone;
-    let mut v: Vec<String> = z.nodes().map(|n| tandem::zone::name::to_text(n.name())).collect();
+    let z = tandem::zone::load_zone_file(&data(file), &apex)
+        .unwrap()
+        .zone;
+    let mut v: Vec<String> = z
+        .nodes()
+        .map(|n| tandem::zone::name::to_text(n.name()))
+        .collect();
     v.sort();
     v
 }
@@ -90,10 +101,22 @@ fn corpus() -> Vec<Case> {
     let mut cases = Vec::new();
     for n in &names {
         for &t in &types {
-            let edns = if n.contains("signed.test") { Some(true) } else { None };
-            cases.push(Case { name: n.clone(), qtype: t, edns });
+            let edns = if n.contains("signed.test") {
+                Some(true)
+            } else {
+                None
+            };
+            cases.push(Case {
+                name: n.clone(),
+                qtype: t,
+                edns,
+            });
             if n.starts_with("big.") || t == RecordType::SOA {
-                cases.push(Case { name: n.clone(), qtype: t, edns: Some(false) });
+                cases.push(Case {
+                    name: n.clone(),
+                    qtype: t,
+                    edns: Some(false),
+                });
             }
         }
     }
@@ -127,7 +150,14 @@ fn tandem_answers_like_nsd() {
             // (NSD 4.6 even over TCP). Each choice must be among everything
             // the name owns, which tandem lists in full over TCP.
             let full = view(&tcp_query(t.addr, &q));
-            let types = |v: &View| v.answer.iter().map(|r| r.split(' ').nth(2).unwrap_or("").to_string()).filter(|t| t != "RRSIG").collect::<BTreeSet<_>>().len();
+            let types = |v: &View| {
+                v.answer
+                    .iter()
+                    .map(|r| r.split(' ').nth(2).unwrap_or("").to_string())
+                    .filter(|t| t != "RRSIG")
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            };
             ours.rcode == theirs.rcode
                 && ours.aa == theirs.aa
                 && ours.answer.is_subset(&full.answer)
@@ -142,13 +172,25 @@ fn tandem_answers_like_nsd() {
             ours == theirs
         };
         if !same {
-            diffs.push(format!("{} {} edns={:?}\n  tandem: {ours:?}\n  nsd:    {theirs:?}", c.name, c.qtype, c.edns));
+            diffs.push(format!(
+                "{} {} edns={:?}\n  tandem: {ours:?}\n  nsd:    {theirs:?}",
+                c.name, c.qtype, c.edns
+            ));
         }
     }
-    eprintln!("{} queries compared, {} differences", cases.len(), diffs.len());
+    eprintln!(
+        "{} queries compared, {} differences",
+        cases.len(),
+        diffs.len()
+    );
     for d in diffs.iter().take(40) {
         eprintln!("{d}");
     }
-    assert!(diffs.is_empty(), "{} of {} queries differ from NSD", diffs.len(), cases.len());
+    assert!(
+        diffs.is_empty(),
+        "{} of {} queries differ from NSD",
+        diffs.len(),
+        cases.len()
+    );
     let _ = RecordType::from_str("A");
 }

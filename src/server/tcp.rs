@@ -15,13 +15,20 @@ pub struct TcpSettings {
     pub max_connections: usize,
 }
 
-pub async fn serve(listener: TcpListener, catalog: SharedCatalog, opts: Arc<Options>, settings: TcpSettings) {
+pub async fn serve(
+    listener: TcpListener,
+    catalog: SharedCatalog,
+    opts: Arc<Options>,
+    settings: TcpSettings,
+) {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let idle = settings.idle_timeout;
     loop {
         // Waiting for a slot before accepting leaves excess clients in the
         // kernel's backlog instead of spending memory on them.
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -41,7 +48,12 @@ pub async fn serve(listener: TcpListener, catalog: SharedCatalog, opts: Arc<Opti
     }
 }
 
-async fn connection(stream: TcpStream, catalog: SharedCatalog, opts: Arc<Options>, idle: Duration) -> std::io::Result<()> {
+async fn connection(
+    stream: TcpStream,
+    catalog: SharedCatalog,
+    opts: Arc<Options>,
+    idle: Duration,
+) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);

@@ -50,7 +50,10 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
     let fd = sock.as_raw_fd();
     while !stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
-            b.iov_in[i] = libc::iovec { iov_base: b.recv[i].as_mut_ptr().cast(), iov_len: RECV_SIZE };
+            b.iov_in[i] = libc::iovec {
+                iov_base: b.recv[i].as_mut_ptr().cast(),
+                iov_len: RECV_SIZE,
+            };
             let h = &mut b.hdr_in[i].msg_hdr;
             h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
@@ -62,7 +65,15 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
             b.hdr_in[i].msg_len = 0;
         }
         // SAFETY: the headers point into `b`, which outlives the call.
-        let n = unsafe { libc::recvmmsg(fd, b.hdr_in.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut()) };
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                b.hdr_in.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
         if n <= 0 {
             continue; // timeout (shutdown check), EINTR, or a transient error
         }
@@ -71,12 +82,16 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
         let mut m = 0;
         for i in 0..n {
             let len = b.hdr_in[i].msg_len as usize;
-            if b.hdr_in[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || source_port(&b.addrs[i]) == 0 {
+            if b.hdr_in[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || source_port(&b.addrs[i]) == 0
+            {
                 continue;
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
             if let Some(rlen) = answer::answer(&cat, recv, send, Transport::Udp, &opts) {
-                b.iov_out[m] = libc::iovec { iov_base: b.send[m].as_mut_ptr().cast(), iov_len: rlen };
+                b.iov_out[m] = libc::iovec {
+                    iov_base: b.send[m].as_mut_ptr().cast(),
+                    iov_len: rlen,
+                };
                 let h = &mut b.hdr_out[m].msg_hdr;
                 h.msg_name = (&mut b.addrs[i] as *mut libc::sockaddr_storage).cast();
                 h.msg_namelen = b.hdr_in[i].msg_hdr.msg_namelen;
@@ -92,7 +107,8 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
         let mut sent = 0;
         while sent < m {
             // SAFETY: as above; only the first `m` headers were filled in.
-            let r = unsafe { libc::sendmmsg(fd, b.hdr_out[sent..].as_mut_ptr(), (m - sent) as u32, 0) };
+            let r =
+                unsafe { libc::sendmmsg(fd, b.hdr_out[sent..].as_mut_ptr(), (m - sent) as u32, 0) };
             if r <= 0 {
                 // Skip the message the kernel refused (e.g. unreachable destination).
                 sent += 1;

@@ -96,10 +96,15 @@ impl ZoneBuilder {
             Some(&id) => id,
             None => {
                 let id = self.owners.len() as u32;
-                self.owners.push(Owner { off: self.names.len() as u32, len: owner.len() as u8, hash });
+                self.owners.push(Owner {
+                    off: self.names.len() as u32,
+                    len: owner.len() as u8,
+                    hash,
+                });
                 self.names.extend_from_slice(owner);
                 let owners = &self.owners;
-                self.index.insert_unique(hash, id, |&i| owners[i as usize].hash);
+                self.index
+                    .insert_unique(hash, id, |&i| owners[i as usize].hash);
                 id
             }
         };
@@ -108,7 +113,14 @@ impl ZoneBuilder {
     }
 
     /// Adds one record. `owner` is an absolute wire name, `rdata` wire rdata.
-    pub fn add(&mut self, owner: &[u8], rtype: u16, ttl: u32, rdata: &[u8], at: Origin) -> Result<(), String> {
+    pub fn add(
+        &mut self,
+        owner: &[u8],
+        rtype: u16,
+        ttl: u32,
+        rdata: &[u8],
+        at: Origin,
+    ) -> Result<(), String> {
         if !name::is_subdomain(owner, &self.origin) {
             return Err(format!(
                 "{} {}: out of zone data (not below {})",
@@ -118,11 +130,22 @@ impl ZoneBuilder {
             ));
         }
         if rtype::is_meta(rtype) {
-            return Err(format!("type {} cannot be zone data", rtype::to_text(rtype)));
+            return Err(format!(
+                "type {} cannot be zone data",
+                rtype::to_text(rtype)
+            ));
         }
-        let rdlen = u16::try_from(rdata.len()).map_err(|_| "rdata longer than 65535 octets".to_string())?;
+        let rdlen =
+            u16::try_from(rdata.len()).map_err(|_| "rdata longer than 65535 octets".to_string())?;
         let owner = self.intern(owner);
-        self.recs.push(Rec { owner, rtype, rdlen, ttl, rdata: self.rdata.len(), at });
+        self.recs.push(Rec {
+            owner,
+            rtype,
+            rdlen,
+            ttl,
+            rdata: self.rdata.len(),
+            at,
+        });
         self.rdata.extend_from_slice(rdata);
         Ok(())
     }
@@ -192,11 +215,22 @@ impl ZoneBuilder {
         for k in &soas {
             if k.0 != apex {
                 let r = &self.recs[k.3 as usize];
-                return Err(self.err(Some(r.at), format!("{}: SOA record not at top of zone", name::to_text(self.owner_name(k.0)))));
+                return Err(self.err(
+                    Some(r.at),
+                    format!(
+                        "{}: SOA record not at top of zone",
+                        name::to_text(self.owner_name(k.0))
+                    ),
+                ));
             }
         }
         match soas.len() {
-            0 => return Err(self.err(None, format!("{}: has no SOA record", name::to_text(&self.origin)))),
+            0 => {
+                return Err(self.err(
+                    None,
+                    format!("{}: has no SOA record", name::to_text(&self.origin)),
+                ));
+            }
             1 => {}
             _ => {
                 let r = &self.recs[soas[1].3 as usize];
@@ -204,7 +238,13 @@ impl ZoneBuilder {
             }
         }
         if !order.iter().any(|k| k.0 == apex && k.1 == rtype::NS) {
-            return Err(self.err(None, format!("{}: has no NS records at the zone apex", name::to_text(&self.origin))));
+            return Err(self.err(
+                None,
+                format!(
+                    "{}: has no NS records at the zone apex",
+                    name::to_text(&self.origin)
+                ),
+            ));
         }
 
         // Per-owner spans in `order`.
@@ -220,7 +260,10 @@ impl ZoneBuilder {
         }
 
         let n = self.owners.len();
-        let shard_count = (n / NODES_PER_SHARD).max(1).next_power_of_two().min(1 << 12);
+        let shard_count = (n / NODES_PER_SHARD)
+            .max(1)
+            .next_power_of_two()
+            .min(1 << 12);
         let mask = shard_count as u64 - 1;
         let mut per_shard: Vec<Vec<u32>> = vec![Vec::new(); shard_count];
         for (id, o) in self.owners.iter().enumerate() {
@@ -251,11 +294,18 @@ impl ZoneBuilder {
                 let mut k = 0;
                 let types: Vec<u16> = keys.iter().map(|k| k.1).collect();
                 if types.contains(&rtype::CNAME) {
-                    if let Some(&(_, t, _, ri)) = keys.iter().find(|k| !matches!(k.1, rtype::CNAME | rtype::RRSIG | rtype::NSEC)) {
+                    if let Some(&(_, t, _, ri)) = keys
+                        .iter()
+                        .find(|k| !matches!(k.1, rtype::CNAME | rtype::RRSIG | rtype::NSEC))
+                    {
                         let r = &self.recs[ri as usize];
                         return Err(self.err(
                             Some(r.at),
-                            format!("{}: CNAME and other data ({})", name::to_text(&owner), rtype::to_text(t)),
+                            format!(
+                                "{}: CNAME and other data ({})",
+                                name::to_text(&owner),
+                                rtype::to_text(t)
+                            ),
                         ));
                     }
                     flags |= F_CNAME;
@@ -268,13 +318,30 @@ impl ZoneBuilder {
                     while k < keys.len() && keys[k].1 == t && keys[k].2 == covered {
                         let r = &self.recs[keys[k].3 as usize];
                         let rd = &self.rdata[r.rdata..r.rdata + r.rdlen as usize];
-                        if rdset.iter().any(|&(o, l)| &self.rdata[o..o + l as usize] == rd) {
-                            self.warnings.push((r.at, format!("{} {}: duplicate record ignored", name::to_text(&owner), rtype::to_text(t))));
+                        if rdset
+                            .iter()
+                            .any(|&(o, l)| &self.rdata[o..o + l as usize] == rd)
+                        {
+                            self.warnings.push((
+                                r.at,
+                                format!(
+                                    "{} {}: duplicate record ignored",
+                                    name::to_text(&owner),
+                                    rtype::to_text(t)
+                                ),
+                            ));
                         } else {
                             if r.ttl != ttl {
                                 self.warnings.push((
                                     r.at,
-                                    format!("{} {}: TTL {} differs from the RRset's {}; using {}", name::to_text(&owner), rtype::to_text(t), r.ttl, ttl, ttl),
+                                    format!(
+                                        "{} {}: TTL {} differs from the RRset's {}; using {}",
+                                        name::to_text(&owner),
+                                        rtype::to_text(t),
+                                        r.ttl,
+                                        ttl,
+                                        ttl
+                                    ),
                                 ));
                             }
                             rdset.push((r.rdata, r.rdlen));
@@ -282,7 +349,10 @@ impl ZoneBuilder {
                         k += 1;
                     }
                     if t == rtype::CNAME && rdset.len() > 1 {
-                        return Err(self.err(Some(first.at), format!("{}: multiple CNAME records", name::to_text(&owner))));
+                        return Err(self.err(
+                            Some(first.at),
+                            format!("{}: multiple CNAME records", name::to_text(&owner)),
+                        ));
                     }
                     if t == rtype::NS {
                         flags |= F_NS;
@@ -316,21 +386,27 @@ impl ZoneBuilder {
                 let hash = self.owners[id as usize].hash;
                 table.insert_unique(hash, off, |_| unreachable_rehash());
             }
-            shards.push(Arc::new(Shard { table, data: data.into_boxed_slice() }));
+            shards.push(Arc::new(Shard {
+                table,
+                data: data.into_boxed_slice(),
+            }));
         }
         let origin = self.owner_name(apex).to_vec().into_boxed_slice();
-        Ok((Zone {
-            origin,
-            hasher: self.hasher,
-            shards: shards.into_boxed_slice(),
-            shard_mask: mask,
-            has_cuts,
-            soa_ttl: soa.0,
-            serial: soa.1,
-            minimum: soa.2,
-            names: n,
-            records,
-        }, self.warnings))
+        Ok((
+            Zone {
+                origin,
+                hasher: self.hasher,
+                shards: shards.into_boxed_slice(),
+                shard_mask: mask,
+                has_cuts,
+                soa_ttl: soa.0,
+                serial: soa.1,
+                minimum: soa.2,
+                names: n,
+                records,
+            },
+            self.warnings,
+        ))
     }
 }
 

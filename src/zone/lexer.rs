@@ -26,7 +26,11 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a [u8]) -> Self {
-        Lexer { src, pos: 0, line: 1 }
+        Lexer {
+            src,
+            pos: 0,
+            line: 1,
+        }
     }
 
     pub fn text(&self, t: &Tok) -> &'a [u8] {
@@ -45,9 +49,19 @@ impl<'a> Lexer<'a> {
         loop {
             let Some(&c) = src.get(self.pos) else {
                 if depth > 0 {
-                    return Err((paren_line, "unbalanced parentheses: '(' never closed".into()));
+                    return Err((
+                        paren_line,
+                        "unbalanced parentheses: '(' never closed".into(),
+                    ));
                 }
-                return Ok(if toks.is_empty() { None } else { Some(Entry { line: entry_line, blank_owner }) });
+                return Ok(if toks.is_empty() {
+                    None
+                } else {
+                    Some(Entry {
+                        line: entry_line,
+                        blank_owner,
+                    })
+                });
             };
             if at_line_start && depth == 0 && toks.is_empty() {
                 entry_line = self.line;
@@ -61,7 +75,10 @@ impl<'a> Lexer<'a> {
                     self.line += 1;
                     if depth == 0 {
                         if !toks.is_empty() {
-                            return Ok(Some(Entry { line: entry_line, blank_owner }));
+                            return Ok(Some(Entry {
+                                line: entry_line,
+                                blank_owner,
+                            }));
                         }
                         at_line_start = true;
                     }
@@ -103,7 +120,11 @@ impl<'a> Lexer<'a> {
                     if i > src.len() {
                         return Err((self.line, "unterminated quoted string".into()));
                     }
-                    toks.push(Tok { start: start as u32, end: i as u32, quoted: true });
+                    toks.push(Tok {
+                        start: start as u32,
+                        end: i as u32,
+                        quoted: true,
+                    });
                     self.pos = i + 1;
                 }
                 _ => {
@@ -117,7 +138,11 @@ impl<'a> Lexer<'a> {
                         }
                     }
                     let i = i.min(src.len());
-                    toks.push(Tok { start: start as u32, end: i as u32, quoted: false });
+                    toks.push(Tok {
+                        start: start as u32,
+                        end: i as u32,
+                        quoted: false,
+                    });
                     self.pos = i;
                 }
             }
@@ -134,7 +159,10 @@ mod tests {
         let mut toks = Vec::new();
         let mut out = Vec::new();
         while let Some(e) = lx.next_entry(&mut toks).unwrap() {
-            let words = toks.iter().map(|t| String::from_utf8_lossy(lx.text(t)).into_owned()).collect();
+            let words = toks
+                .iter()
+                .map(|t| String::from_utf8_lossy(lx.text(t)).into_owned())
+                .collect();
             out.push((e.line, e.blank_owner, words));
         }
         out

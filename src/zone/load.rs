@@ -72,15 +72,23 @@ impl Loader {
     }
 
     fn err(&self, file: u16, line: usize, msg: impl Into<String>) -> ZoneError {
-        ZoneError { file: self.file_name(file), line, msg: msg.into() }
+        ZoneError {
+            file: self.file_name(file),
+            line,
+            msg: msg.into(),
+        }
     }
 
     fn file_name(&self, idx: u16) -> String {
-        self.files.get(idx as usize).map(|p| p.display().to_string()).unwrap_or_default()
+        self.files
+            .get(idx as usize)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 
     fn add_file(&mut self, path: PathBuf) -> Result<u16, String> {
-        let idx = u16::try_from(self.files.len()).map_err(|_| "too many included files".to_string())?;
+        let idx =
+            u16::try_from(self.files.len()).map_err(|_| "too many included files".to_string())?;
         self.files.push(path);
         Ok(idx)
     }
@@ -102,12 +110,18 @@ impl Loader {
             if !entry.blank_owner && !first.1 && first.0.first() == Some(&b'$') {
                 self.directive(&words, cx, line)?;
             } else {
-                self.record(&words, entry.blank_owner, cx, line).map_err(|m| self.err(cx.idx, line, m))?;
+                self.record(&words, entry.blank_owner, cx, line)
+                    .map_err(|m| self.err(cx.idx, line, m))?;
             }
         }
     }
 
-    fn directive(&mut self, words: &[(&[u8], bool)], cx: &mut FileCx, line: usize) -> Result<(), ZoneError> {
+    fn directive(
+        &mut self,
+        words: &[(&[u8], bool)],
+        cx: &mut FileCx,
+        line: usize,
+    ) -> Result<(), ZoneError> {
         let d = words[0].0.to_ascii_uppercase();
         let arg = |i: usize| words.get(i).map(|w| w.0);
         let e = |s: &Self, m: String| s.err(cx.idx, line, m);
@@ -115,12 +129,14 @@ impl Loader {
             b"$ORIGIN" => {
                 let t = arg(1).ok_or_else(|| e(self, "$ORIGIN needs a name".into()))?;
                 let mut o = Vec::new();
-                name::from_text(t, Some(&cx.origin), &mut o).map_err(|x| e(self, format!("$ORIGIN: {x}")))?;
+                name::from_text(t, Some(&cx.origin), &mut o)
+                    .map_err(|x| e(self, format!("$ORIGIN: {x}")))?;
                 cx.origin = o;
             }
             b"$TTL" => {
                 let t = arg(1).ok_or_else(|| e(self, "$TTL needs a value".into()))?;
-                let ttl = rdata::parse_ttl(t).ok_or_else(|| e(self, format!("bad $TTL '{}'", String::from_utf8_lossy(t))))?;
+                let ttl = rdata::parse_ttl(t)
+                    .ok_or_else(|| e(self, format!("bad $TTL '{}'", String::from_utf8_lossy(t))))?;
                 self.default_ttl = Some(ttl);
             }
             b"$INCLUDE" => {
@@ -131,7 +147,8 @@ impl Loader {
                 let mut o = cx.origin.clone();
                 if let Some(ot) = arg(2) {
                     o.clear();
-                    name::from_text(ot, Some(&cx.origin), &mut o).map_err(|x| e(self, format!("$INCLUDE origin: {x}")))?;
+                    name::from_text(ot, Some(&cx.origin), &mut o)
+                        .map_err(|x| e(self, format!("$INCLUDE origin: {x}")))?;
                 }
                 let rel = PathBuf::from(String::from_utf8_lossy(t).into_owned());
                 // Relative to the including file's directory, else to the working directory.
@@ -140,18 +157,37 @@ impl Loader {
                     Some(p) if rel.is_relative() && p.exists() => p,
                     _ => rel,
                 };
-                let text = std::fs::read(&path).map_err(|x| e(self, format!("$INCLUDE {}: {x}", path.display())))?;
+                let text = std::fs::read(&path)
+                    .map_err(|x| e(self, format!("$INCLUDE {}: {x}", path.display())))?;
                 let idx = self.add_file(path).map_err(|m| e(self, m))?;
-                let mut inner = FileCx { idx, origin: o, depth: cx.depth + 1 };
+                let mut inner = FileCx {
+                    idx,
+                    origin: o,
+                    depth: cx.depth + 1,
+                };
                 self.read_text(&text, &mut inner)?;
             }
             b"$GENERATE" => self.generate(words, cx, line)?,
-            _ => return Err(e(self, format!("unknown directive '{}'", String::from_utf8_lossy(words[0].0)))),
+            _ => {
+                return Err(e(
+                    self,
+                    format!(
+                        "unknown directive '{}'",
+                        String::from_utf8_lossy(words[0].0)
+                    ),
+                ));
+            }
         }
         Ok(())
     }
 
-    fn record(&mut self, words: &[(&[u8], bool)], blank_owner: bool, cx: &FileCx, line: usize) -> Result<(), String> {
+    fn record(
+        &mut self,
+        words: &[(&[u8], bool)],
+        blank_owner: bool,
+        cx: &FileCx,
+        line: usize,
+    ) -> Result<(), String> {
         let mut i = 0;
         self.owner.clear();
         if blank_owner {
@@ -160,8 +196,12 @@ impl Loader {
             }
             self.owner.extend_from_slice(&self.last_owner);
         } else {
-            name::from_text(words[0].0, Some(&cx.origin), &mut self.owner)
-                .map_err(|e| format!("bad owner name '{}': {e}", String::from_utf8_lossy(words[0].0)))?;
+            name::from_text(words[0].0, Some(&cx.origin), &mut self.owner).map_err(|e| {
+                format!(
+                    "bad owner name '{}': {e}",
+                    String::from_utf8_lossy(words[0].0)
+                )
+            })?;
             self.last_owner.clear();
             self.last_owner.extend_from_slice(&self.owner);
             i = 1;
@@ -175,21 +215,34 @@ impl Loader {
                 if ttl.is_some() {
                     return Err(format!("unexpected '{}'", String::from_utf8_lossy(w)));
                 }
-                ttl = Some(rdata::parse_ttl(w).ok_or_else(|| format!("bad TTL '{}'", String::from_utf8_lossy(w)))?);
+                ttl = Some(
+                    rdata::parse_ttl(w)
+                        .ok_or_else(|| format!("bad TTL '{}'", String::from_utf8_lossy(w)))?,
+                );
                 continue;
             }
             if !class_seen && (w.eq_ignore_ascii_case(b"IN") || w.eq_ignore_ascii_case(b"CLASS1")) {
                 class_seen = true;
                 continue;
             }
-            if !class_seen && (w.eq_ignore_ascii_case(b"CH") || w.eq_ignore_ascii_case(b"HS") || w.eq_ignore_ascii_case(b"CS") || w.len() > 5 && w[..5].eq_ignore_ascii_case(b"CLASS")) {
-                return Err(format!("class {} not supported (only IN)", String::from_utf8_lossy(w)));
+            if !class_seen
+                && (w.eq_ignore_ascii_case(b"CH")
+                    || w.eq_ignore_ascii_case(b"HS")
+                    || w.eq_ignore_ascii_case(b"CS")
+                    || w.len() > 5 && w[..5].eq_ignore_ascii_case(b"CLASS"))
+            {
+                return Err(format!(
+                    "class {} not supported (only IN)",
+                    String::from_utf8_lossy(w)
+                ));
             }
-            break rtype::from_text(w).ok_or_else(|| format!("unknown record type '{}'", String::from_utf8_lossy(w)))?;
+            break rtype::from_text(w)
+                .ok_or_else(|| format!("unknown record type '{}'", String::from_utf8_lossy(w)))?;
         };
         self.rdata.clear();
         let mut f = Fields::new(&words[i..], &cx.origin);
-        rdata::encode(rt, &mut f, &mut self.rdata).map_err(|e| format!("{} record: {e}", rtype::to_text(rt)))?;
+        rdata::encode(rt, &mut f, &mut self.rdata)
+            .map_err(|e| format!("{} record: {e}", rtype::to_text(rt)))?;
         check_embedded_names(rt, &self.rdata)?;
         let ttl = match ttl {
             Some(t) => {
@@ -208,18 +261,40 @@ impl Loader {
                 (None, None) => return Err("no TTL given and no $TTL in effect".into()),
             },
         };
-        self.builder.add(&self.owner, rt, ttl, &self.rdata, Origin { file: cx.idx, line: line as u32 })
+        self.builder.add(
+            &self.owner,
+            rt,
+            ttl,
+            &self.rdata,
+            Origin {
+                file: cx.idx,
+                line: line as u32,
+            },
+        )
     }
 
     /// `$GENERATE range lhs [ttl] [class] type rhs` (BIND syntax).
-    fn generate(&mut self, words: &[(&[u8], bool)], cx: &mut FileCx, line: usize) -> Result<(), ZoneError> {
+    fn generate(
+        &mut self,
+        words: &[(&[u8], bool)],
+        cx: &mut FileCx,
+        line: usize,
+    ) -> Result<(), ZoneError> {
         let e = |s: &Self, m: String| s.err(cx.idx, line, format!("$GENERATE: {m}"));
         if words.len() < 5 {
             return Err(e(self, "expected: range lhs [ttl] [class] type rhs".into()));
         }
-        let (start, stop, step) = parse_range(words[1].0).ok_or_else(|| e(self, format!("bad range '{}'", String::from_utf8_lossy(words[1].0))))?;
+        let (start, stop, step) = parse_range(words[1].0).ok_or_else(|| {
+            e(
+                self,
+                format!("bad range '{}'", String::from_utf8_lossy(words[1].0)),
+            )
+        })?;
         if (stop - start) / step >= MAX_GENERATE {
-            return Err(e(self, format!("range produces more than {MAX_GENERATE} records")));
+            return Err(e(
+                self,
+                format!("range produces more than {MAX_GENERATE} records"),
+            ));
         }
         let lhs = words[2].0;
         let middle: Vec<&[u8]> = words[3..words.len() - 1].iter().map(|w| w.0).collect();
@@ -276,16 +351,31 @@ fn substitute(t: &[u8], v: u64, out: &mut Vec<u8>) -> Result<(), String> {
                 i += 2;
             }
             b'$' if t.get(i + 1) == Some(&b'{') => {
-                let end = t[i..].iter().position(|&c| c == b'}').ok_or("unterminated ${")? + i;
+                let end = t[i..]
+                    .iter()
+                    .position(|&c| c == b'}')
+                    .ok_or("unterminated ${")?
+                    + i;
                 let spec = std::str::from_utf8(&t[i + 2..end]).map_err(|_| "bad ${} modifier")?;
                 let mut parts = spec.split(',');
-                let offset: i64 = parts.next().unwrap_or("0").trim().parse().map_err(|_| format!("bad offset in ${{{spec}}}"))?;
+                let offset: i64 = parts
+                    .next()
+                    .unwrap_or("0")
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad offset in ${{{spec}}}"))?;
                 let width: usize = match parts.next() {
-                    Some(w) => w.trim().parse().map_err(|_| format!("bad width in ${{{spec}}}"))?,
+                    Some(w) => w
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("bad width in ${{{spec}}}"))?,
                     None => 0,
                 };
                 let base = parts.next().unwrap_or("d").trim();
-                let n = (v as i64).checked_add(offset).filter(|n| *n >= 0).ok_or("offset makes the value negative")? as u64;
+                let n = (v as i64)
+                    .checked_add(offset)
+                    .filter(|n| *n >= 0)
+                    .ok_or("offset makes the value negative")? as u64;
                 let s = match base {
                     "d" => format!("{n:0width$}"),
                     "o" => format!("{n:0width$o}"),
@@ -313,7 +403,11 @@ fn substitute(t: &[u8], v: u64, out: &mut Vec<u8>) -> Result<(), String> {
 /// BIND's nibble format: hex digits least significant first, dot separated;
 /// `width` counts digits and dots.
 fn nibbles(mut v: u64, width: usize, upper: bool) -> String {
-    let digits = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let digits = if upper {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
     let mut s = String::new();
     let mut w = width as i64;
     loop {
@@ -334,7 +428,9 @@ fn nibbles(mut v: u64, width: usize, upper: bool) -> String {
 /// query path will read them (targets for CNAME chasing and additional data).
 fn check_embedded_names(t: u16, rd: &[u8]) -> Result<(), String> {
     let ok = match t {
-        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => name::wire_len(rd) == Some(rd.len()),
+        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => {
+            name::wire_len(rd) == Some(rd.len())
+        }
         rtype::MX => rd.len() > 2 && name::wire_len(&rd[2..]) == Some(rd.len() - 2),
         rtype::SRV => rd.len() > 6 && name::wire_len(&rd[6..]) == Some(rd.len() - 6),
         rtype::SOA => name::wire_len(rd)
@@ -342,14 +438,30 @@ fn check_embedded_names(t: u16, rd: &[u8]) -> Result<(), String> {
             .is_some_and(|n| n + 20 == rd.len()),
         _ => true,
     };
-    if ok { Ok(()) } else { Err(format!("malformed {} rdata", rtype::to_text(t))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("malformed {} rdata", rtype::to_text(t)))
+    }
 }
 
 fn finish(loader: Loader) -> Result<Loaded, ZoneError> {
     let files = loader.files;
     let name_of = |o: Option<super::build::Origin>| match o {
-        Some(o) => (files.get(o.file as usize).map(|p| p.display().to_string()).unwrap_or_default(), o.line as usize),
-        None => (files.first().map(|p| p.display().to_string()).unwrap_or_default(), 0),
+        Some(o) => (
+            files
+                .get(o.file as usize)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            o.line as usize,
+        ),
+        None => (
+            files
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            0,
+        ),
     };
     let builder = loader.builder;
     match builder.build_with_warnings() {
@@ -361,7 +473,11 @@ fn finish(loader: Loader) -> Result<Loaded, ZoneError> {
                     format!("{f}:{l}: {m}")
                 })
                 .collect();
-            Ok(Loaded { zone, files, warnings })
+            Ok(Loaded {
+                zone,
+                files,
+                warnings,
+            })
         }
         Err(BuildError { at, msg }) => {
             let (file, line) = name_of(at);
@@ -373,9 +489,19 @@ fn finish(loader: Loader) -> Result<Loaded, ZoneError> {
 /// Loads and checks a zone file for the zone `origin` (absolute wire name).
 pub fn load_zone_file(path: &Path, origin: &[u8]) -> Result<Loaded, ZoneError> {
     let mut loader = Loader::new(origin);
-    let text = std::fs::read(path).map_err(|e| ZoneError { file: path.display().to_string(), line: 0, msg: e.to_string() })?;
-    let idx = loader.add_file(path.to_path_buf()).map_err(|m| loader.err(0, 0, m))?;
-    let mut cx = FileCx { idx, origin: origin.to_vec(), depth: 0 };
+    let text = std::fs::read(path).map_err(|e| ZoneError {
+        file: path.display().to_string(),
+        line: 0,
+        msg: e.to_string(),
+    })?;
+    let idx = loader
+        .add_file(path.to_path_buf())
+        .map_err(|m| loader.err(0, 0, m))?;
+    let mut cx = FileCx {
+        idx,
+        origin: origin.to_vec(),
+        depth: 0,
+    };
     loader.read_text(&text, &mut cx)?;
     drop(text);
     finish(loader)
@@ -384,8 +510,14 @@ pub fn load_zone_file(path: &Path, origin: &[u8]) -> Result<Loaded, ZoneError> {
 /// Loads zone text held in memory (tests, fuzzing).
 pub fn load_zone_str(text: &str, file: &str, origin: &[u8]) -> Result<Zone, ZoneError> {
     let mut loader = Loader::new(origin);
-    let idx = loader.add_file(PathBuf::from(file)).map_err(|m| loader.err(0, 0, m))?;
-    let mut cx = FileCx { idx, origin: origin.to_vec(), depth: 0 };
+    let idx = loader
+        .add_file(PathBuf::from(file))
+        .map_err(|m| loader.err(0, 0, m))?;
+    let mut cx = FileCx {
+        idx,
+        origin: origin.to_vec(),
+        depth: 0,
+    };
     loader.read_text(text.as_bytes(), &mut cx)?;
     finish(loader).map(|l| l.zone)
 }
@@ -411,7 +543,9 @@ mod tests {
         assert!(e.msg.contains("CNAME and other data"), "{e}");
         let e = load("sub SOA ns host 1 2 3 4 5\n").err().unwrap();
         assert!(e.msg.contains("not at top"), "{e}");
-        let e = load_zone_str("@ 1 SOA ns host 1 2 3 4 5\n", "z", ORIGIN).err().unwrap();
+        let e = load_zone_str("@ 1 SOA ns host 1 2 3 4 5\n", "z", ORIGIN)
+            .err()
+            .unwrap();
         assert!(e.msg.contains("no NS"), "{e}");
         assert_eq!(load("a LOC 1 2\n").err().unwrap().line, 5);
         assert!(load("a CLASS3 TXT \"x\"\n").is_err());
@@ -419,7 +553,10 @@ mod tests {
 
     #[test]
     fn generate_reverse_zone() {
-        let z = load("$GENERATE 1-254/2 ${0,3,d} PTR host-$.example.\n$GENERATE 0-15 x${0,3,n} A 10.0.0.$\n").unwrap();
+        let z = load(
+            "$GENERATE 1-254/2 ${0,3,d} PTR host-$.example.\n$GENERATE 0-15 x${0,3,n} A 10.0.0.$\n",
+        )
+        .unwrap();
         let n = z.find(b"\x03003\x07example\x00").unwrap();
         let ptr = n.get(rtype::PTR).unwrap().iter().next().unwrap().to_vec();
         assert_eq!(name::to_text(&ptr), "host-3.example.");
@@ -432,8 +569,29 @@ mod tests {
     #[test]
     fn ttl_and_class_order() {
         let z = load("a IN 60 A 1.2.3.4\nb 70 IN A 1.2.3.4\nc A 1.2.3.4\n").unwrap();
-        assert_eq!(z.find(b"\x01a\x07example\x00").unwrap().get(rtype::A).unwrap().ttl, 60);
-        assert_eq!(z.find(b"\x01b\x07example\x00").unwrap().get(rtype::A).unwrap().ttl, 70);
-        assert_eq!(z.find(b"\x01c\x07example\x00").unwrap().get(rtype::A).unwrap().ttl, 300);
+        assert_eq!(
+            z.find(b"\x01a\x07example\x00")
+                .unwrap()
+                .get(rtype::A)
+                .unwrap()
+                .ttl,
+            60
+        );
+        assert_eq!(
+            z.find(b"\x01b\x07example\x00")
+                .unwrap()
+                .get(rtype::A)
+                .unwrap()
+                .ttl,
+            70
+        );
+        assert_eq!(
+            z.find(b"\x01c\x07example\x00")
+                .unwrap()
+                .get(rtype::A)
+                .unwrap()
+                .ttl,
+            300
+        );
     }
 }

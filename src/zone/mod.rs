@@ -101,7 +101,10 @@ impl<'a> Node<'a> {
     fn rrsets_raw(&self) -> RRsetIter<'a> {
         let at = 2 + self.name_len();
         let n = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]);
-        RRsetIter { rest: &self.bytes[at + 2..], left: n }
+        RRsetIter {
+            rest: &self.bytes[at + 2..],
+            left: n,
+        }
     }
 
     pub fn rrsets(&self) -> impl Iterator<Item = RRset<'a>> + 'a {
@@ -118,7 +121,9 @@ impl<'a> Node<'a> {
 
     /// The RRSIGs covering `covered` (stored as their own RRset per type).
     pub fn sigs(&self, covered: u16) -> Option<RRset<'a>> {
-        self.rrsets_raw().find(|r| r.rtype == rtype::RRSIG && r.rdatas.get(2..4) == Some(&covered.to_be_bytes()[..]))
+        self.rrsets_raw().find(|r| {
+            r.rtype == rtype::RRSIG && r.rdatas.get(2..4) == Some(&covered.to_be_bytes()[..])
+        })
     }
 }
 
@@ -141,7 +146,12 @@ impl<'a> Iterator for RRsetIter<'a> {
         let len = u32::from_le_bytes([h[8], h[9], h[10], h[11]]) as usize;
         let rdatas = &h[12..12 + len];
         self.rest = &h[12 + len..];
-        Some(RRset { rtype, ttl, count, rdatas })
+        Some(RRset {
+            rtype,
+            ttl,
+            count,
+            rdatas,
+        })
     }
 }
 
@@ -192,14 +202,18 @@ impl Zone {
                 let len = data[off] as usize;
                 data[off + 1..off + 1 + len].eq_ignore_ascii_case(lower_name)
             })
-            .map(|&off| Node { bytes: &data[off as usize..] })
+            .map(|&off| Node {
+                bytes: &data[off as usize..],
+            })
     }
 
     pub fn apex(&self) -> Node<'_> {
         let mut lower = self.origin.to_vec();
         name::lowercase(&mut lower);
         // The builder refuses a zone without an apex node.
-        self.find(&lower).unwrap_or(Node { bytes: &[0, 0, 0, 0, 0] })
+        self.find(&lower).unwrap_or(Node {
+            bytes: &[0, 0, 0, 0, 0],
+        })
     }
 
     /// Every node, in no particular order (for transfers and checks).
@@ -232,7 +246,10 @@ mod tests {
         assert_eq!(z.name_count(), 5);
         let n = z.find(b"\x03www\x01a\x01b\x07example\x00").unwrap();
         assert_eq!(n.name(), b"\x03Www\x01A\x01b\x07example\x00");
-        assert_eq!(n.get(rtype::A).unwrap().iter().next().unwrap(), [192, 0, 2, 2]);
+        assert_eq!(
+            n.get(rtype::A).unwrap().iter().next().unwrap(),
+            [192, 0, 2, 2]
+        );
         assert!(z.find(b"\x01b\x07example\x00").unwrap().is_empty());
         assert!(z.find(b"\x01c\x07example\x00").is_none());
         assert_eq!(z.nodes().count(), 5);

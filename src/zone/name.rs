@@ -141,7 +141,9 @@ pub fn from_text(text: &[u8], origin: Option<&[u8]>, out: &mut Vec<u8>) -> Resul
             b'\\' => {
                 let rest = &text[i + 1..];
                 if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
-                    let v = (rest[0] - b'0') as u32 * 100 + (rest[1] - b'0') as u32 * 10 + (rest[2] - b'0') as u32;
+                    let v = (rest[0] - b'0') as u32 * 100
+                        + (rest[1] - b'0') as u32 * 10
+                        + (rest[2] - b'0') as u32;
                     if v > 255 {
                         return Err(NameError::BadEscape);
                     }
@@ -189,35 +191,6 @@ pub fn parse_absolute(text: &str) -> Result<Vec<u8>, NameError> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn wire(s: &str) -> Vec<u8> {
-        parse_absolute(s).unwrap()
-    }
-
-    #[test]
-    fn parses_and_prints() {
-        assert_eq!(wire("www.Example.com."), b"\x03www\x07Example\x03com\x00");
-        assert_eq!(wire("."), b"\x00");
-        assert_eq!(to_text(&wire("a\\.b.c")), "a\\.b.c.");
-        assert_eq!(wire("\\065.x"), b"\x01A\x01x\x00");
-        assert_eq!(from_text(b"a..b", None, &mut Vec::new()), Err(NameError::EmptyLabel));
-        assert_eq!(from_text(&[b'a'; 64], Some(&[0]), &mut Vec::new()), Err(NameError::LabelTooLong));
-    }
-
-    #[test]
-    fn subdomains() {
-        assert!(is_subdomain(&wire("a.b.example.com"), &wire("example.com")));
-        assert!(is_subdomain(&wire("EXAMPLE.com"), &wire("example.com")));
-        assert!(!is_subdomain(&wire("xexample.com"), &wire("example.com")));
-        assert!(is_subdomain(&wire("x"), &wire(".")));
-        assert_eq!(parent(&wire("a.b")), Some(&wire("b")[..]));
-        assert_eq!(label_count(&wire("a.b.c")), 3);
-    }
-}
-
 /// Length of the uncompressed wire name at the start of `buf`, if valid.
 pub fn wire_len(buf: &[u8]) -> Option<usize> {
     let mut i = 0;
@@ -233,5 +206,40 @@ pub fn wire_len(buf: &[u8]) -> Option<usize> {
         if l == 0 {
             return (i <= buf.len()).then_some(i);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(s: &str) -> Vec<u8> {
+        parse_absolute(s).unwrap()
+    }
+
+    #[test]
+    fn parses_and_prints() {
+        assert_eq!(wire("www.Example.com."), b"\x03www\x07Example\x03com\x00");
+        assert_eq!(wire("."), b"\x00");
+        assert_eq!(to_text(&wire("a\\.b.c")), "a\\.b.c.");
+        assert_eq!(wire("\\065.x"), b"\x01A\x01x\x00");
+        assert_eq!(
+            from_text(b"a..b", None, &mut Vec::new()),
+            Err(NameError::EmptyLabel)
+        );
+        assert_eq!(
+            from_text(&[b'a'; 64], Some(&[0]), &mut Vec::new()),
+            Err(NameError::LabelTooLong)
+        );
+    }
+
+    #[test]
+    fn subdomains() {
+        assert!(is_subdomain(&wire("a.b.example.com"), &wire("example.com")));
+        assert!(is_subdomain(&wire("EXAMPLE.com"), &wire("example.com")));
+        assert!(!is_subdomain(&wire("xexample.com"), &wire("example.com")));
+        assert!(is_subdomain(&wire("x"), &wire(".")));
+        assert_eq!(parent(&wire("a.b")), Some(&wire("b")[..]));
+        assert_eq!(label_count(&wire("a.b.c")), 3);
     }
 }

@@ -19,7 +19,10 @@ impl<'a> Fields<'a> {
     }
 
     fn next(&mut self, what: &str) -> R<&'a [u8]> {
-        let t = self.toks.get(self.i).ok_or_else(|| format!("missing {what}"))?;
+        let t = self
+            .toks
+            .get(self.i)
+            .ok_or_else(|| format!("missing {what}"))?;
         self.i += 1;
         Ok(t.0)
     }
@@ -31,7 +34,10 @@ impl<'a> Fields<'a> {
     fn end(&self) -> R<()> {
         match self.toks.get(self.i) {
             None => Ok(()),
-            Some(t) => Err(format!("unexpected extra data '{}'", String::from_utf8_lossy(t.0))),
+            Some(t) => Err(format!(
+                "unexpected extra data '{}'",
+                String::from_utf8_lossy(t.0)
+            )),
         }
     }
 
@@ -134,7 +140,9 @@ fn unescape(t: &[u8], out: &mut Vec<u8>) -> R<()> {
         if t[i] == b'\\' {
             let rest = &t[i + 1..];
             if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
-                let v = (rest[0] - b'0') as u32 * 100 + (rest[1] - b'0') as u32 * 10 + (rest[2] - b'0') as u32;
+                let v = (rest[0] - b'0') as u32 * 100
+                    + (rest[1] - b'0') as u32 * 10
+                    + (rest[2] - b'0') as u32;
                 if v > 255 {
                     return Err("bad \\DDD escape".into());
                 }
@@ -155,11 +163,15 @@ fn unescape(t: &[u8], out: &mut Vec<u8>) -> R<()> {
 }
 
 pub fn hex_decode(t: &[u8], out: &mut Vec<u8>) -> R<()> {
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return Err("odd number of hex digits".into());
     }
     for pair in t.chunks(2) {
-        let h = |c: u8| (c as char).to_digit(16).ok_or_else(|| format!("bad hex digit '{}'", c as char));
+        let h = |c: u8| {
+            (c as char)
+                .to_digit(16)
+                .ok_or_else(|| format!("bad hex digit '{}'", c as char))
+        };
         out.push((h(pair[0])? * 16 + h(pair[1])?) as u8);
     }
     Ok(())
@@ -254,7 +266,11 @@ fn sig_time(t: &[u8]) -> R<u32> {
             return Err(format!("bad time '{s}'"));
         }
         // Days from civil (Howard Hinnant's algorithm).
-        let (yy, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+        let (yy, m) = if mo <= 2 {
+            (y - 1, mo + 9)
+        } else {
+            (y, mo - 3)
+        };
         let era = yy.div_euclid(400);
         let yoe = yy - era * 400;
         let doy = (153 * m + 2) / 5 + d - 1;
@@ -281,7 +297,12 @@ fn svcb_key(k: &[u8]) -> R<u16> {
             .ok()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("bad SvcParamKey '{}'", String::from_utf8_lossy(k)))?,
-        _ => return Err(format!("unknown SvcParamKey '{}'", String::from_utf8_lossy(k))),
+        _ => {
+            return Err(format!(
+                "unknown SvcParamKey '{}'",
+                String::from_utf8_lossy(k)
+            ));
+        }
     })
 }
 
@@ -350,30 +371,45 @@ fn svcb_params(f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
             }
             (2, None) => {}
             (3, Some(v)) => {
-                let p: u16 = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or("bad port")?;
+                let p: u16 = std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("bad port")?;
                 val.extend_from_slice(&p.to_be_bytes());
             }
             (4, Some(v)) => {
                 for item in svcb_list(v)? {
-                    let a: Ipv4Addr =
-                        std::str::from_utf8(&item).ok().and_then(|s| s.parse().ok()).ok_or("bad ipv4hint")?;
+                    let a: Ipv4Addr = std::str::from_utf8(&item)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("bad ipv4hint")?;
                     val.extend_from_slice(&a.octets());
                 }
             }
             (5, Some(v)) => base64_decode(v, &mut val)?,
             (6, Some(v)) => {
                 for item in svcb_list(v)? {
-                    let a: Ipv6Addr =
-                        std::str::from_utf8(&item).ok().and_then(|s| s.parse().ok()).ok_or("bad ipv6hint")?;
+                    let a: Ipv6Addr = std::str::from_utf8(&item)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("bad ipv6hint")?;
                     val.extend_from_slice(&a.octets());
                 }
             }
             (k, Some(v)) if k > 6 => unescape(v, &mut val)?,
             (k, None) if k > 6 => {}
-            _ => return Err(format!("bad value for SvcParamKey '{}'", String::from_utf8_lossy(k))),
+            _ => {
+                return Err(format!(
+                    "bad value for SvcParamKey '{}'",
+                    String::from_utf8_lossy(k)
+                ));
+            }
         }
         if params.iter().any(|(k, _)| *k == key) {
-            return Err(format!("duplicate SvcParamKey '{}'", String::from_utf8_lossy(k)));
+            return Err(format!(
+                "duplicate SvcParamKey '{}'",
+                String::from_utf8_lossy(k)
+            ));
         }
         params.push((key, val));
     }
@@ -396,7 +432,10 @@ pub fn encode(t: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
         let hex = f.rest();
         hex_decode(&hex, out)?;
         if out.len() - start != len {
-            return Err(format!("\\# length {len} does not match {} octets of data", out.len() - start));
+            return Err(format!(
+                "\\# length {len} does not match {} octets of data",
+                out.len() - start
+            ));
         }
         return Ok(());
     }
@@ -569,7 +608,9 @@ pub fn encode(t: u16, f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
                 hex_decode(p, out)?;
             }
         }
-        _ if rtype::is_meta(t) => return Err(format!("type {} cannot be zone data", rtype::to_text(t))),
+        _ if rtype::is_meta(t) => {
+            return Err(format!("type {} cannot be zone data", rtype::to_text(t)));
+        }
         _ => {
             return Err(format!(
                 "type {} has no presentation format here: use RFC 3597 '\\# len hex'",
@@ -588,7 +629,10 @@ mod tests {
     use super::*;
 
     fn enc(t: u16, s: &str) -> R<Vec<u8>> {
-        let toks: Vec<_> = s.split_whitespace().map(|w| (w.as_bytes(), false)).collect();
+        let toks: Vec<_> = s
+            .split_whitespace()
+            .map(|w| (w.as_bytes(), false))
+            .collect();
         let mut f = Fields::new(&toks, b"\x07example\x00");
         let mut out = Vec::new();
         encode(t, &mut f, &mut out).map(|_| out)
@@ -598,7 +642,10 @@ mod tests {
     fn common_types() {
         assert_eq!(enc(rtype::A, "192.0.2.1").unwrap(), [192, 0, 2, 1]);
         assert!(enc(rtype::A, "192.0.2").is_err());
-        assert_eq!(enc(rtype::MX, "10 mail").unwrap(), b"\x00\x0a\x04mail\x07example\x00");
+        assert_eq!(
+            enc(rtype::MX, "10 mail").unwrap(),
+            b"\x00\x0a\x04mail\x07example\x00"
+        );
         assert_eq!(enc(rtype::TXT, "a b").unwrap(), b"\x01a\x01b");
         assert_eq!(enc(rtype::TXT, "a\\032b").unwrap(), b"\x03a b");
         assert!(enc(rtype::A, "1.2.3.4 5").is_err());
@@ -609,9 +656,18 @@ mod tests {
         assert_eq!(enc(rtype::A, "\\# 4 c0000201").unwrap(), [192, 0, 2, 1]);
         assert!(enc(rtype::A, "\\# 3 c0000201").is_err());
         assert_eq!(enc(65280, "\\# 0").unwrap(), b"");
-        assert_eq!(enc(rtype::NSEC, "a A NS RRSIG").unwrap(), b"\x01a\x07example\x00\x00\x06\x60\x00\x00\x00\x00\x02");
-        assert_eq!(enc(rtype::DS, "1 8 2 AB CD").unwrap(), [0, 1, 8, 2, 0xab, 0xcd]);
-        assert_eq!(enc(rtype::DNSKEY, "257 3 8 AQID").unwrap(), [1, 1, 3, 8, 1, 2, 3]);
+        assert_eq!(
+            enc(rtype::NSEC, "a A NS RRSIG").unwrap(),
+            b"\x01a\x07example\x00\x00\x06\x60\x00\x00\x00\x00\x02"
+        );
+        assert_eq!(
+            enc(rtype::DS, "1 8 2 AB CD").unwrap(),
+            [0, 1, 8, 2, 0xab, 0xcd]
+        );
+        assert_eq!(
+            enc(rtype::DNSKEY, "257 3 8 AQID").unwrap(),
+            [1, 1, 3, 8, 1, 2, 3]
+        );
         assert_eq!(sig_time(b"19700101000001").unwrap(), 1);
         assert_eq!(sig_time(b"20000101000000").unwrap(), 946684800);
     }
@@ -619,7 +675,10 @@ mod tests {
     #[test]
     fn svcb() {
         let v = enc(rtype::HTTPS, "1 . alpn=h2,h3 port=8443").unwrap();
-        assert_eq!(v, b"\x00\x01\x00\x00\x01\x00\x06\x02h2\x02h3\x00\x03\x00\x02\x20\xfb");
+        assert_eq!(
+            v,
+            b"\x00\x01\x00\x00\x01\x00\x06\x02h2\x02h3\x00\x03\x00\x02\x20\xfb"
+        );
         assert!(enc(rtype::HTTPS, "1 . port=1 port=2").is_err());
     }
 

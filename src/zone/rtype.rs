@@ -100,10 +100,14 @@ const NAMES: &[(&str, u16)] = &[
 
 /// Mnemonic or `TYPEnnn` (case-insensitive) to code.
 pub fn from_text(s: &[u8]) -> Option<u16> {
-    if s.len() > 4 && s[..4].eq_ignore_ascii_case(b"TYPE") && s[4..].iter().all(u8::is_ascii_digit) {
+    if s.len() > 4 && s[..4].eq_ignore_ascii_case(b"TYPE") && s[4..].iter().all(u8::is_ascii_digit)
+    {
         return std::str::from_utf8(&s[4..]).ok()?.parse().ok();
     }
-    NAMES.iter().find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(s)).map(|&(_, c)| c)
+    NAMES
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(s))
+        .map(|&(_, c)| c)
 }
 
 /// Mnemonic, or `TYPEnnn` for types without one.

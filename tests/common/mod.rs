@@ -52,7 +52,9 @@ impl Tandem {
         for _ in 0..5 {
             let port = free_port();
             let dir = tempfile::tempdir().expect("tempdir");
-            let cfg = config.replace("{PORT}", &port.to_string()).replace("{DATA}", DATA);
+            let cfg = config
+                .replace("{PORT}", &port.to_string())
+                .replace("{DATA}", DATA);
             std::fs::write(dir.path().join("tandem.toml"), cfg).expect("write config");
             let log = dir.path().join("tandem.log");
             let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -63,7 +65,12 @@ impl Tandem {
                 .stderr(std::fs::File::create(&log).expect("log file"))
                 .spawn()
                 .expect("spawn tandem");
-            let mut t = Tandem { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir, log };
+            let mut t = Tandem {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir,
+                log,
+            };
             if t.wait_ready(ready_zone) {
                 return t;
             }
@@ -79,10 +86,14 @@ impl Tandem {
                 eprintln!("tandem exited: {}", self.log_text());
                 return false;
             }
-            if let Some(m) = udp_query_timeout(self.addr, &query(zone, RecordType::SOA), Duration::from_millis(200)) {
-                if m.metadata.authoritative && !m.answers.is_empty() {
-                    return true;
-                }
+            if let Some(m) = udp_query_timeout(
+                self.addr,
+                &query(zone, RecordType::SOA),
+                Duration::from_millis(200),
+            ) && m.metadata.authoritative
+                && !m.answers.is_empty()
+            {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -179,7 +190,8 @@ pub fn tcp_recv(s: &mut TcpStream) -> Message {
 
 pub fn tcp_query(addr: SocketAddr, msg: &Message) -> Message {
     let mut s = TcpStream::connect(addr).expect("tcp connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     tcp_send(&mut s, &msg.to_vec().expect("encode"));
     tcp_recv(&mut s)
 }
@@ -188,7 +200,9 @@ pub fn tcp_query(addr: SocketAddr, msg: &Message) -> Message {
 pub fn test_zones_config() -> String {
     let mut c = String::from("[server]\nlisten = [\"127.0.0.1:{PORT}\"]\ndata_dir = \"var\"\n");
     for (name, file) in TEST_ZONES {
-        c.push_str(&format!("\n[[zone]]\nname = \"{name}\"\nrole = \"primary\"\nfile = \"{{DATA}}/{file}\"\n"));
+        c.push_str(&format!(
+            "\n[[zone]]\nname = \"{name}\"\nrole = \"primary\"\nfile = \"{{DATA}}/{file}\"\n"
+        ));
     }
     c
 }

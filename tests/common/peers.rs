@@ -41,7 +41,10 @@ impl Nsd {
                  minimal-responses: yes\n  verbosity: 1\nremote-control:\n  control-enable: no\n"
             );
             for (origin, file) in zones {
-                conf.push_str(&format!("zone:\n  name: {origin}\n  zonefile: {}\n", file.display()));
+                conf.push_str(&format!(
+                    "zone:\n  name: {origin}\n  zonefile: {}\n",
+                    file.display()
+                ));
             }
             std::fs::write(dir.path().join("nsd.conf"), conf).expect("write nsd.conf");
             let child = Command::new("nsd")
@@ -51,14 +54,20 @@ impl Nsd {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("nsd is installed");
-            let mut n = Nsd { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir };
+            let mut n = Nsd {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir,
+            };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = n.child.try_wait() {
                     break;
                 }
                 let q = query(zones[0].0, RecordType::SOA);
-                if udp_query_timeout(n.addr, &q, Duration::from_millis(200)).is_some_and(|m| !m.answers.is_empty()) {
+                if udp_query_timeout(n.addr, &q, Duration::from_millis(200))
+                    .is_some_and(|m| !m.answers.is_empty())
+                {
                     return n;
                 }
                 std::thread::sleep(Duration::from_millis(50));
@@ -72,7 +81,9 @@ impl Nsd {
 impl Drop for Nsd {
     fn drop(&mut self) {
         // NSD forks; SIGTERM to the parent takes the children down with it.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
