@@ -79,6 +79,9 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         return Err(Reject::Drop);
     }
     let opcode = ((flags >> 11) & 0xf) as u8;
+    if opcode != opcode::QUERY && opcode != opcode::NOTIFY {
+        return Err(Reject::Rcode(rcode::NOTIMP));
+    }
     let qd = u16_at(b, 4).unwrap_or(0);
     let an = u16_at(b, 6).unwrap_or(0);
     let ns = u16_at(b, 8).unwrap_or(0);
