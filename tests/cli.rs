@@ -185,3 +185,11 @@ fn serve_without_config_uses_zones_dir() {
     let _ = child.wait();
     assert_eq!(m.answers.len(), 1);
 }
+
+#[test]
+fn example_configs_are_valid() {
+    // Integration tests run in the package root, where the example's relative paths point.
+    let c = tandem::config::load(std::path::Path::new("examples/primary.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.zones.len(), 1);
+    assert_eq!(c.keys.len(), 1);
+}
