@@ -189,7 +189,8 @@ fn serve_without_config_uses_zones_dir() {
 #[test]
 fn example_configs_are_valid() {
     // Integration tests run in the package root, where the example's relative paths point.
-    let c = tandem::config::load(std::path::Path::new("examples/primary.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let c = tandem::config::load(std::path::Path::new("examples/primary.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.zones.len(), 1);
     assert_eq!(c.keys.len(), 1);
 }

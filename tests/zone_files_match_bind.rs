@@ -37,7 +37,10 @@ fn every_test_zone_reads_as_bind_reads_it() {
         let (a, b) = (records(&ours), records(&bind));
         let only_ours: Vec<_> = a.difference(&b).take(5).collect();
         let only_bind: Vec<_> = b.difference(&a).take(5).collect();
-        assert!(only_ours.is_empty() && only_bind.is_empty(), "{file}: only tandem {only_ours:?}, only BIND {only_bind:?}");
+        assert!(
+            only_ours.is_empty() && only_bind.is_empty(),
+            "{file}: only tandem {only_ours:?}, only BIND {only_bind:?}"
+        );
         assert_eq!(ours.serial(), bind.serial());
         assert!(a.len() > 3, "{file}");
     }

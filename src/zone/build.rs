@@ -379,7 +379,12 @@ impl ZoneBuilder {
                     let len = (data.len() - len_at - 4) as u32;
                     data[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
                     records += rdset.len();
-                    nsets += 1;
+                    nsets = nsets.checked_add(1).ok_or_else(|| {
+                        self.err(
+                            Some(first.at),
+                            format!("{}: too many RRsets", name::to_text(&owner)),
+                        )
+                    })?;
                 }
                 data[flags_at] = flags;
                 data[count_at..count_at + 2].copy_from_slice(&nsets.to_le_bytes());
@@ -407,6 +412,27 @@ impl ZoneBuilder {
             },
             self.warnings,
         ))
+    }
+}
+
+/// Rdata carried with `\#` or typed in must still hold valid names where the
+/// query path will read them (targets for CNAME chasing and additional data).
+pub fn check_embedded_names(t: u16, rd: &[u8]) -> Result<(), String> {
+    let ok = match t {
+        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => {
+            name::wire_len(rd) == Some(rd.len())
+        }
+        rtype::MX => rd.len() > 2 && name::wire_len(&rd[2..]) == Some(rd.len() - 2),
+        rtype::SRV => rd.len() > 6 && name::wire_len(&rd[6..]) == Some(rd.len() - 6),
+        rtype::SOA => name::wire_len(rd)
+            .and_then(|a| name::wire_len(&rd[a..]).map(|b| a + b))
+            .is_some_and(|n| n + 20 == rd.len()),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("malformed {} rdata", rtype::to_text(t)))
     }
 }
 
