@@ -20,16 +20,55 @@ impl Rng {
 }
 
 const TOKENS: &[&str] = &[
-    "(", ")", "\"", ";", "\\", "\\#", "$", "${", "}", "@", ".", "..", "*", "\n", " ", "\t", "$ORIGIN", "$TTL", "$GENERATE",
-    "$INCLUDE", "IN", "TYPE65535", "\\255", "\\999", "0", "4294967296", "-", "=", ",", "RRSIG", "NSEC3", "HTTPS", "alpn=",
+    "(",
+    ")",
+    "\"",
+    ";",
+    "\\",
+    "\\#",
+    "$",
+    "${",
+    "}",
+    "@",
+    ".",
+    "..",
+    "*",
+    "\n",
+    " ",
+    "\t",
+    "$ORIGIN",
+    "$TTL",
+    "$GENERATE",
+    "$INCLUDE",
+    "IN",
+    "TYPE65535",
+    "\\255",
+    "\\999",
+    "0",
+    "4294967296",
+    "-",
+    "=",
+    ",",
+    "RRSIG",
+    "NSEC3",
+    "HTTPS",
+    "alpn=",
 ];
 
 #[test]
 fn mutated_zone_files_load_or_fail_cleanly() {
-    let seeds: Vec<String> = ["example.test.zone", "signed.test.zone", "2.0.192.in-addr.arpa.zone"]
-        .iter()
-        .map(|f| std::fs::read_to_string(data(f)).unwrap().replace("$INCLUDE", ";"))
-        .collect();
+    let seeds: Vec<String> = [
+        "example.test.zone",
+        "signed.test.zone",
+        "2.0.192.in-addr.arpa.zone",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(data(f))
+            .unwrap()
+            .replace("$INCLUDE", ";")
+    })
+    .collect();
     let mut rng = Rng(7);
     let mut loaded = 0;
     for i in 0..20_000 {
