@@ -86,20 +86,6 @@ fn specific_malformations_get_the_right_reply() {
     );
 }
 
-/// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 #[test]
 fn a_hundred_thousand_random_and_mutated_packets() {
     let t = Tandem::start(&test_zones_config(), "example.test.");

@@ -217,4 +217,18 @@ pub const TEST_ZONES: &[(&str, &str)] = &[
 pub fn data(p: &str) -> PathBuf {
     Path::new(DATA).join(p)
 }
+/// A small deterministic generator (xorshift), so failures reproduce.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
 pub mod peers;
