@@ -2,11 +2,14 @@
 //! (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 6891, RFC 8482). Allocation
 //! free: names are handled in fixed buffers, RRsets copied from the zone.
 
-use crate::catalog::Catalog;
+use crate::acl;
+use crate::catalog::{Catalog, Served};
+use crate::tsig::{self, Keyring};
 use crate::wire::{
     self, ADDITIONAL, ANSWER, AUTHORITY, Full, Reject, Request, Writer, opcode, rcode,
 };
 use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
+use std::net::IpAddr;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Transport {
@@ -30,22 +33,20 @@ const CD: u16 = 0x0010;
 
 pub struct Options {
     pub udp_payload: u16,
+    pub keys: Keyring,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             udp_payload: DEFAULT_UDP_PAYLOAD,
+            keys: Keyring::default(),
         }
     }
 }
 
-/// What the server did with a request (for metrics and logging by callers).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Dropped,
-    Answered { rcode: u16 },
-}
+/// Room kept free for a TSIG record when the request was signed.
+const TSIG_ROOM: usize = 400;
 
 /// Answers one request into `out` (at least 65535 bytes for TCP). Returns the
 /// response length, or `None` when the request must be dropped.
@@ -54,6 +55,7 @@ pub fn answer(
     req: &[u8],
     out: &mut [u8],
     tr: Transport,
+    peer: IpAddr,
     opts: &Options,
 ) -> Option<usize> {
     let parsed = match wire::parse_request(req) {
@@ -61,12 +63,69 @@ pub fn answer(
         Err(Reject::Drop) => return None,
         Err(Reject::Rcode(rc)) => return Some(bare_error(req, out, rc)),
     };
+    if parsed.signed {
+        return answer_signed(catalog, req, &parsed, out, tr, peer, opts);
+    }
+    Some(respond(catalog, &parsed, out, tr, peer, opts, None))
+}
+
+/// The slow path for TSIG-signed requests: verify, answer, sign.
+fn answer_signed(
+    catalog: &Catalog,
+    req: &[u8],
+    parsed: &Request,
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+) -> Option<usize> {
+    let now = tsig::now();
+    let mut msg = match tsig::verify(&opts.keys, req, now) {
+        Ok(v) => {
+            let n = respond(catalog, parsed, out, tr, peer, opts, Some(&v.key_name()));
+            let mut msg = out[..n].to_vec();
+            tsig::sign_response(&v, &mut msg, now)?;
+            msg
+        }
+        Err(f) => {
+            tracing::warn!(%peer, "refused signed request: {}", f.describe());
+            let rc = if matches!(f, tsig::Failure::Malformed) {
+                rcode::FORMERR
+            } else {
+                rcode::NOTAUTH
+            };
+            let mut w = Writer::new(out, 512);
+            w.header(parsed.id, QR | (parsed.flags & 0x7800) | rc);
+            let _ = w.question(parsed.question);
+            let n = w.finish();
+            let mut msg = out[..n].to_vec();
+            tsig::error_response(&f, &mut msg, now);
+            msg
+        }
+    };
+    msg.truncate(out.len());
+    out[..msg.len()].copy_from_slice(&msg);
+    Some(msg.len())
+}
+
+/// Builds the response to a parsed request; `key` names the TSIG key that
+/// signed it (room is kept for the response's TSIG).
+fn respond(
+    catalog: &Catalog,
+    parsed: &Request,
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+    key: Option<&str>,
+) -> usize {
+    let reserve = if key.is_some() { TSIG_ROOM } else { 0 };
     let edns = parsed.edns;
     let limit = match (tr, edns) {
         (Transport::Tcp, _) => 65535,
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => e.payload.min(opts.udp_payload).max(512) as usize,
-    };
+    } - reserve;
     let mut w = Writer::new(out, limit - if edns.is_some() { OPT_LEN } else { 0 });
     let flags = QR | (parsed.flags & (0x7800 | RD | CD));
     w.header(parsed.id, flags);
@@ -80,7 +139,7 @@ pub fn answer(
     } else if parsed.opcode != opcode::QUERY {
         rcode::NOTIMP
     } else {
-        query(catalog, &parsed, &mut w, tr)
+        query(catalog, parsed, &mut w, tr, peer, key)
     };
     let mut flags = w.flags() | (rc & 0xf);
     if rc == rcode::FORMERR || rc == rcode::BADVERS {
@@ -92,7 +151,7 @@ pub fn answer(
         let payload = opts.udp_payload;
         w.opt(payload, (rc >> 4) as u8, e.dnssec_ok);
     }
-    Some(w.finish())
+    w.finish()
 }
 
 /// FORMERR/NOTIMP for a request whose question could not be read: the
@@ -120,12 +179,20 @@ enum Found<'z> {
     Missing,
 }
 
-fn query(catalog: &Catalog, q: &Request, w: &mut Writer, tr: Transport) -> u16 {
+fn query(
+    catalog: &Catalog,
+    q: &Request,
+    w: &mut Writer,
+    tr: Transport,
+    peer: IpAddr,
+    key: Option<&str>,
+) -> u16 {
     match q.qtype {
         rtype::OPT | rtype::TSIG | rtype::TKEY => return rcode::FORMERR,
         rtype::MAILA | rtype::MAILB => return rcode::NOTIMP,
-        // Zone transfers come with the replication issue.
-        rtype::AXFR | rtype::IXFR => return rcode::REFUSED,
+        // AXFR is TCP only (RFC 5936 §4.2); over TCP the server streams it.
+        rtype::AXFR => return rcode::FORMERR,
+        rtype::IXFR => return ixfr_over_udp(catalog, q, w, peer, key),
         _ => {}
     }
     if q.qclass != 1 && q.qclass != 255 {
@@ -163,6 +230,53 @@ fn query(catalog: &Catalog, q: &Request, w: &mut Writer, tr: Transport) -> u16 {
             rcode::NOERROR
         }
     }
+}
+
+/// The zone a transfer request names, if the name is exactly a zone apex.
+pub fn transfer_zone<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Served> {
+    let mut lower = [0u8; name::MAX_NAME];
+    let l = &mut lower[..qname.len()];
+    l.copy_from_slice(qname);
+    name::lowercase(l);
+    catalog.find(l).filter(|s| *s.apex == *l)
+}
+
+/// May `peer`, whose request was signed with `key` (if any), transfer the zone?
+pub fn transfer_allowed(served: &Served, peer: IpAddr, key: Option<&str>) -> bool {
+    acl::allows(&served.policy.allow_transfer, peer)
+        && match (&served.policy.transfer_key, key) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+            (Some(_), None) => false,
+        }
+}
+
+/// IXFR over UDP (RFC 1995 §2): the current SOA alone; a client that is
+/// behind then comes back over TCP.
+fn ixfr_over_udp(
+    catalog: &Catalog,
+    q: &Request,
+    w: &mut Writer,
+    peer: IpAddr,
+    key: Option<&str>,
+) -> u16 {
+    let Some(served) = transfer_zone(catalog, q.qname) else {
+        return rcode::NOTAUTH;
+    };
+    if !transfer_allowed(served, peer, key) {
+        return rcode::REFUSED;
+    }
+    let Some(zone) = served.zone.as_deref() else {
+        return rcode::SERVFAIL;
+    };
+    w.set_flags(w.flags() | AA);
+    let soa = zone.soa_rr();
+    if w.rr(ANSWER, q.qname, rtype::SOA, soa.ttl, &soa.rdata)
+        .is_err()
+    {
+        w.set_flags(w.flags() | TC);
+    }
+    rcode::NOERROR
 }
 
 impl<'z> Lookup<'z> {

@@ -2,8 +2,10 @@
 //! change builds a new `Catalog` sharing every other zone's `Arc` and swaps it
 //! in; the query path loads it once per batch of packets, without a lock.
 
+use crate::zone::diff::Diff;
 use crate::zone::{Zone, name};
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +17,29 @@ pub struct Served {
     /// `None` while a zone has no usable data (not loaded yet, or expired):
     /// queries for it get SERVFAIL.
     pub zone: Option<Arc<Zone>>,
+    /// The journal's changes leading up to `zone` (oldest first), for IXFR.
+    pub history: Arc<[Arc<Diff>]>,
+    pub policy: Arc<TransferPolicy>,
+}
+
+/// Who may transfer a zone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TransferPolicy {
+    pub allow_transfer: Vec<IpNet>,
+    /// The TSIG key every transfer request must be signed with.
+    pub transfer_key: Option<String>,
+}
+
+impl Served {
+    /// A zone with no data yet (answers SERVFAIL).
+    pub fn empty(apex: &[u8], policy: Arc<TransferPolicy>) -> Served {
+        Served {
+            apex: apex.into(),
+            zone: None,
+            history: Arc::new([]),
+            policy,
+        }
+    }
 }
 
 #[derive(Default, Clone)]

@@ -1,10 +1,16 @@
 //! tandem: an authoritative DNS server that runs as a primary (leader) or a
 //! secondary (follower). See ARCHITECTURE.md for the map.
 
+pub mod acl;
 pub mod answer;
 pub mod catalog;
 pub mod config;
+pub mod daemon;
+pub mod fsutil;
+pub mod journal;
 pub mod primary;
 pub mod server;
+pub mod transfer;
+pub mod tsig;
 pub mod wire;
 pub mod zone;

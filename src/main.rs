@@ -1,15 +1,10 @@
 //! tandem: an authoritative DNS server, primary or secondary.
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tandem::catalog::{Catalog, Served, SharedCatalog};
-use tandem::config::{self, Config, Role};
-use tandem::{answer, primary, server, zone};
-use tracing::{error, info, warn};
+use tandem::config::{self, Config};
+use tandem::{daemon, zone};
 
 #[derive(Parser)]
 #[command(
@@ -107,100 +102,6 @@ fn serve(config_path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode>
         None => config::embedded_default(&std::env::current_dir()?)?,
     };
     init_logging(&cfg);
-    info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
-
-    let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::new(
-        cfg.zones
-            .iter()
-            .map(|z| Served {
-                apex: z.apex.clone().into(),
-                zone: None,
-            })
-            .collect(),
-    )));
-    let opts = Arc::new(answer::Options {
-        udp_payload: cfg.server.udp_payload,
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let _guard = rt.enter();
-
-    // Bind everything before loading, so a port conflict fails fast.
-    let mut workers = Vec::new();
-    for &addr in &cfg.server.listen {
-        let std_listener =
-            std::net::TcpListener::bind(addr).with_context(|| format!("listen {addr} (TCP)"))?;
-        std_listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(std_listener)?;
-        let settings = server::tcp::TcpSettings {
-            idle_timeout: cfg.server.tcp_idle_timeout,
-            max_connections: cfg.server.tcp_max_connections,
-        };
-        rt.spawn(server::tcp::serve(
-            listener,
-            catalog.clone(),
-            opts.clone(),
-            settings,
-        ));
-        for i in 0..cfg.server.udp_workers {
-            let sock = server::udp::bind(addr).with_context(|| format!("listen {addr} (UDP)"))?;
-            let (c, o, s) = (catalog.clone(), opts.clone(), stop.clone());
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("udp-{i}"))
-                    .spawn(move || server::udp::run_worker(sock, c, o, s))?,
-            );
-        }
-        info!(%addr, udp_workers = cfg.server.udp_workers, "listening (UDP and TCP)");
-    }
-
-    for zc in &cfg.zones {
-        match zc.role {
-            Role::Primary => {
-                primary::reload(&catalog, zc);
-            }
-            Role::Secondary => {
-                warn!(zone = %zc.name, "secondary zones are not followed yet; answering SERVFAIL")
-            }
-        }
-    }
-
-    let cfg = Arc::new(cfg);
-    let code = rt.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            error!("cannot install signal handlers");
-            return std::process::ExitCode::FAILURE;
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    info!("SIGHUP: reloading zone files");
-                    let (cat, cfg) = (catalog.clone(), cfg.clone());
-                    let _ = tokio::task::spawn_blocking(move || {
-                        for zc in cfg.zones.iter().filter(|z| z.role == Role::Primary) {
-                            primary::reload(&cat, zc);
-                        }
-                    }).await;
-                }
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-            }
-        }
-        info!("shutting down");
-        std::process::ExitCode::SUCCESS
-    });
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
-    Ok(code)
+    daemon::run(cfg)?;
+    Ok(std::process::ExitCode::SUCCESS)
 }

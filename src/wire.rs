@@ -39,6 +39,8 @@ pub struct Request<'a> {
     pub qclass: u16,
     pub question: &'a [u8],
     pub edns: Option<Edns>,
+    /// The request ends with a TSIG record (RFC 8945 §5.1: it must be last).
+    pub signed: bool,
 }
 
 /// Why a request got no normal answer.
@@ -99,6 +101,7 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
     // Records in the answer and authority sections are skipped (a NOTIFY may
     // carry the SOA; an IXFR request carries the client's SOA in authority).
     let mut edns = None;
+    let mut signed = false;
     for sect in 0..3 {
         let count = [an, ns, ar][sect];
         for _ in 0..count {
@@ -113,6 +116,15 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
             i = rd_at + rdlen;
             if i > b.len() {
                 return Err(Reject::Rcode(rcode::FORMERR));
+            }
+            if signed {
+                return Err(Reject::Rcode(rcode::FORMERR));
+            }
+            if t == rtype::TSIG {
+                if sect != 2 {
+                    return Err(Reject::Rcode(rcode::FORMERR));
+                }
+                signed = true;
             }
             if t == rtype::OPT {
                 // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root.
@@ -150,6 +162,7 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         qclass,
         question,
         edns,
+        signed,
     })
 }
 

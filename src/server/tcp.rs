@@ -3,6 +3,10 @@
 
 use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
+use crate::transfer;
+use crate::wire;
+use crate::zone::rtype;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -40,7 +44,7 @@ pub async fn serve(
         let catalog = catalog.clone();
         let opts = opts.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, catalog, opts, idle).await {
+            if let Err(e) = connection(stream, peer.ip(), catalog, opts, idle).await {
                 debug!(%peer, error = %e, "tcp connection ended");
             }
             drop(permit);
@@ -50,6 +54,7 @@ pub async fn serve(
 
 async fn connection(
     stream: TcpStream,
+    peer: IpAddr,
     catalog: SharedCatalog,
     opts: Arc<Options>,
     idle: Duration,
@@ -70,9 +75,21 @@ async fn connection(
             Ok(Err(e)) => return Err(e),
             Err(_) => return Ok(()),
         }
+        let request = &req[..len];
+        if let Ok(parsed) = wire::parse_request(request) {
+            if parsed.opcode == wire::opcode::QUERY
+                && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
+            {
+                // The catalog snapshot (and with it the zone version) lives
+                // as long as the transfer; edits publish new ones meanwhile.
+                let cat = catalog.load_full();
+                transfer::respond(&mut wr, request, &parsed, &cat, peer, &opts.keys).await?;
+                continue;
+            }
+        }
         let answered = {
             let cat = catalog.load();
-            answer::answer(&cat, &req[..len], &mut resp[2..], Transport::Tcp, &opts)
+            answer::answer(&cat, request, &mut resp[2..], Transport::Tcp, peer, &opts)
         };
         if let Some(n) = answered {
             resp[..2].copy_from_slice(&(n as u16).to_be_bytes());

@@ -5,7 +5,7 @@
 use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -82,12 +82,14 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
         let mut m = 0;
         for i in 0..n {
             let len = b.hdr_in[i].msg_len as usize;
-            if b.hdr_in[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 || source_port(&b.addrs[i]) == 0
-            {
+            let Some(peer) = peer_ip(&b.addrs[i]) else {
+                continue;
+            };
+            if b.hdr_in[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 continue;
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
-            if let Some(rlen) = answer::answer(&cat, recv, send, Transport::Udp, &opts) {
+            if let Some(rlen) = answer::answer(&cat, recv, send, Transport::Udp, peer, &opts) {
                 b.iov_out[m] = libc::iovec {
                     iov_base: b.send[m].as_mut_ptr().cast(),
                     iov_len: rlen,
@@ -119,18 +121,19 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
     }
 }
 
-fn source_port(a: &libc::sockaddr_storage) -> u16 {
+/// The sender's address; `None` for port 0, which cannot be answered.
+fn peer_ip(a: &libc::sockaddr_storage) -> Option<IpAddr> {
     match a.ss_family as i32 {
         libc::AF_INET => {
             // SAFETY: the kernel filled in a sockaddr_in for AF_INET.
             let v4 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            u16::from_be(v4.sin_port)
+            (v4.sin_port != 0).then(|| IpAddr::from(u32::from_be(v4.sin_addr.s_addr).to_be_bytes()))
         }
         libc::AF_INET6 => {
             // SAFETY: the kernel filled in a sockaddr_in6 for AF_INET6.
             let v6 = unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            u16::from_be(v6.sin6_port)
+            (v6.sin6_port != 0).then(|| IpAddr::from(v6.sin6_addr.s6_addr))
         }
-        _ => 0,
+        _ => None,
     }
 }

@@ -8,6 +8,7 @@
 //! it does not change (`Arc<Shard>`), which keeps an IXFR from copying the zone.
 
 pub mod build;
+pub mod diff;
 pub mod lexer;
 pub mod load;
 pub mod name;
@@ -63,7 +64,7 @@ pub struct RRset<'a> {
 
 impl<'a> RRset<'a> {
     /// Each rdata, without its length prefix.
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + use<'a> {
         let mut rest = self.rdatas;
         std::iter::from_fn(move || {
             if rest.len() < 2 {
@@ -107,7 +108,7 @@ impl<'a> Node<'a> {
         }
     }
 
-    pub fn rrsets(&self) -> impl Iterator<Item = RRset<'a>> + 'a {
+    pub fn rrsets(&self) -> impl Iterator<Item = RRset<'a>> + use<'a> {
         self.rrsets_raw()
     }
 
@@ -216,6 +217,68 @@ impl Zone {
         })
     }
 
+    /// The apex SOA as a record (owner as written).
+    pub fn soa_rr(&self) -> diff::Rr {
+        let apex = self.apex();
+        let (ttl, rdata) = apex
+            .get(rtype::SOA)
+            .and_then(|s| s.iter().next().map(|rd| (s.ttl, rd)))
+            .unwrap_or((0, &[]));
+        diff::Rr {
+            owner: self.origin.clone(),
+            rtype: rtype::SOA,
+            ttl,
+            rdata: rdata.into(),
+        }
+    }
+
+    /// A copy of this version whose SOA carries `serial`. Only the apex's
+    /// shard is copied; every other shard is shared.
+    pub fn with_serial(&self, serial: u32) -> Zone {
+        let mut lower = self.origin.to_vec();
+        name::lowercase(&mut lower);
+        let hash = self.hash(&lower);
+        let idx = ((hash >> 32) & self.shard_mask) as usize;
+        let shard = &self.shards[idx];
+        let mut data = shard.data.to_vec();
+        let found = self.find(&lower).and_then(|node| {
+            let node_at = node.bytes.as_ptr() as usize - shard.data.as_ptr() as usize;
+            let mut it = node.rrsets_raw();
+            loop {
+                let before = node.bytes.len() - it.rest.len();
+                let set = it.next()?;
+                if set.rtype == rtype::SOA {
+                    // rrset header (12) + rdata length (2), then MNAME, RNAME, serial.
+                    let rd_at = node_at + before + 14;
+                    let rd = set.iter().next()?;
+                    let a = name::wire_len(rd)?;
+                    let b = name::wire_len(&rd[a..])?;
+                    return Some(rd_at + a + b);
+                }
+            }
+        });
+        if let Some(at) = found {
+            data[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+        }
+        let mut shards = self.shards.to_vec();
+        shards[idx] = Arc::new(Shard {
+            table: shard.table.clone(),
+            data: data.into_boxed_slice(),
+        });
+        Zone {
+            origin: self.origin.clone(),
+            hasher: self.hasher.clone(),
+            shards: shards.into_boxed_slice(),
+            shard_mask: self.shard_mask,
+            has_cuts: self.has_cuts,
+            soa_ttl: self.soa_ttl,
+            serial,
+            minimum: self.minimum,
+            names: self.names,
+            records: self.records,
+        }
+    }
+
     /// Every node, in no particular order (for transfers and checks).
     pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
         self.shards.iter().flat_map(|s| {
@@ -254,5 +317,10 @@ mod tests {
         assert!(z.find(b"\x01c\x07example\x00").is_none());
         assert_eq!(z.nodes().count(), 5);
         assert_eq!(z.negative_ttl(), 5);
+        let z2 = z.with_serial(99);
+        assert_eq!(z2.serial(), 99);
+        assert_eq!(z2.soa_rr().soa_serial(), Some(99));
+        assert_eq!(z.soa_rr().soa_serial(), Some(1));
+        assert!(z2.find(b"\x02ns\x07example\x00").is_some());
     }
 }

@@ -1,0 +1,268 @@
+//! Primary zones: the zone file is the source of truth. A reload reads it,
+//! applies the serial policy, records the difference from the served version
+//! in the journal, publishes the new version and tells the notifier.
+//! A file that fails to load or check leaves the served version in place.
+
+pub mod notify;
+pub mod serial_policy;
+pub mod state;
+pub mod watch;
+
+use crate::catalog::{Served, SharedCatalog, TransferPolicy};
+use crate::config::ZoneConfig;
+use crate::fsutil::zone_file_stem;
+use crate::journal::Journal;
+use crate::zone::diff::{self, Rr, content_hash};
+use crate::zone::{Zone, ZoneError, load_zone_file, serial::is_newer};
+use state::State;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch as tokio_watch;
+use tracing::{error, info, warn};
+
+/// What followers are told about: the SOA of the newest version.
+pub type Announce = tokio_watch::Sender<Option<Rr>>;
+
+pub struct PrimaryZone {
+    pub cfg: ZoneConfig,
+    policy: Arc<TransferPolicy>,
+    journal: Option<Journal>,
+    served: Option<Arc<Zone>>,
+    content: u64,
+    state_path: PathBuf,
+    /// The zone file and its `$INCLUDE`s as last read (for the watcher).
+    pub files: Vec<PathBuf>,
+    announce: Announce,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reloaded {
+    Published(u32),
+    Unchanged,
+    Failed,
+}
+
+impl PrimaryZone {
+    pub fn open(cfg: ZoneConfig, data_dir: &Path, announce: Announce) -> PrimaryZone {
+        let stem = zone_file_stem(&cfg.name);
+        let journal = match Journal::open(
+            &data_dir.join(format!("{stem}journal")),
+            cfg.journal_max_entries,
+            cfg.journal_max_bytes,
+        ) {
+            Ok((j, warnings)) => {
+                for w in warnings {
+                    warn!(zone = %cfg.name, "{w}");
+                }
+                Some(j)
+            }
+            Err(e) => {
+                error!(zone = %cfg.name, "{e}; serving without a journal (IXFR falls back to AXFR)");
+                None
+            }
+        };
+        let policy = Arc::new(TransferPolicy {
+            allow_transfer: cfg.allow_transfer.clone(),
+            transfer_key: cfg.transfer_key.clone(),
+        });
+        PrimaryZone {
+            files: vec![cfg.file.clone()],
+            state_path: data_dir.join(format!("{stem}state")),
+            cfg,
+            policy,
+            journal,
+            served: None,
+            content: 0,
+            announce,
+        }
+    }
+
+    pub fn policy(&self) -> Arc<TransferPolicy> {
+        self.policy.clone()
+    }
+
+    fn load(&mut self) -> Result<Zone, ZoneError> {
+        let started = std::time::Instant::now();
+        let loaded = load_zone_file(&self.cfg.file, &self.cfg.apex)?;
+        for w in &loaded.warnings {
+            warn!(zone = %self.cfg.name, "{w}");
+        }
+        self.files = loaded.files;
+        info!(
+            zone = %self.cfg.name,
+            file_serial = loaded.zone.serial(),
+            records = loaded.zone.record_count(),
+            names = loaded.zone.name_count(),
+            ms = started.elapsed().as_millis() as u64,
+            "zone file read"
+        );
+        Ok(loaded.zone)
+    }
+
+    /// Reads the zone file and, if it changed, publishes the new version.
+    pub fn reload(&mut self, catalog: &SharedCatalog) -> Reloaded {
+        let _span = tracing::info_span!("zone", name = %self.cfg.name).entered();
+        let fresh = match self.load() {
+            Ok(z) => z,
+            Err(e) => {
+                error!(zone = %self.cfg.name, "{e}; keeping the served version");
+                return Reloaded::Failed;
+            }
+        };
+        let hash = content_hash(&fresh);
+        let file_serial = fresh.serial();
+        let now = crate::tsig::now();
+        let (next, diff) = match (&self.served, state::read(&self.state_path)) {
+            (Some(old), _) => {
+                if hash == self.content && !is_newer(file_serial, old.serial()) {
+                    return Reloaded::Unchanged;
+                }
+                let serial = match serial_policy::next(
+                    self.cfg.serial_policy,
+                    file_serial,
+                    old.serial(),
+                    now,
+                ) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(zone = %self.cfg.name, "{}: {e}; keeping the served version", self.cfg.file.display());
+                        return Reloaded::Failed;
+                    }
+                };
+                let next = if serial == file_serial {
+                    fresh
+                } else {
+                    fresh.with_serial(serial)
+                };
+                let d = diff::diff(old, &next);
+                (next, Some(d))
+            }
+            (None, Some(st)) if hash == st.content => {
+                if is_newer(file_serial, st.serial) {
+                    // Same content, higher serial in the file: an SOA-only change.
+                    let mut from = fresh.soa_rr();
+                    set_serial(&mut from, st.serial);
+                    let d = diff::Diff {
+                        from,
+                        to: fresh.soa_rr(),
+                        deleted: vec![],
+                        added: vec![],
+                    };
+                    (fresh, Some(d))
+                } else {
+                    // What was served before the restart: its serial, its journal.
+                    let z = if file_serial == st.serial {
+                        fresh
+                    } else {
+                        fresh.with_serial(st.serial)
+                    };
+                    (z, None)
+                }
+            }
+            (None, Some(st)) => {
+                let serial = match serial_policy::next(
+                    self.cfg.serial_policy,
+                    file_serial,
+                    st.serial,
+                    now,
+                ) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        error!(zone = %self.cfg.name, "{}: {e}; not serving the zone", self.cfg.file.display());
+                        return Reloaded::Failed;
+                    }
+                };
+                warn!(
+                    zone = %self.cfg.name,
+                    previous_serial = st.serial,
+                    serial,
+                    "zone file changed while tandem was stopped; IXFR history restarts here"
+                );
+                self.clear_journal();
+                let z = if serial == file_serial {
+                    fresh
+                } else {
+                    fresh.with_serial(serial)
+                };
+                (z, None)
+            }
+            (None, None) => {
+                self.clear_journal();
+                (fresh, None)
+            }
+        };
+        if let (Some(d), Some(j)) = (diff, self.journal.as_mut()) {
+            if let Err(e) = j.append(d) {
+                error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
+                self.clear_journal();
+            }
+        }
+        let next = Arc::new(next);
+        let serial = next.serial();
+        if let Err(e) = state::write(
+            &self.state_path,
+            State {
+                serial,
+                content: hash,
+            },
+        ) {
+            error!(zone = %self.cfg.name, path = %self.state_path.display(), "cannot persist the served serial: {e}");
+        }
+        let history = self
+            .journal
+            .as_ref()
+            .map(|j| j.entries())
+            .unwrap_or_default();
+        publish(
+            catalog,
+            Served {
+                apex: self.cfg.apex.clone().into(),
+                zone: Some(next.clone()),
+                history: history.into(),
+                policy: self.policy.clone(),
+            },
+        );
+        info!(zone = %self.cfg.name, serial, "serving new version");
+        self.content = hash;
+        self.served = Some(next.clone());
+        self.announce.send_replace(Some(next.soa_rr()));
+        trim_heap();
+        Reloaded::Published(serial)
+    }
+
+    fn clear_journal(&mut self) {
+        if let Some(j) = self.journal.as_mut() {
+            if !j.is_empty() {
+                if let Err(e) = j.clear() {
+                    error!(zone = %self.cfg.name, "{e}");
+                }
+            }
+        }
+    }
+}
+
+fn set_serial(soa: &mut Rr, serial: u32) {
+    let rd = &mut soa.rdata;
+    if let Some(a) = crate::zone::name::wire_len(rd) {
+        if let Some(b) = crate::zone::name::wire_len(&rd[a..]) {
+            if rd.len() >= a + b + 4 {
+                rd[a + b..a + b + 4].copy_from_slice(&serial.to_be_bytes());
+            }
+        }
+    }
+}
+
+/// Swaps a new version of one zone into the catalog: readers see the old
+/// or the new version, never a mix.
+pub fn publish(catalog: &SharedCatalog, served: Served) {
+    catalog.rcu(|cat| cat.with_zone(served.clone()));
+}
+
+/// Returns freed heap memory to the kernel (glibc keeps it otherwise).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases unused memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

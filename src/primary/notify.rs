@@ -1,0 +1,161 @@
+//! NOTIFY out (RFC 1996): for every new version, each follower is told over
+//! UDP and retried with backoff until it answers or the retry budget is
+//! spent. There is one task per follower and zone, so at most one NOTIFY is
+//! outstanding per follower, and a newer version supersedes a pending one.
+
+use crate::tsig;
+use crate::wire::{ANSWER, Writer};
+use crate::zone::diff::Rr;
+use crate::zone::{name, rtype};
+use hickory_proto::rr::TSigner;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// How long one attempt waits for the answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Backoff between attempts: 1 s, doubling, at most 30 s.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// After this many attempts for one version, give up (logged) until the next.
+const MAX_ATTEMPTS: u32 = 8;
+
+pub fn spawn(
+    zone: String,
+    apex: Vec<u8>,
+    targets: &[SocketAddr],
+    key: Option<TSigner>,
+    rx: watch::Receiver<Option<Rr>>,
+) {
+    for &target in targets {
+        tokio::spawn(follower(
+            zone.clone(),
+            apex.clone(),
+            target,
+            key.clone(),
+            rx.clone(),
+        ));
+    }
+}
+
+async fn follower(
+    zone: String,
+    apex: Vec<u8>,
+    target: SocketAddr,
+    key: Option<TSigner>,
+    mut rx: watch::Receiver<Option<Rr>>,
+) {
+    loop {
+        let soa = rx.borrow_and_update().clone();
+        if let Some(soa) = soa {
+            let serial = soa.soa_serial().unwrap_or(0);
+            let mut delay = Duration::from_secs(1);
+            let mut superseded = false;
+            for attempt in 1..=MAX_ATTEMPTS {
+                match send_once(&apex, &soa, target, key.as_ref()).await {
+                    Ok(0) => {
+                        info!(zone = %zone, follower = %target, serial, attempt, "NOTIFY acknowledged");
+                        break;
+                    }
+                    Ok(rc) => {
+                        warn!(zone = %zone, follower = %target, serial, rcode = rc, "NOTIFY answered with an error");
+                        break;
+                    }
+                    Err(e) if attempt == MAX_ATTEMPTS => {
+                        warn!(zone = %zone, follower = %target, serial, attempts = attempt, "NOTIFY not answered ({e}); giving up until the next version");
+                    }
+                    Err(e) => {
+                        debug!(zone = %zone, follower = %target, serial, attempt, "NOTIFY: {e}; retrying in {delay:?}");
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            changed = rx.changed() => {
+                                if changed.is_err() { return; }
+                                superseded = true;
+                            }
+                        }
+                        if superseded {
+                            break;
+                        }
+                        delay = (delay * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            if superseded {
+                continue;
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn random_id() -> u16 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    foldhash::fast::RandomState::default().hash_one((n, std::time::SystemTime::now())) as u16
+}
+
+/// The NOTIFY message: opcode NOTIFY, AA, the zone's SOA as question and,
+/// as a hint, in the answer section.
+pub fn message(apex: &[u8], soa: &Rr, id: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    let mut w = Writer::new(&mut buf, 1024);
+    w.header(id, (4 << 11) | 0x0400);
+    let mut q = apex.to_vec();
+    q.extend_from_slice(&rtype::SOA.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes());
+    let _ = w.question(&q);
+    let _ = w.rr(ANSWER, &soa.owner, rtype::SOA, soa.ttl, &soa.rdata);
+    let n = w.finish();
+    buf.truncate(n);
+    buf
+}
+
+/// Sends one NOTIFY and waits for its answer; returns the answer's rcode.
+async fn send_once(
+    apex: &[u8],
+    soa: &Rr,
+    target: SocketAddr,
+    key: Option<&TSigner>,
+) -> std::io::Result<u16> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(bind).await?;
+    let id = random_id();
+    let mut msg = message(apex, soa, id);
+    if let Some(k) = key {
+        tsig::sign_request(k, &mut msg, tsig::now())
+            .ok_or_else(|| std::io::Error::other("cannot sign NOTIFY"))?;
+    }
+    sock.send_to(&msg, target).await?;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT;
+    loop {
+        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer",
+                ));
+            }
+        };
+        let r = &buf[..n];
+        // Only the follower's answer to this NOTIFY counts.
+        if from == target
+            && n >= 12
+            && r[..2] == id.to_be_bytes()
+            && r[2] & 0x80 != 0
+            && (r[2] >> 3) & 0xf == 4
+        {
+            return Ok((r[3] & 0xf) as u16);
+        }
+        debug!(zone = %name::to_text(apex), %from, "ignored a stray datagram while waiting for a NOTIFY answer");
+    }
+}

@@ -1,0 +1,272 @@
+//! Zone transfers out over TCP: AXFR (RFC 5936) and IXFR (RFC 1995).
+//! One zone version (`Arc<Zone>`) is held for the whole stream, so a
+//! transfer is consistent even when an edit lands meanwhile, and no lock is
+//! held: queries and other transfers go on.
+
+use crate::answer::{transfer_allowed, transfer_zone};
+use crate::catalog::Catalog;
+use crate::journal;
+use crate::tsig::{self, Keyring, Verified};
+use crate::wire::{ANSWER, Request, Writer, rcode};
+use crate::zone::diff::Rr;
+use crate::zone::{Zone, name, rtype};
+use std::net::IpAddr;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tracing::{info, warn};
+
+const QR: u16 = 0x8000;
+const AA: u16 = 0x0400;
+/// Room left in each message for its TSIG record.
+const TSIG_ROOM: usize = 400;
+
+/// One record to send, borrowed from a zone or a journal entry.
+#[derive(Clone, Copy)]
+struct Rec<'a> {
+    owner: &'a [u8],
+    rtype: u16,
+    ttl: u32,
+    rdata: &'a [u8],
+}
+
+impl<'a> From<&'a Rr> for Rec<'a> {
+    fn from(r: &'a Rr) -> Self {
+        Rec {
+            owner: &r.owner,
+            rtype: r.rtype,
+            ttl: r.ttl,
+            rdata: &r.rdata,
+        }
+    }
+}
+
+/// Every record of a zone, SOA first and last (RFC 5936 §2.2).
+fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = Rec<'a>> + 'a {
+    let mut apex = zone.origin().to_vec();
+    name::lowercase(&mut apex);
+    let body = zone.nodes().flat_map(move |node| {
+        let at_apex = node.name().eq_ignore_ascii_case(&apex);
+        node.rrsets()
+            .filter(move |s| !(at_apex && s.rtype == rtype::SOA))
+            .flat_map(move |s| {
+                s.iter().map(move |rd| Rec {
+                    owner: node.name(),
+                    rtype: s.rtype,
+                    ttl: s.ttl,
+                    rdata: rd,
+                })
+            })
+    });
+    std::iter::once(Rec::from(soa))
+        .chain(body)
+        .chain(std::iter::once(Rec::from(soa)))
+}
+
+/// Writes a sequence of records as framed DNS messages, each as full as
+/// 64 KiB allows, signing each one when the request was signed.
+struct Stream<'w, W> {
+    wr: &'w mut W,
+    id: u16,
+    flags: u16,
+    question: Vec<u8>,
+    sig: Option<(Verified, Option<Vec<u8>>)>,
+    buf: Vec<u8>,
+    messages: usize,
+    records: usize,
+    bytes: usize,
+}
+
+impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
+    fn new(wr: &'w mut W, req: &Request, sig: Option<Verified>) -> Self {
+        Stream {
+            wr,
+            id: req.id,
+            flags: QR | AA | (req.flags & 0x7800),
+            question: req.question.to_vec(),
+            sig: sig.map(|v| (v, None)),
+            buf: vec![0; 65535],
+            messages: 0,
+            records: 0,
+            bytes: 0,
+        }
+    }
+
+    async fn send<'a>(&mut self, records: impl Iterator<Item = Rec<'a>>) -> std::io::Result<()> {
+        let mut records = records.peekable();
+        let limit = 65535 - if self.sig.is_some() { TSIG_ROOM } else { 0 };
+        while records.peek().is_some() {
+            let len = {
+                let mut w = Writer::new(&mut self.buf, limit);
+                w.header(self.id, self.flags);
+                // The question goes in the first message only (RFC 5936 §2.2).
+                if self.messages == 0 {
+                    let _ = w.question(&self.question);
+                }
+                let mut n = 0;
+                while let Some(r) = records.peek() {
+                    if w.rr(ANSWER, r.owner, r.rtype, r.ttl, r.rdata).is_err() {
+                        break;
+                    }
+                    records.next();
+                    n += 1;
+                }
+                if n == 0 {
+                    // A record that cannot fit any message: skip it, loudly.
+                    if let Some(r) = records.next() {
+                        warn!(owner = %name::to_text(r.owner), "record too large for a transfer message; skipped");
+                    }
+                    continue;
+                }
+                self.records += n;
+                w.finish()
+            };
+            let msg = self.buf[..len].to_vec();
+            self.write(msg).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, mut msg: Vec<u8>) -> std::io::Result<()> {
+        if let Some((v, prev)) = &mut self.sig {
+            let now = tsig::now();
+            let mac = match prev {
+                None => tsig::sign_response(v, &mut msg, now),
+                Some(p) => tsig::sign_next(v, p, &mut msg, now),
+            };
+            *prev = mac;
+        }
+        let mut framed = Vec::with_capacity(msg.len() + 2);
+        framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        framed.extend_from_slice(&msg);
+        self.wr.write_all(&framed).await?;
+        self.messages += 1;
+        self.bytes += framed.len();
+        Ok(())
+    }
+
+    /// A one-message error answer (question echoed).
+    async fn error(&mut self, rc: u16) -> std::io::Result<()> {
+        let len = {
+            let mut w = Writer::new(&mut self.buf, 512);
+            w.header(self.id, (self.flags & !AA) | rc);
+            let _ = w.question(&self.question);
+            w.finish()
+        };
+        let msg = self.buf[..len].to_vec();
+        self.write(msg).await
+    }
+}
+
+/// The serial of the client's SOA in the IXFR request's authority section.
+fn client_serial(req: &[u8]) -> Option<u32> {
+    let m = hickory_proto::op::Message::from_vec(req).ok()?;
+    m.authorities.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+        _ => None,
+    })
+}
+
+/// Answers an AXFR or IXFR request on a TCP connection.
+pub async fn respond<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    req: &[u8],
+    parsed: &Request<'_>,
+    catalog: &Catalog,
+    peer: IpAddr,
+    keys: &Keyring,
+) -> std::io::Result<()> {
+    let kind = if parsed.qtype == rtype::AXFR {
+        "AXFR"
+    } else {
+        "IXFR"
+    };
+    let zname = name::to_text(parsed.qname);
+    let verified = if parsed.signed {
+        match tsig::verify(keys, req, tsig::now()) {
+            Ok(v) => Some(v),
+            Err(f) => {
+                warn!(zone = %zname, %peer, kind, "transfer refused: {}", f.describe());
+                let mut s = Stream::new(wr, parsed, None);
+                let len = {
+                    let mut w = Writer::new(&mut s.buf, 512);
+                    w.header(parsed.id, QR | rcode::NOTAUTH);
+                    let _ = w.question(parsed.question);
+                    w.finish()
+                };
+                let mut msg = s.buf[..len].to_vec();
+                tsig::error_response(&f, &mut msg, tsig::now());
+                return s.write(msg).await;
+            }
+        }
+    } else {
+        None
+    };
+    let key = verified.as_ref().map(|v| v.key_name());
+    let mut s = Stream::new(wr, parsed, verified);
+    let Some(served) = transfer_zone(catalog, parsed.qname) else {
+        warn!(zone = %zname, %peer, kind, "transfer refused: not a zone served here");
+        return s.error(rcode::NOTAUTH).await;
+    };
+    if !transfer_allowed(served, peer, key.as_deref()) {
+        warn!(zone = %zname, %peer, kind, key = key.as_deref().unwrap_or("none"), "transfer refused by allow_transfer/transfer_key");
+        return s.error(rcode::REFUSED).await;
+    }
+    let Some(zone) = served.zone.clone() else {
+        return s.error(rcode::SERVFAIL).await;
+    };
+    let soa = zone.soa_rr();
+    let current = zone.serial();
+    let started = std::time::Instant::now();
+    let style = if parsed.qtype == rtype::IXFR {
+        match client_serial(req) {
+            None => {
+                warn!(zone = %zname, %peer, "IXFR without the client's SOA");
+                return s.error(rcode::FORMERR).await;
+            }
+            Some(c) if journal::up_to_date(c, current) => {
+                s.send(std::iter::once(Rec::from(&soa))).await?;
+                info!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
+                return Ok(());
+            }
+            Some(c) => match journal::chain(&served.history, c, current) {
+                Some(links) => {
+                    let (deleted, added) = journal::condense(links);
+                    let old_soa = links[0].from.clone();
+                    let mut seq: Vec<Rec> = Vec::with_capacity(deleted.len() + added.len() + 4);
+                    seq.push(Rec::from(&soa));
+                    seq.push(Rec::from(&old_soa));
+                    seq.extend(deleted.iter().map(|r| Rec::from(r)));
+                    seq.push(Rec::from(&soa));
+                    seq.extend(added.iter().map(|r| Rec::from(r)));
+                    seq.push(Rec::from(&soa));
+                    s.send(seq.into_iter()).await?;
+                    format!(
+                        "IXFR from serial {c} ({} deleted, {} added)",
+                        deleted.len(),
+                        added.len()
+                    )
+                }
+                None => {
+                    // RFC 1995 §4: the journal does not reach back; send the whole zone.
+                    s.send(axfr_records(&zone, &soa)).await?;
+                    format!(
+                        "IXFR from serial {c} answered AXFR-style (journal does not reach back)"
+                    )
+                }
+            },
+        }
+    } else {
+        s.send(axfr_records(&zone, &soa)).await?;
+        "AXFR".to_string()
+    };
+    info!(
+        zone = %zname,
+        %peer,
+        serial = current,
+        messages = s.messages,
+        records = s.records,
+        bytes = s.bytes,
+        ms = started.elapsed().as_millis() as u64,
+        "{style} sent"
+    );
+    Ok(())
+}
