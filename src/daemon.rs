@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("listen {addr} ({proto}): {source}")]
+    #[error("listen {addr} ({proto})")]
     Bind {
         addr: SocketAddr,
         proto: &'static str,

@@ -142,11 +142,14 @@ pub fn verify(keys: &Keyring, req: &[u8], now: u64) -> Result<Verified, Failure>
     })
 }
 
+/// Appends a record to a message (hickory's encoder writes from offset 0,
+/// so the record is encoded on its own first).
 fn append_record(msg: &mut Vec<u8>, rr: &hickory_proto::rr::Record<TSIG>) -> bool {
-    let mut enc = BinEncoder::new(msg);
-    if rr.emit(&mut enc).is_err() {
+    let mut bytes = Vec::new();
+    if rr.emit(&mut BinEncoder::new(&mut bytes)).is_err() || msg.len() < 12 {
         return false;
     }
+    msg.extend_from_slice(&bytes);
     let ar = u16::from_be_bytes([msg[10], msg[11]]).wrapping_add(1);
     msg[10..12].copy_from_slice(&ar.to_be_bytes());
     true

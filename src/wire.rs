@@ -336,8 +336,25 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
-    /// Writes one resource record. Names inside RFC 1035 types are compressed.
+    /// Writes one resource record, whole or not at all. Names inside
+    /// RFC 1035 types are compressed.
     pub fn rr(
+        &mut self,
+        section: usize,
+        owner: &[u8],
+        t: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
+        let m = self.mark();
+        let r = self.rr_inner(section, owner, t, ttl, rdata);
+        if r.is_err() {
+            self.rollback(m);
+        }
+        r
+    }
+
+    fn rr_inner(
         &mut self,
         section: usize,
         owner: &[u8],

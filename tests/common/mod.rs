@@ -232,3 +232,91 @@ impl Rng {
 }
 
 pub mod peers;
+
+/// Reads one framed DNS message from a TCP stream, raw.
+pub fn tcp_recv_raw(s: &mut TcpStream) -> Vec<u8> {
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len).expect("tcp read length");
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).expect("tcp read body");
+    buf
+}
+
+/// Sends a zone-transfer request and reads the whole answer: until the
+/// closing SOA (AXFR, or IXFR answered AXFR-style), the third SOA of the
+/// current serial (an incremental IXFR), a lone SOA (up to date) or an
+/// error. Returns the raw messages.
+pub fn transfer_raw(addr: SocketAddr, request: &[u8]) -> Vec<Vec<u8>> {
+    let mut s = TcpStream::connect(addr).expect("tcp connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    tcp_send(&mut s, request);
+    let mut msgs = Vec::new();
+    let mut records: Vec<hickory_proto::rr::Record> = Vec::new();
+    loop {
+        let raw = tcp_recv_raw(&mut s);
+        let m = Message::from_vec(&raw).expect("parse transfer message");
+        let rcode = m.metadata.response_code;
+        records.extend(m.answers.iter().cloned());
+        msgs.push(raw);
+        if rcode != hickory_proto::op::ResponseCode::NoError || records.is_empty() {
+            return msgs;
+        }
+        let serial_of = |r: &hickory_proto::rr::Record| match &r.data {
+            hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+            _ => None,
+        };
+        let Some(current) = serial_of(&records[0]) else {
+            return msgs;
+        };
+        if records.len() == 1 {
+            // A lone SOA in the first message: up to date.
+            return msgs;
+        }
+        let incremental = serial_of(&records[1]).is_some_and(|s| s != current);
+        let seen = records
+            .iter()
+            .filter(|r| serial_of(r) == Some(current))
+            .count();
+        if seen == if incremental { 3 } else { 2 } {
+            return msgs;
+        }
+    }
+}
+
+/// Every answer record of a transfer, decoded.
+pub fn transfer(
+    addr: SocketAddr,
+    request: &Message,
+) -> (
+    hickory_proto::op::ResponseCode,
+    Vec<hickory_proto::rr::Record>,
+) {
+    let msgs = transfer_raw(addr, &request.to_vec().expect("encode"));
+    let mut rcode = hickory_proto::op::ResponseCode::NoError;
+    let mut out = Vec::new();
+    for raw in msgs {
+        let m = Message::from_vec(&raw).expect("parse");
+        rcode = m.metadata.response_code;
+        out.extend(m.answers);
+    }
+    (rcode, out)
+}
+
+/// An IXFR request carrying the client's serial in the authority section.
+pub fn ixfr_query(zone: &str, serial: u32) -> Message {
+    use hickory_proto::rr::rdata::SOA;
+    use hickory_proto::rr::{RData, Record};
+    let mut m = query(zone, RecordType::IXFR);
+    let name = Name::from_str(zone).expect("name");
+    let soa = SOA::new(name.clone(), name.clone(), serial, 0, 0, 0, 0);
+    m.add_authority(Record::from_rdata(name, 0, RData::SOA(soa)));
+    m
+}
+
+pub fn soa_serial(m: &Message) -> Option<u32> {
+    m.answers.iter().find_map(|r| match &r.data {
+        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
+        _ => None,
+    })
+}
