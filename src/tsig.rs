@@ -201,12 +201,12 @@ pub fn sign_request(signer: &TSigner, msg: &mut Vec<u8>, now: u64) -> Option<Vec
         None,
         Vec::new(),
     );
+    // hickory's encoder writes from offset 0: encode the variables apart.
+    let mut vars = Vec::new();
+    stub.emit_tsig_for_mac(&mut BinEncoder::new(&mut vars), signer.signer_name())
+        .ok()?;
     let mut tbs = msg.clone();
-    {
-        let mut enc = BinEncoder::new(&mut tbs);
-        stub.emit_tsig_for_mac(&mut enc, signer.signer_name())
-            .ok()?;
-    }
+    tbs.extend_from_slice(&vars);
     let mac = signer.sign(&tbs).ok()?;
     let rr = make_tsig_record(signer.signer_name().clone(), stub.set_mac(mac.clone()));
     append_record(msg, &rr).then_some(mac)
@@ -251,5 +251,34 @@ pub fn error_response(f: &Failure, msg: &mut Vec<u8>, now: u64) {
             let rr = make_tsig_record(signer.signer_name().clone(), stub.set_mac(m));
             append_record(msg, &rr);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_requests_verify() {
+        let signer = TSigner::new(
+            b"secret".to_vec(),
+            TsigAlgorithm::HmacSha256,
+            Name::from_str("k.").unwrap(),
+            FUDGE,
+        )
+        .unwrap();
+        let soa = crate::zone::diff::Rr {
+            owner: (*b"\x01t\x00").into(),
+            rtype: 6,
+            ttl: 60,
+            rdata: (*b"\x02ns\x01t\x00\x01h\x01t\x00\x00\x00\x00\x07\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01").into(),
+        };
+        let mut msg = crate::primary::notify::message(b"\x01t\x00", &soa, 77);
+        let unsigned = msg.clone();
+        sign_request(&signer, &mut msg, now()).unwrap();
+        let (tbs, _) =
+            hickory_proto::rr::rdata::tsig::signed_bitmessage_to_buf(&msg, None, true).unwrap();
+        assert_eq!(&tbs[..unsigned.len()], &unsigned[..], "message part");
+        signer.verify_message_byte(&msg, None, true).unwrap();
     }
 }
