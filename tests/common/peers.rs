@@ -95,3 +95,118 @@ impl Drop for Nsd {
         let _ = self.child.wait();
     }
 }
+
+/// A BIND 9 or Knot DNS process in the foreground, logging to a file.
+pub struct Peer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Peer {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn spawn(cmd: &str, args: &[String], dir: tempfile::TempDir, port: u16) -> Peer {
+        let log = dir.path().join(format!("{cmd}.log"));
+        let child = Command::new(cmd)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd} is installed: {e}"));
+        Peer {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            log,
+        }
+    }
+
+    /// BIND `named` on `port` as a secondary of `zone` from `primary` (optionally with a TSIG key).
+    pub fn bind_secondary(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        key: Option<(&str, &str)>,
+    ) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let (key_stmt, key_ref) = match key {
+            Some((name, secret)) => (
+                format!("key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n"),
+                format!(" key \"{name}\""),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let conf = format!(
+            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
+             managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+             recursion no;\n  notify no;\n}};\ncontrols {{ }};\n{key_stmt}\
+             zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {} port {}{key_ref}; }};\n  file \"{d}/secondary.db\";\n}};\n",
+            primary.ip(),
+            primary.port()
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        let conf_path = dir.path().join("named.conf").display().to_string();
+        // Debug level 3 makes named log whether a transfer came incrementally.
+        Peer::spawn(
+            "named",
+            &["-g".into(), "-d".into(), "3".into(), "-c".into(), conf_path],
+            dir,
+            port,
+        )
+    }
+
+    /// Knot `knotd` on `port` as a secondary of `zone` from `primary` (optionally with a TSIG key).
+    pub fn knot_secondary(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        key: Option<(&str, &str)>,
+    ) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let (key_section, key_ref) = match key {
+            Some((name, secret)) => (
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
+                format!("\n    key: {name}"),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let conf = format!(
+            "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
+             database:\n  storage: {d}/db\n{key_section}\
+             remote:\n  - id: primary\n    address: {}@{}{key_ref}\n\
+             acl:\n  - id: notify_from_primary\n    address: {}{key_ref}\n    action: notify\n\
+             template:\n  - id: default\n    storage: {d}\n\
+             zone:\n  - domain: {zone}\n    master: primary\n    acl: notify_from_primary\n",
+            primary.ip(),
+            primary.port(),
+            primary.ip()
+        );
+        std::fs::write(dir.path().join("knot.conf"), conf).expect("knot.conf");
+        let conf_path = dir.path().join("knot.conf").display().to_string();
+        Peer::spawn("knotd", &["-c".into(), conf_path], dir, port)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
