@@ -288,3 +288,62 @@ fn notify_goes_out_is_retried_and_follows_new_versions() {
     assert_eq!(soa_serial(&m), Some(8));
     ack(&follower, &m, from);
 }
+
+#[test]
+fn an_axfr_is_one_version_even_when_an_edit_lands_midway() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lead.zone");
+    let body = |v: &str| -> String {
+        (0..150_000)
+            .map(|i| format!("h{i} TXT \"version {v} of record {i}\"\n"))
+            .collect()
+    };
+    std::fs::write(&file, zone_text(1, &body("one"))).unwrap();
+    let t = Tandem::start(&config(&file, ""), ZONE);
+    // A small receive window keeps the server from getting far ahead.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&t.addr.into()).unwrap();
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    tcp_send(&mut s, &query(ZONE, RecordType::AXFR).to_vec().unwrap());
+    // Read one message, then change every record while the rest waits.
+    let mut records = Message::from_vec(&tcp_recv_raw(&mut s)).unwrap().answers;
+    write(&file, &zone_text(2, &body("two")));
+    wait_serial(&t, 2);
+    // Queries and other transfers go on meanwhile.
+    assert_eq!(t.q("h1.lead.test.", RecordType::TXT).answers.len(), 1);
+    assert_eq!(transfer(t.addr, &ixfr_query(ZONE, 2)).1.len(), 1);
+    loop {
+        let m = Message::from_vec(&tcp_recv_raw(&mut s)).unwrap();
+        records.extend(m.answers);
+        if records.len() > 1 && records.last().unwrap().record_type() == RecordType::SOA {
+            break;
+        }
+    }
+    assert_eq!(records.len(), 150_002 + 2);
+    // The scenario really happened: version 2 was published before the
+    // transfer of version 1 finished.
+    let log = t.log_text();
+    let published = log
+        .find("serving new version zone=lead.test. serial=2")
+        .expect("version 2 published");
+    let sent = log.find("AXFR sent").expect("AXFR logged");
+    assert!(
+        published < sent,
+        "the edit landed after the transfer ended; the test proved nothing"
+    );
+    match &records[records.len() - 1].data {
+        RData::SOA(soa) => assert_eq!(soa.serial, 1, "the closing SOA is the old version's"),
+        other => panic!("{other:?}"),
+    }
+    let texts: Vec<String> = records
+        .iter()
+        .filter(|r| r.record_type() == RecordType::TXT)
+        .map(|r| r.data.to_string())
+        .collect();
+    assert!(
+        texts.iter().all(|t| t.contains("version one")),
+        "a record of the new version leaked into the old transfer"
+    );
+}
