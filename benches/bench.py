@@ -128,7 +128,8 @@ def start_tandem(workdir, zonefile, port, binary):
     cfg = os.path.join(workdir, "tandem.toml")
     with open(cfg, "w") as f:
         f.write(f'[server]\nlisten = ["127.0.0.1:{port}"]\ndata_dir = "{workdir}/tandem-var"\nudp_workers = 2\n'
-                f'log_level = "warn"\n[[zone]]\nname = "{ORIGIN}"\nrole = "primary"\nfile = "{zonefile}"\n')
+                f'log_level = "warn"\n[[zone]]\nname = "{ORIGIN}"\nrole = "primary"\nfile = "{zonefile}"\n'
+                f'allow_transfer = ["127.0.0.1"]\n')
     return Server("tandem", [binary, "serve", "--config", cfg], port, workdir)
 
 
@@ -157,6 +158,7 @@ remote-control:
 zone:
   name: {ORIGIN}
   zonefile: {zonefile}
+  provide-xfr: 127.0.0.1 NOKEY
 """)
     return Server("nsd", ["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], port, workdir)
 
@@ -176,6 +178,10 @@ database:
 log:
   - target: stderr
     any: warning
+acl:
+  - id: xfr
+    address: 127.0.0.1
+    action: transfer
 template:
   - id: default
     storage: {d}
@@ -184,6 +190,7 @@ template:
 zone:
   - domain: {ORIGIN}
     file: {zonefile}
+    acl: xfr
 """)
     return Server("knot", ["knotd", "-c", os.path.join(d, "knot.conf")], port, workdir)
 
@@ -235,6 +242,50 @@ def bench_qps(args, workdir, binary):
         print(f"| {n} | {qps:,.0f} | {qps / base[0]:.2f} | {us:.2f} us | {us / base[1]:.2f} | {lost}% |")
 
 
+def skip_name(b, i):
+    while True:
+        n = b[i]
+        if n == 0:
+            return i + 1
+        if n >= 0xC0:
+            return i + 2
+        i += n + 1
+
+
+def axfr(port):
+    """Reads a whole AXFR from the socket (no dig: its parsing dominates).
+    Returns (seconds, records, bytes)."""
+    q = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in ORIGIN.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\x00\x00\xfc\x00\x01"
+    start = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(len(q).to_bytes(2, "big") + q)
+    f = s.makefile("rb", buffering=1 << 20)
+    records = soas = total = 0
+    while soas < 2:
+        hdr = f.read(2)
+        if len(hdr) < 2:
+            raise SystemExit(f"AXFR from port {port} ended early after {records} records")
+        msg = f.read(int.from_bytes(hdr, "big"))
+        total += len(msg) + 2
+        qd, an = int.from_bytes(msg[4:6], "big"), int.from_bytes(msg[6:8], "big")
+        if msg[3] & 0xF:
+            raise SystemExit(f"AXFR refused by port {port} (rcode {msg[3] & 0xF})")
+        i = 12
+        for _ in range(qd):
+            i = skip_name(msg, i) + 4
+        for _ in range(an):
+            i = skip_name(msg, i)
+            if int.from_bytes(msg[i:i + 2], "big") == 6:
+                soas += 1
+            i += 10 + int.from_bytes(msg[i + 8:i + 10], "big")
+            records += 1
+    s.close()
+    return time.monotonic() - start, records, total
+
+
 def bench_load(args, workdir, binary):
     zone = os.path.join(workdir, "bench1m.zone")
     subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.big), ORIGIN, zone], check=True)
@@ -247,15 +298,22 @@ def bench_load(args, workdir, binary):
             time.sleep(1)  # let post-load cleanup settle before reading memory
             rss, pss = memory_mb(s.proc.pid)
             ok = answers(s.port, f"h{args.big - 1}.{ORIGIN}", "A")
+            xfr = axfr(s.port)
         finally:
             s.stop()
-        rows[n] = (t, rss, pss, ok)
-        print(f"  {n:7} loaded in {t:.2f}s  RSS {rss:.0f} MB  PSS {pss:.0f} MB  last name answers: {ok}", flush=True)
+        rows[n] = (t, rss, pss, ok, xfr)
+        print(f"  {n:7} loaded in {t:.2f}s  RSS {rss:.0f} MB  PSS {pss:.0f} MB  last name answers: {ok}  "
+              f"AXFR {xfr[1]} records in {xfr[0]:.2f}s", flush=True)
     print(f"\nZone load, {args.big} names ({records} records), start to first answer")
     print("| server | load time | time / Knot | RSS | RSS / NSD | PSS | PSS / NSD |")
     print("|---|---|---|---|---|---|---|")
-    for n, (t, rss, pss, ok) in rows.items():
+    for n, (t, rss, pss, ok, xfr) in rows.items():
         print(f"| {n} | {t:.2f} s | {t / rows['knot'][0]:.2f} | {rss:.0f} MB | {rss / rows['nsd'][1]:.2f} | {pss:.0f} MB | {pss / rows['nsd'][2]:.2f} |")
+    print(f"\nAXFR out of the same zone, read and counted by the benchmark itself")
+    print("| server | records | time | time / NSD | MB on the wire |")
+    print("|---|---|---|---|---|")
+    for n, (t, rss, pss, ok, xfr) in rows.items():
+        print(f"| {n} | {xfr[1]:,} | {xfr[0]:.2f} s | {xfr[0] / rows['nsd'][4][0]:.2f} | {xfr[2] / 1e6:.1f} |")
 
 
 def main():

@@ -37,6 +37,7 @@ struct RawServer {
     tcp_idle_timeout: Option<u64>,
     tcp_max_connections: Option<usize>,
     log_level: Option<String>,
+    zone_watch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +94,18 @@ pub struct Server {
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
     pub log_level: Option<String>,
+    pub zone_watch: ZoneWatch,
+}
+
+/// How a primary notices zone-file edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZoneWatch {
+    /// inotify, falling back to polling where it is unavailable.
+    Auto,
+    /// Poll every second (network file systems where inotify sees nothing).
+    Poll,
+    /// Only SIGHUP reloads.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,6 +299,18 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             format!("{udp_workers} is outside 1..=256"),
         ));
     }
+    let zone_watch = match s.zone_watch.as_deref().unwrap_or("auto") {
+        "auto" => ZoneWatch::Auto,
+        "poll" => ZoneWatch::Poll,
+        "off" => ZoneWatch::Off,
+        other => {
+            return Err(err(
+                "[server] ",
+                "zone_watch",
+                format!("\"{other}\" is not one of auto, poll, off"),
+            ));
+        }
+    };
     let server = Server {
         listen,
         control,
@@ -296,6 +321,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout.unwrap_or(30).max(1)),
         tcp_max_connections: s.tcp_max_connections.unwrap_or(256).max(1),
         log_level: s.log_level,
+        zone_watch,
     };
 
     let mut keys: Vec<Key> = Vec::new();

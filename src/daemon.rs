@@ -103,7 +103,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         error!(data_dir = %cfg.server.data_dir.display(), "cannot create data_dir: {e}; journals and serials will not persist");
     }
     let (reload_tx, reload_rx) = mpsc::unbounded_channel::<usize>();
-    let watch = Arc::new(FileWatch::start(reload_tx.clone()));
+    let watch = Arc::new(FileWatch::start(cfg.server.zone_watch, reload_tx.clone()));
     let mut zones: Vec<Option<Arc<Mutex<PrimaryZone>>>> = Vec::new();
     for (i, zc) in cfg.zones.iter().enumerate() {
         match zc.role {

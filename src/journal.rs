@@ -125,14 +125,14 @@ impl Journal {
                 ));
                 break;
             };
-            if let Some((last, _)) = j.entries.back() {
-                if last.to_serial() != diff.from_serial() {
-                    warnings.push(format!(
-                        "journal {}: entries do not chain at byte {pos}; dropped the rest",
-                        path.display()
-                    ));
-                    break;
-                }
+            if let Some((last, _)) = j.entries.back()
+                && last.to_serial() != diff.from_serial()
+            {
+                warnings.push(format!(
+                    "journal {}: entries do not chain at byte {pos}; dropped the rest",
+                    path.display()
+                ));
+                break;
             }
             j.bytes += size as u64;
             j.entries.push_back((Arc::new(diff), size as u64));

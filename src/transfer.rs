@@ -234,9 +234,9 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                     let mut seq: Vec<Rec> = Vec::with_capacity(deleted.len() + added.len() + 4);
                     seq.push(Rec::from(&soa));
                     seq.push(Rec::from(&old_soa));
-                    seq.extend(deleted.iter().map(|r| Rec::from(r)));
+                    seq.extend(deleted.iter().map(Rec::from));
                     seq.push(Rec::from(&soa));
-                    seq.extend(added.iter().map(|r| Rec::from(r)));
+                    seq.extend(added.iter().map(Rec::from));
                     seq.push(Rec::from(&soa));
                     s.send(seq.into_iter()).await?;
                     format!(

@@ -347,3 +347,30 @@ fn an_axfr_is_one_version_even_when_an_edit_lands_midway() {
         "a record of the new version leaked into the old transfer"
     );
 }
+
+#[test]
+fn included_files_are_watched_and_polling_works_too() {
+    for mode in ["auto", "poll"] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lead.zone");
+        let inc = dir.path().join("hosts.inc");
+        std::fs::write(&inc, "a A 192.0.2.1\n").unwrap();
+        std::fs::write(
+            &file,
+            zone_text(1, &format!("$INCLUDE {}\n", inc.display())),
+        )
+        .unwrap();
+        let cfg = config(&file, "").replace(
+            "data_dir = \"var\"",
+            &format!("data_dir = \"var\"\nzone_watch = \"{mode}\""),
+        );
+        let t = Tandem::start(&cfg, ZONE);
+        write(&inc, "a A 192.0.2.1\nb A 192.0.2.2\n");
+        wait_serial(&t, 2);
+        assert_eq!(
+            t.q("b.lead.test.", RecordType::A).answers.len(),
+            1,
+            "{mode}"
+        );
+    }
+}

@@ -191,11 +191,11 @@ impl PrimaryZone {
                 (fresh, None)
             }
         };
-        if let (Some(d), Some(j)) = (diff, self.journal.as_mut()) {
-            if let Err(e) = j.append(d) {
-                error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
-                self.clear_journal();
-            }
+        if let (Some(d), Some(j)) = (diff, self.journal.as_mut())
+            && let Err(e) = j.append(d)
+        {
+            error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
+            self.clear_journal();
         }
         let next = Arc::new(next);
         let serial = next.serial();
@@ -231,24 +231,22 @@ impl PrimaryZone {
     }
 
     fn clear_journal(&mut self) {
-        if let Some(j) = self.journal.as_mut() {
-            if !j.is_empty() {
-                if let Err(e) = j.clear() {
-                    error!(zone = %self.cfg.name, "{e}");
-                }
-            }
+        if let Some(j) = self.journal.as_mut()
+            && !j.is_empty()
+            && let Err(e) = j.clear()
+        {
+            error!(zone = %self.cfg.name, "{e}");
         }
     }
 }
 
 fn set_serial(soa: &mut Rr, serial: u32) {
     let rd = &mut soa.rdata;
-    if let Some(a) = crate::zone::name::wire_len(rd) {
-        if let Some(b) = crate::zone::name::wire_len(&rd[a..]) {
-            if rd.len() >= a + b + 4 {
-                rd[a + b..a + b + 4].copy_from_slice(&serial.to_be_bytes());
-            }
-        }
+    if let Some(a) = crate::zone::name::wire_len(rd)
+        && let Some(b) = crate::zone::name::wire_len(&rd[a..])
+        && rd.len() >= a + b + 4
+    {
+        rd[a + b..a + b + 4].copy_from_slice(&serial.to_be_bytes());
     }
 }
 

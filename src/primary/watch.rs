@@ -3,7 +3,8 @@
 //! editors that write a new file and rename it over the old one are seen.
 //! Events only name the zone; the reloader coalesces bursts.
 
-use notify::{EventKind, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use crate::config::ZoneWatch;
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,8 @@ pub struct FileWatch {
     watcher: Mutex<Box<dyn Watcher + Send>>,
     files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>>,
     dirs: Mutex<HashSet<PathBuf>>,
+    /// For polling: each file as it was when its zone last read it.
+    stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>>,
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -31,9 +34,11 @@ fn absolute(p: &Path) -> PathBuf {
 
 impl FileWatch {
     /// Starts watching; each change to a registered file sends its zone's index.
-    pub fn start(tx: UnboundedSender<usize>) -> FileWatch {
+    pub fn start(mode: ZoneWatch, tx: UnboundedSender<usize>) -> FileWatch {
         let files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>> = Arc::default();
         let map = files.clone();
+        let poll_tx = tx.clone();
+        let stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>> = Arc::default();
         let handler = move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
             if matches!(ev.kind, EventKind::Access(_)) {
@@ -48,27 +53,26 @@ impl FileWatch {
                 }
             }
         };
-        let watcher: Box<dyn Watcher + Send> =
-            match RecommendedWatcher::new(handler.clone(), notify::Config::default()) {
+        let watcher: Box<dyn Watcher + Send> = match mode {
+            ZoneWatch::Off => Box::new(NoWatch),
+            ZoneWatch::Poll => {
+                spawn_poller(files.clone(), stamps.clone(), poll_tx);
+                Box::new(NoWatch)
+            }
+            ZoneWatch::Auto => match RecommendedWatcher::new(handler, notify::Config::default()) {
                 Ok(w) => Box::new(w),
                 Err(e) => {
                     warn!("inotify unavailable ({e}); polling zone files every second");
-                    let cfg = notify::Config::default()
-                        .with_poll_interval(Duration::from_secs(1))
-                        .with_compare_contents(false);
-                    match PollWatcher::new(handler, cfg) {
-                        Ok(w) => Box::new(w),
-                        Err(e) => {
-                            warn!("cannot watch zone files ({e}); reload with SIGHUP");
-                            Box::new(NoWatch)
-                        }
-                    }
+                    spawn_poller(files.clone(), stamps.clone(), poll_tx);
+                    Box::new(NoWatch)
                 }
-            };
+            },
+        };
         FileWatch {
             watcher: Mutex::new(watcher),
             files,
             dirs: Mutex::default(),
+            stamps,
         }
     }
 
@@ -84,6 +88,11 @@ impl FileWatch {
                 map.entry(p.clone()).or_default().insert(zone);
             }
         }
+        if let Ok(mut stamps) = self.stamps.lock() {
+            for p in &paths {
+                stamps.insert(p.clone(), stamp(p));
+            }
+        }
         let (Ok(mut dirs), Ok(mut w)) = (self.dirs.lock(), self.watcher.lock()) else {
             return;
         };
@@ -96,6 +105,57 @@ impl FileWatch {
                 }
             }
         }
+    }
+}
+
+/// What a poll compares: modification time (with nanoseconds), size, inode.
+type Stamp = Option<(Option<std::time::SystemTime>, u64, u64)>;
+
+fn stamp(p: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| (m.modified().ok(), m.len(), m.ino()))
+}
+
+/// Polls the registered files every second. notify's own poller compares
+/// whole seconds of mtime and would miss an edit made in the same second as
+/// the previous look.
+fn spawn_poller(
+    files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>>,
+    stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>>,
+    tx: UnboundedSender<usize>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("zone-poll".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let watched: Vec<(PathBuf, Vec<usize>)> = match files.lock() {
+                    Ok(m) => m
+                        .iter()
+                        .map(|(p, z)| (p.clone(), z.iter().copied().collect()))
+                        .collect(),
+                    Err(_) => return,
+                };
+                for (path, zones) in watched {
+                    let now = stamp(&path);
+                    let Ok(mut seen) = stamps.lock() else { return };
+                    if let Some(before) = seen.insert(path, now) {
+                        drop(seen);
+                        if before != now {
+                            for z in zones {
+                                if tx.send(z).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start the zone-file poller ({e}); reload with SIGHUP");
     }
 }
 

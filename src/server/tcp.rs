@@ -76,16 +76,15 @@ async fn connection(
             Err(_) => return Ok(()),
         }
         let request = &req[..len];
-        if let Ok(parsed) = wire::parse_request(request) {
-            if parsed.opcode == wire::opcode::QUERY
-                && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
-            {
-                // The catalog snapshot (and with it the zone version) lives
-                // as long as the transfer; edits publish new ones meanwhile.
-                let cat = catalog.load_full();
-                transfer::respond(&mut wr, request, &parsed, &cat, peer, &opts.keys).await?;
-                continue;
-            }
+        if let Ok(parsed) = wire::parse_request(request)
+            && parsed.opcode == wire::opcode::QUERY
+            && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
+        {
+            // The catalog snapshot (and with it the zone version) lives
+            // as long as the transfer; edits publish new ones meanwhile.
+            let cat = catalog.load_full();
+            transfer::respond(&mut wr, request, &parsed, &cat, peer, &opts.keys).await?;
+            continue;
         }
         let answered = {
             let cat = catalog.load();
