@@ -192,6 +192,20 @@ impl ZoneBuilder {
             }
         }
 
+        // Each node counts the names directly below it, so that a later
+        // version can drop a node that became empty and has no children.
+        let mut children = vec![0u32; self.owners.len()];
+        for id in 0..self.owners.len() as u32 {
+            if id == apex {
+                continue;
+            }
+            let Some(parent) = name::parent(self.owner_name(id)).map(<[u8]>::to_vec) else { continue };
+            let pid = self.intern(&parent);
+            if let Some(c) = children.get_mut(pid as usize) {
+                *c += 1;
+            }
+        }
+
         // Group by owner then type, keeping file order inside an RRset.
         // RRSIGs are grouped by the type they cover: each group is its own
         // RRset with its own TTL (RFC 4035 §2.2 — an NSEC's RRSIG has the NSEC's TTL).
@@ -285,6 +299,7 @@ impl ZoneBuilder {
                 data.extend_from_slice(&owner);
                 let flags_at = data.len();
                 data.push(0);
+                data.extend_from_slice(&children[id as usize].to_le_bytes());
                 let count_at = data.len();
                 data.extend_from_slice(&[0, 0]);
                 let (s, e) = spans[id as usize];

@@ -7,6 +7,7 @@
 //! answers are copied out, not re-encoded. A later version shares every shard
 //! it does not change (`Arc<Shard>`), which keeps an IXFR from copying the zone.
 
+pub mod apply;
 pub mod build;
 pub mod diff;
 pub mod lexer;
@@ -99,8 +100,15 @@ impl<'a> Node<'a> {
         self.bytes.len() - it.rest.len()
     }
 
-    fn rrsets_raw(&self) -> RRsetIter<'a> {
+    /// How many names exist directly below this one (an empty node with no
+    /// children is no node at all: it is removed).
+    pub fn children(&self) -> u32 {
         let at = 2 + self.name_len();
+        u32::from_le_bytes([self.bytes[at], self.bytes[at + 1], self.bytes[at + 2], self.bytes[at + 3]])
+    }
+
+    fn rrsets_raw(&self) -> RRsetIter<'a> {
+        let at = 6 + self.name_len();
         let n = u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]);
         RRsetIter {
             rest: &self.bytes[at + 2..],
@@ -153,6 +161,12 @@ impl<'a> Iterator for RRsetIter<'a> {
             count,
             rdatas,
         })
+    }
+}
+
+impl std::fmt::Debug for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "Zone({} serial {}, {} names)", name::to_text(&self.origin), self.serial, self.names)
     }
 }
 
@@ -212,9 +226,7 @@ impl Zone {
         let mut lower = self.origin.to_vec();
         name::lowercase(&mut lower);
         // The builder refuses a zone without an apex node.
-        self.find(&lower).unwrap_or(Node {
-            bytes: &[0, 0, 0, 0, 0],
-        })
+        self.find(&lower).unwrap_or(Node { bytes: &[0, 0, 0, 0, 0, 0, 0, 0, 0] })
     }
 
     /// The apex SOA as a record (owner as written).
