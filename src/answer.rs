@@ -134,8 +134,7 @@ fn respond(
     } else if parsed.edns.is_some_and(|e| e.version > 0) {
         rcode::BADVERS
     } else if parsed.opcode == opcode::NOTIFY {
-        // NOTIFY handling comes with zone transfers; a primary refuses them.
-        rcode::REFUSED
+        notify(catalog, parsed, &mut w, peer, key)
     } else if parsed.opcode != opcode::QUERY {
         rcode::NOTIMP
     } else {
@@ -239,6 +238,33 @@ pub fn transfer_zone<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Serve
     l.copy_from_slice(qname);
     name::lowercase(l);
     catalog.find(l).filter(|s| *s.apex == *l)
+}
+
+/// NOTIFY in (RFC 1996): for a secondary zone, from an allowed source
+/// (with the zone's key, if it has one), it asks the zone's task to check
+/// its primary now. Anything else is refused and logged.
+fn notify(catalog: &Catalog, q: &Request, w: &mut Writer, peer: IpAddr, key: Option<&str>) -> u16 {
+    let zname = || name::to_text(q.qname);
+    let Some(served) = transfer_zone(catalog, q.qname) else {
+        tracing::warn!(zone = %zname(), %peer, "NOTIFY for a zone not served here; refused");
+        return rcode::NOTAUTH;
+    };
+    let Some(door) = served.notify_in.as_ref() else {
+        tracing::warn!(zone = %zname(), %peer, "NOTIFY for a primary zone; refused");
+        return rcode::NOTAUTH;
+    };
+    let key_ok = match (&door.key, key) {
+        (None, _) => true,
+        (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+        (Some(_), None) => false,
+    };
+    if !acl::allows(&door.allow, peer) || !key_ok {
+        tracing::warn!(zone = %zname(), %peer, key = key.unwrap_or("none"), "NOTIFY from a source not in allow_notify (or without the zone's key); ignored");
+        return rcode::REFUSED;
+    }
+    let _ = door.tx.send(peer);
+    w.set_flags(w.flags() | AA);
+    rcode::NOERROR
 }
 
 /// May `peer`, whose request was signed with `key` (if any), transfer the zone?

@@ -20,6 +20,18 @@ pub struct Served {
     /// The journal's changes leading up to `zone` (oldest first), for IXFR.
     pub history: Arc<[Arc<Diff>]>,
     pub policy: Arc<TransferPolicy>,
+    /// Set for secondary zones: where NOTIFYs for the zone go.
+    pub notify_in: Option<Arc<NotifyIn>>,
+}
+
+/// A secondary zone's door for NOTIFY (RFC 1996).
+#[derive(Debug)]
+pub struct NotifyIn {
+    /// Who may notify (default: the primaries).
+    pub allow: Vec<IpNet>,
+    /// The TSIG key a NOTIFY must be signed with.
+    pub key: Option<String>,
+    pub tx: tokio::sync::mpsc::UnboundedSender<std::net::IpAddr>,
 }
 
 /// Who may transfer a zone.
@@ -38,6 +50,7 @@ impl Served {
             zone: None,
             history: Arc::new([]),
             policy,
+            notify_in: None,
         }
     }
 }

@@ -70,6 +70,9 @@ struct RawZone {
     max_expire: Option<u32>,
     journal_max_entries: Option<usize>,
     journal_max_bytes: Option<u64>,
+    max_transfer_records: Option<usize>,
+    max_transfer_bytes: Option<u64>,
+    transfer_timeout: Option<u64>,
 }
 
 // ---- the validated configuration ----------------------------------------
@@ -178,6 +181,11 @@ pub struct ZoneConfig {
     pub timers: TimerBounds,
     pub journal_max_entries: usize,
     pub journal_max_bytes: u64,
+    /// Limits on one incoming transfer; past them it is abandoned.
+    pub max_transfer_records: usize,
+    pub max_transfer_bytes: u64,
+    /// Seconds a whole incoming transfer may take.
+    pub transfer_timeout: std::time::Duration,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
@@ -484,6 +492,11 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             timers,
             journal_max_entries: z.journal_max_entries.unwrap_or(100),
             journal_max_bytes: z.journal_max_bytes.unwrap_or(64 << 20),
+            max_transfer_records: z.max_transfer_records.unwrap_or(20_000_000),
+            max_transfer_bytes: z.max_transfer_bytes.unwrap_or(2 << 30),
+            transfer_timeout: std::time::Duration::from_secs(
+                z.transfer_timeout.unwrap_or(600).max(1),
+            ),
         });
     }
     Ok(Config {

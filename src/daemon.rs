@@ -5,6 +5,7 @@ use crate::answer::Options;
 use crate::catalog::{Catalog, Served, SharedCatalog, TransferPolicy};
 use crate::config::{Config, Role};
 use crate::primary::{self, PrimaryZone, watch::FileWatch};
+use crate::secondary::SecondaryZone;
 use crate::server;
 use crate::tsig::Keyring;
 use arc_swap::ArcSwap;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -123,7 +124,24 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
                 zones.push(Some(Arc::new(Mutex::new(pz))));
             }
             Role::Secondary => {
-                warn!(zone = %zc.name, "secondary zones are not followed yet; answering SERVFAIL");
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                let key = zc
+                    .transfer_key
+                    .as_deref()
+                    .and_then(|k| keys.get(k))
+                    .cloned();
+                if !zc.notify.is_empty() {
+                    primary::notify::spawn(
+                        zc.name.clone(),
+                        zc.apex.clone(),
+                        &zc.notify,
+                        key.clone(),
+                        rx,
+                    );
+                }
+                let sz =
+                    SecondaryZone::new(zc.clone(), key, catalog.clone(), &cfg.server.data_dir, tx);
+                rt.spawn(sz.run());
                 zones.push(None);
             }
         }

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fsutil;
 pub mod journal;
 pub mod primary;
+pub mod secondary;
 pub mod server;
 pub mod transfer;
 pub mod tsig;

@@ -488,3 +488,126 @@ mod tests {
         assert_eq!(&buf[41..n], b"\x01a\xc0\x10");
     }
 }
+
+/// Reads a possibly compressed name at `pos` of `msg`; returns it
+/// uncompressed and the offset after it. Pointers must point backwards, so
+/// loops are impossible.
+pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::with_capacity(32);
+    let mut end = None;
+    let mut limit = pos;
+    loop {
+        let l = *msg.get(pos)?;
+        match l {
+            0 => {
+                out.push(0);
+                return (out.len() <= crate::zone::name::MAX_NAME)
+                    .then_some((out, end.unwrap_or(pos + 1)));
+            }
+            1..=63 => {
+                out.extend_from_slice(msg.get(pos..pos + 1 + l as usize)?);
+                if out.len() > crate::zone::name::MAX_NAME {
+                    return None;
+                }
+                pos += 1 + l as usize;
+            }
+            0xc0..=0xff => {
+                let target = (((l & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
+                if target >= limit {
+                    return None;
+                }
+                end.get_or_insert(pos + 2);
+                limit = target;
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Reads one resource record at `pos`: owner, type, class, TTL and rdata,
+/// with names inside the rdata of the types that may carry compression
+/// (RFC 3597 §4) decompressed.
+pub fn read_rr(msg: &[u8], pos: usize) -> Option<(crate::zone::diff::Rr, u16, usize)> {
+    let (owner, p) = read_name(msg, pos)?;
+    let t = u16_at(msg, p)?;
+    let class = u16_at(msg, p + 2)?;
+    let ttl = u32::from_be_bytes(msg.get(p + 4..p + 8)?.try_into().ok()?);
+    let rdlen = u16_at(msg, p + 8)? as usize;
+    let start = p + 10;
+    let end = start + rdlen;
+    let raw = msg.get(start..end)?;
+    // (names before the fixed tail, bytes before the first name)
+    let layout: Option<(usize, usize)> = match t {
+        rtype::NS | rtype::CNAME | rtype::PTR | 3 | 4 | 7 | 8 | 9 => Some((1, 0)),
+        rtype::SOA | 14 | rtype::RP => Some((2, 0)),
+        rtype::MX | rtype::AFSDB | rtype::KX | 21 => Some((1, 2)),
+        rtype::SRV => Some((1, 6)),
+        _ => None,
+    };
+    let rdata = match layout {
+        None => raw.to_vec(),
+        Some((names, skip)) => {
+            let mut rd = raw.get(..skip)?.to_vec();
+            let mut at = start + skip;
+            for _ in 0..names {
+                let (n, next) = read_name(msg, at)?;
+                if next > end {
+                    return None;
+                }
+                rd.extend_from_slice(&n);
+                at = next;
+            }
+            rd.extend_from_slice(msg.get(at..end)?);
+            rd
+        }
+    };
+    let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
+    Some((
+        crate::zone::diff::Rr {
+            owner: owner.into(),
+            rtype: t,
+            ttl,
+            rdata: rdata.into(),
+        },
+        class,
+        end,
+    ))
+}
+
+/// The answer records of a response message (question skipped).
+pub fn answers(msg: &[u8]) -> Option<Vec<crate::zone::diff::Rr>> {
+    let qd = u16_at(msg, 4)?;
+    let an = u16_at(msg, 6)?;
+    let mut pos = HEADER;
+    for _ in 0..qd {
+        pos = skip_name(msg, pos)? + 4;
+    }
+    let mut out = Vec::with_capacity(an as usize);
+    for _ in 0..an {
+        let (rr, class, next) = read_rr(msg, pos)?;
+        if class != 1 {
+            return None;
+        }
+        out.push(rr);
+        pos = next;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn names_decompress_and_loops_fail() {
+        let msg =
+            b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x01a\xc0\x10";
+        assert_eq!(read_name(msg, 12).unwrap().0, b"\x03www\x07example\x00");
+        let (n, end) = read_name(msg, 25).unwrap();
+        assert_eq!(n, b"\x01a\x07example\x00");
+        assert_eq!(end, msg.len());
+        let looped = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc0\x0c";
+        assert!(read_name(looped, 12).is_none());
+    }
+}

@@ -220,6 +220,7 @@ impl PrimaryZone {
                 zone: Some(next.clone()),
                 history: history.into(),
                 policy: self.policy.clone(),
+                notify_in: None,
             },
         );
         info!(zone = %self.cfg.name, serial, "serving new version");

@@ -24,12 +24,15 @@ struct Edit {
     name: Vec<u8>,
     children: i64,
     sets: Vec<EditSet>,
-    existed: bool,
     removed: bool,
 }
 
 fn covered(t: u16, rd: &[u8]) -> u16 {
-    if t == rtype::RRSIG && rd.len() >= 2 { u16::from_be_bytes([rd[0], rd[1]]) } else { 0 }
+    if t == rtype::RRSIG && rd.len() >= 2 {
+        u16::from_be_bytes([rd[0], rd[1]])
+    } else {
+        0
+    }
 }
 
 fn decode(node: Node) -> Edit {
@@ -42,7 +45,12 @@ fn decode(node: Node) -> Edit {
             rdatas: s.iter().map(<[u8]>::to_vec).collect(),
         })
         .collect();
-    Edit { name: node.name().to_vec(), children: node.children() as i64, sets, existed: true, removed: false }
+    Edit {
+        name: node.name().to_vec(),
+        children: node.children() as i64,
+        sets,
+        removed: false,
+    }
 }
 
 fn lower(n: &[u8]) -> Vec<u8> {
@@ -93,10 +101,17 @@ impl<'z> Editor<'z> {
     fn get(&mut self, owner: &[u8]) -> &mut Edit {
         let key = lower(owner);
         let zone = self.zone;
-        self.touched.entry(key.clone()).or_insert_with(|| match zone.find(&key) {
-            Some(n) => decode(n),
-            None => Edit { name: owner.to_vec(), children: 0, sets: Vec::new(), existed: false, removed: true },
-        })
+        self.touched
+            .entry(key.clone())
+            .or_insert_with(|| match zone.find(&key) {
+                Some(n) => decode(n),
+                None => Edit {
+                    name: owner.to_vec(),
+                    children: 0,
+                    sets: Vec::new(),
+                    removed: true,
+                },
+            })
     }
 
     /// Makes sure `owner` is a node, creating it and any missing ancestors.
@@ -145,10 +160,17 @@ impl<'z> Editor<'z> {
 
     fn add(&mut self, r: &Rr) -> Result<(), String> {
         if !name::is_subdomain(&r.owner, &self.apex) {
-            return Err(format!("{} {} is outside the zone", name::to_text(&r.owner), rtype::to_text(r.rtype)));
+            return Err(format!(
+                "{} {} is outside the zone",
+                name::to_text(&r.owner),
+                rtype::to_text(r.rtype)
+            ));
         }
         if rtype::is_meta(r.rtype) {
-            return Err(format!("type {} cannot be zone data", rtype::to_text(r.rtype)));
+            return Err(format!(
+                "type {} cannot be zone data",
+                rtype::to_text(r.rtype)
+            ));
         }
         check_embedded_names(r.rtype, &r.rdata)?;
         self.ensure_node(&r.owner);
@@ -156,7 +178,11 @@ impl<'z> Editor<'z> {
         let cov = covered(r.rtype, &r.rdata);
         let e = self.get(&r.owner);
         let is_apex = e.name.eq_ignore_ascii_case(&apex);
-        match e.sets.iter_mut().find(|s| s.rtype == r.rtype && s.covered == cov) {
+        match e
+            .sets
+            .iter_mut()
+            .find(|s| s.rtype == r.rtype && s.covered == cov)
+        {
             Some(s) => {
                 // One TTL per RRset (RFC 2181 §5.2): the newest wins.
                 s.ttl = r.ttl;
@@ -165,7 +191,12 @@ impl<'z> Editor<'z> {
                 }
                 s.rdatas.push(r.rdata.to_vec());
             }
-            None => e.sets.push(EditSet { rtype: r.rtype, covered: cov, ttl: r.ttl, rdatas: vec![r.rdata.to_vec()] }),
+            None => e.sets.push(EditSet {
+                rtype: r.rtype,
+                covered: cov,
+                ttl: r.ttl,
+                rdatas: vec![r.rdata.to_vec()],
+            }),
         }
         if r.rtype == rtype::NS && !is_apex {
             self.cuts_added = true;
@@ -178,13 +209,17 @@ impl<'z> Editor<'z> {
     fn prune(&mut self) {
         let mut work: Vec<Vec<u8>> = self.touched.keys().cloned().collect();
         while let Some(key) = work.pop() {
-            let Some(e) = self.touched.get_mut(&key) else { continue };
+            let Some(e) = self.touched.get_mut(&key) else {
+                continue;
+            };
             if e.removed || !e.sets.is_empty() || e.children > 0 || key == self.apex {
                 continue;
             }
             e.removed = true;
             self.names_delta -= 1;
-            let Some(parent) = name::parent(&key).map(<[u8]>::to_vec) else { continue };
+            let Some(parent) = name::parent(&key).map(<[u8]>::to_vec) else {
+                continue;
+            };
             let p = self.get(&parent);
             p.children -= 1;
             work.push(parent);
@@ -199,7 +234,14 @@ impl Zone {
     /// hold, data outside the zone, or a CNAME beside other data.
     pub fn apply(&self, deleted: &[Rr], added: &[Rr], soa: &Rr) -> Result<Zone, String> {
         let apex = lower(self.origin());
-        let mut ed = Editor { zone: self, apex: apex.clone(), touched: HashMap::new(), records_delta: 0, names_delta: 0, cuts_added: false };
+        let mut ed = Editor {
+            zone: self,
+            apex: apex.clone(),
+            touched: HashMap::new(),
+            records_delta: 0,
+            names_delta: 0,
+            cuts_added: false,
+        };
         for r in deleted.iter().filter(|r| r.rtype != rtype::SOA) {
             ed.delete(r)?;
         }
@@ -212,7 +254,12 @@ impl Zone {
         check_embedded_names(rtype::SOA, &soa.rdata)?;
         let a = ed.get(&apex);
         a.sets.retain(|s| s.rtype != rtype::SOA);
-        a.sets.push(EditSet { rtype: rtype::SOA, covered: 0, ttl: soa.ttl, rdatas: vec![soa.rdata.to_vec()] });
+        a.sets.push(EditSet {
+            rtype: rtype::SOA,
+            covered: 0,
+            ttl: soa.ttl,
+            rdatas: vec![soa.rdata.to_vec()],
+        });
         a.sets.sort_by_key(|s| (s.rtype, s.covered));
         ed.prune();
         for (key, e) in &ed.touched {
@@ -220,11 +267,19 @@ impl Zone {
                 continue;
             }
             let has_cname = e.sets.iter().any(|s| s.rtype == rtype::CNAME);
-            if has_cname && e.sets.iter().any(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC)) {
+            if has_cname
+                && e.sets
+                    .iter()
+                    .any(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC))
+            {
                 return Err(format!("{}: CNAME and other data", name::to_text(key)));
             }
         }
-        if !ed.touched.get(&apex).is_some_and(|a| a.sets.iter().any(|s| s.rtype == rtype::NS)) {
+        if !ed
+            .touched
+            .get(&apex)
+            .is_some_and(|a| a.sets.iter().any(|s| s.rtype == rtype::NS))
+        {
             return Err("the zone would have no NS records at its apex".into());
         }
 
@@ -239,7 +294,8 @@ impl Zone {
             let old = &self.shards[idx];
             let mut nodes: Vec<(u64, Edit)> = Vec::new();
             let mut rest = &old.data[..];
-            let edited: HashMap<&[u8], &Edit> = edits.iter().map(|(k, e)| (k.as_slice(), *e)).collect();
+            let edited: HashMap<&[u8], &Edit> =
+                edits.iter().map(|(k, e)| (k.as_slice(), *e)).collect();
             while !rest.is_empty() {
                 let node = Node { bytes: rest };
                 let len = node.total_len();
@@ -261,11 +317,17 @@ impl Zone {
                 encode(e, &mut data);
                 table.insert_unique(*hash, off, |_| 0);
             }
-            shards[idx] = Arc::new(Shard { table, data: data.into_boxed_slice() });
+            shards[idx] = Arc::new(Shard {
+                table,
+                data: data.into_boxed_slice(),
+            });
         }
         let rd = &soa.rdata;
         let serial = super::diff::soa_serial(rd).unwrap_or(0);
-        let minimum = rd.get(rd.len().saturating_sub(4)..).map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]])).unwrap_or(0);
+        let minimum = rd
+            .get(rd.len().saturating_sub(4)..)
+            .map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]))
+            .unwrap_or(0);
         Ok(Zone {
             origin: self.origin.clone(),
             hasher: self.hasher.clone(),
@@ -289,14 +351,25 @@ mod tests {
     const O: &[u8] = b"\x01t\x00";
 
     fn z(serial: u32, body: &str) -> crate::zone::Zone {
-        load_zone_str(&format!("$TTL 60\n@ SOA ns h {serial} 1 1 1 1\n NS ns\nns A 192.0.2.1\n{body}"), "t", O).unwrap()
+        load_zone_str(
+            &format!("$TTL 60\n@ SOA ns h {serial} 1 1 1 1\n NS ns\nns A 192.0.2.1\n{body}"),
+            "t",
+            O,
+        )
+        .unwrap()
     }
 
     #[test]
     fn applying_a_diff_gives_the_target_version() {
         let cases = [
-            ("a.b.c A 192.0.2.1\nx A 192.0.2.2\n", "x A 192.0.2.3\nnew.deep.er TXT \"n\"\n*.w A 192.0.2.4\n"),
-            ("gone.away A 192.0.2.1\nkeep A 192.0.2.1\n", "keep 90 A 192.0.2.1\nsub NS ns.sub\nns.sub A 192.0.2.9\n"),
+            (
+                "a.b.c A 192.0.2.1\nx A 192.0.2.2\n",
+                "x A 192.0.2.3\nnew.deep.er TXT \"n\"\n*.w A 192.0.2.4\n",
+            ),
+            (
+                "gone.away A 192.0.2.1\nkeep A 192.0.2.1\n",
+                "keep 90 A 192.0.2.1\nsub NS ns.sub\nns.sub A 192.0.2.9\n",
+            ),
             ("", "a.b.c.d.e.f A 192.0.2.1\n"),
         ];
         for (before, after) in cases {
@@ -305,15 +378,28 @@ mod tests {
             let d = diff::diff(&old, &new);
             let got = old.apply(&d.deleted, &d.added, &d.to).unwrap();
             assert_eq!(got.serial(), 2);
-            assert_eq!(content_hash(&got), content_hash(&new), "{before:?} -> {after:?}");
-            assert_eq!(got.name_count(), new.name_count(), "names {before:?} -> {after:?}");
+            assert_eq!(
+                content_hash(&got),
+                content_hash(&new),
+                "{before:?} -> {after:?}"
+            );
+            assert_eq!(
+                got.name_count(),
+                new.name_count(),
+                "names {before:?} -> {after:?}"
+            );
             assert_eq!(got.record_count(), new.record_count());
             // Every node of the result, with its child count, as a fresh load has it.
             for n in new.nodes() {
                 let mut k = n.name().to_vec();
                 k.make_ascii_lowercase();
                 let g = got.find(&k).expect("node present");
-                assert_eq!(g.children(), n.children(), "{}", crate::zone::name::to_text(n.name()));
+                assert_eq!(
+                    g.children(),
+                    n.children(),
+                    "{}",
+                    crate::zone::name::to_text(n.name())
+                );
             }
             // Going back works too.
             let back = diff::diff(&new, &old);
@@ -327,11 +413,36 @@ mod tests {
     fn bad_changes_are_refused() {
         let old = z(1, "x A 192.0.2.2\n");
         let soa = z(2, "").soa_rr();
-        let missing = diff::Rr { owner: (*b"\x01x\x01t\x00").into(), rtype: 1, ttl: 60, rdata: vec![1, 2, 3, 4].into() };
-        assert!(old.apply(&[missing.clone()], &[], &soa).unwrap_err().contains("does not hold"));
-        let outside = diff::Rr { owner: (*b"\x01x\x01u\x00").into(), ..missing.clone() };
-        assert!(old.apply(&[], &[outside], &soa).unwrap_err().contains("outside"));
-        let cname = diff::Rr { owner: (*b"\x01x\x01t\x00").into(), rtype: 5, ttl: 60, rdata: (*b"\x02ns\x01t\x00").into() };
-        assert!(old.apply(&[], &[cname], &soa).unwrap_err().contains("CNAME"));
+        let missing = diff::Rr {
+            owner: (*b"\x01x\x01t\x00").into(),
+            rtype: 1,
+            ttl: 60,
+            rdata: vec![1, 2, 3, 4].into(),
+        };
+        assert!(
+            old.apply(&[missing.clone()], &[], &soa)
+                .unwrap_err()
+                .contains("does not hold")
+        );
+        let outside = diff::Rr {
+            owner: (*b"\x01x\x01u\x00").into(),
+            ..missing.clone()
+        };
+        assert!(
+            old.apply(&[], &[outside], &soa)
+                .unwrap_err()
+                .contains("outside")
+        );
+        let cname = diff::Rr {
+            owner: (*b"\x01x\x01t\x00").into(),
+            rtype: 5,
+            ttl: 60,
+            rdata: (*b"\x02ns\x01t\x00").into(),
+        };
+        assert!(
+            old.apply(&[], &[cname], &soa)
+                .unwrap_err()
+                .contains("CNAME")
+        );
     }
 }

@@ -199,7 +199,9 @@ impl ZoneBuilder {
             if id == apex {
                 continue;
             }
-            let Some(parent) = name::parent(self.owner_name(id)).map(<[u8]>::to_vec) else { continue };
+            let Some(parent) = name::parent(self.owner_name(id)).map(<[u8]>::to_vec) else {
+                continue;
+            };
             let pid = self.intern(&parent);
             if let Some(c) = children.get_mut(pid as usize) {
                 *c += 1;

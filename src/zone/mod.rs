@@ -16,6 +16,7 @@ pub mod name;
 pub mod rdata;
 pub mod rtype;
 pub mod serial;
+pub mod text;
 
 use hashbrown::HashTable;
 use std::sync::Arc;
@@ -104,7 +105,12 @@ impl<'a> Node<'a> {
     /// children is no node at all: it is removed).
     pub fn children(&self) -> u32 {
         let at = 2 + self.name_len();
-        u32::from_le_bytes([self.bytes[at], self.bytes[at + 1], self.bytes[at + 2], self.bytes[at + 3]])
+        u32::from_le_bytes([
+            self.bytes[at],
+            self.bytes[at + 1],
+            self.bytes[at + 2],
+            self.bytes[at + 3],
+        ])
     }
 
     fn rrsets_raw(&self) -> RRsetIter<'a> {
@@ -166,7 +172,13 @@ impl<'a> Iterator for RRsetIter<'a> {
 
 impl std::fmt::Debug for Zone {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "Zone({} serial {}, {} names)", name::to_text(&self.origin), self.serial, self.names)
+        write!(
+            f,
+            "Zone({} serial {}, {} names)",
+            name::to_text(&self.origin),
+            self.serial,
+            self.names
+        )
     }
 }
 
@@ -226,7 +238,9 @@ impl Zone {
         let mut lower = self.origin.to_vec();
         name::lowercase(&mut lower);
         // The builder refuses a zone without an apex node.
-        self.find(&lower).unwrap_or(Node { bytes: &[0, 0, 0, 0, 0, 0, 0, 0, 0] })
+        self.find(&lower).unwrap_or(Node {
+            bytes: &[0, 0, 0, 0, 0, 0, 0, 0, 0],
+        })
     }
 
     /// The apex SOA as a record (owner as written).

@@ -1,0 +1,427 @@
+//! Secondary zones: one task per zone follows the primaries (Knot's event
+//! model: LOAD at start, then REFRESH on the SOA timers or a NOTIFY, a
+//! transfer in, FLUSH to disk, EXPIRE when the primaries stay away).
+//! A new version is checked completely, saved, then swapped in whole.
+
+pub mod store;
+pub mod xfr_in;
+
+use crate::catalog::{NotifyIn, Served, SharedCatalog, TransferPolicy};
+use crate::config::ZoneConfig;
+use crate::fsutil::zone_file_stem;
+use crate::primary::{Announce, publish, trim_heap};
+use crate::zone::diff::{self, Rr};
+use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
+use hickory_proto::rr::TSigner;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use store::Store;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+use xfr_in::{Client, Fetched, XfrError};
+
+pub struct SecondaryZone {
+    cfg: ZoneConfig,
+    key: Option<TSigner>,
+    catalog: SharedCatalog,
+    policy: Arc<TransferPolicy>,
+    notify_in: Arc<NotifyIn>,
+    notify_rx: mpsc::UnboundedReceiver<IpAddr>,
+    announce: Announce,
+    /// `None` only while a blocking task holds it.
+    store: Option<Store>,
+    current: Option<Arc<Zone>>,
+    /// Primaries in the order to try; the one that answered last goes first.
+    primaries: Vec<SocketAddr>,
+    expire_at: Option<Instant>,
+}
+
+/// Seconds from now until a Unix time (0 if past).
+fn until(unix: u64) -> Duration {
+    Duration::from_secs(unix.saturating_sub(crate::tsig::now()))
+}
+
+/// A little randomness so that many zones do not refresh in lockstep.
+fn jitter(d: Duration) -> Duration {
+    use std::hash::BuildHasher;
+    let r = foldhash::fast::RandomState::default().hash_one(std::time::SystemTime::now()) % 1000;
+    d.mul_f64(1.0 - r as f64 / 10_000.0)
+}
+
+impl SecondaryZone {
+    pub fn new(
+        cfg: ZoneConfig,
+        key: Option<TSigner>,
+        catalog: SharedCatalog,
+        data_dir: &Path,
+        announce: Announce,
+    ) -> SecondaryZone {
+        let (tx, notify_rx) = mpsc::unbounded_channel();
+        let notify_in = Arc::new(NotifyIn {
+            allow: cfg.allow_notify.clone(),
+            key: cfg.transfer_key.clone(),
+            tx,
+        });
+        let policy = Arc::new(TransferPolicy {
+            allow_transfer: cfg.allow_transfer.clone(),
+            transfer_key: cfg.transfer_key.clone(),
+        });
+        let stem = zone_file_stem(&cfg.name);
+        let store = Store::open(
+            cfg.file.clone(),
+            data_dir,
+            &stem,
+            cfg.journal_max_entries,
+            cfg.journal_max_bytes,
+        );
+        SecondaryZone {
+            primaries: cfg.primaries.clone(),
+            cfg,
+            key,
+            catalog,
+            policy,
+            notify_in,
+            notify_rx,
+            announce,
+            store: Some(store),
+            current: None,
+            expire_at: None,
+        }
+    }
+
+    /// Publishes the current version (or none: SERVFAIL) with its history.
+    fn publish(&self) {
+        publish(
+            &self.catalog,
+            Served {
+                apex: self.cfg.apex.clone().into(),
+                zone: self.current.clone(),
+                history: self
+                    .store
+                    .as_ref()
+                    .map(|s| s.history())
+                    .unwrap_or_default()
+                    .into(),
+                policy: self.policy.clone(),
+                notify_in: Some(self.notify_in.clone()),
+            },
+        );
+    }
+
+    /// SOA timers of the current version, clamped: (refresh, retry, expire).
+    fn timers(&self) -> (Duration, Duration, Duration) {
+        let t = self.cfg.timers;
+        let f = self
+            .current
+            .as_ref()
+            .and_then(|z| xfr_in::soa_fields(&z.soa_rr().rdata))
+            .unwrap_or([0, 0, 0, 0, 0]);
+        let refresh = f[1].clamp(t.min_refresh, t.max_refresh);
+        let retry = f[2].clamp(t.min_retry, t.max_retry);
+        let expire = f[3].clamp(t.min_expire, t.max_expire).max(refresh);
+        (
+            Duration::from_secs(refresh.into()),
+            Duration::from_secs(retry.into()),
+            Duration::from_secs(expire.into()),
+        )
+    }
+
+    pub async fn run(mut self) {
+        let span = info_span!("zone", name = %self.cfg.name);
+        async move {
+            self.publish();
+            self.load_saved().await;
+            let mut next_check = Instant::now();
+            loop {
+                let expire_at = self.expire_at;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_check) => {}
+                    from = self.notify_rx.recv() => {
+                        let Some(from) = from else { return };
+                        info!(zone = %self.cfg.name, %from, "NOTIFY received; checking the primary now");
+                    }
+                    _ = sleep_opt(expire_at) => {
+                        warn!(zone = %self.cfg.name, "EXPIRE passed without a successful refresh; answering SERVFAIL until a transfer succeeds");
+                        self.current = None;
+                        self.expire_at = None;
+                        self.publish();
+                        continue;
+                    }
+                }
+                let (refresh, retry, _) = self.timers();
+                next_check = match self.refresh().await {
+                    Ok(()) => Instant::now() + jitter(refresh),
+                    Err(e) => {
+                        warn!(zone = %self.cfg.name, "refresh failed: {e}; retrying in {}s", retry.as_secs());
+                        Instant::now() + jitter(retry)
+                    }
+                };
+                // A NOTIFY that came in during the transfer asks for another look.
+                let mut pending = false;
+                while self.notify_rx.try_recv().is_ok() {
+                    pending = true;
+                }
+                if pending {
+                    next_check = Instant::now();
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// LOAD: serve the saved copy at once, unless it expired meanwhile.
+    async fn load_saved(&mut self) {
+        let apex = self.cfg.apex.clone();
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        let (store, zone) = match tokio::task::spawn_blocking(move || {
+            let z = store.load(&apex);
+            (store, z)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                error!("loading the saved copy failed: {e}");
+                return;
+            }
+        };
+        let t = store.timers;
+        self.store = Some(store);
+        let Some(zone) = zone else { return };
+        if t.expires_at != 0 && t.expires_at <= crate::tsig::now() {
+            warn!(zone = %self.cfg.name, serial = zone.serial(), "the saved copy expired while tandem was stopped; not serving it");
+            return;
+        }
+        self.current = Some(Arc::new(zone));
+        let (_, _, expire) = self.timers();
+        self.expire_at = Some(
+            Instant::now()
+                + if t.expires_at != 0 {
+                    until(t.expires_at)
+                } else {
+                    expire
+                },
+        );
+        info!(zone = %self.cfg.name, serial = self.current.as_ref().map(|z| z.serial()), "serving the saved copy");
+        self.publish();
+        self.announce
+            .send_replace(self.current.as_ref().map(|z| z.soa_rr()));
+    }
+
+    fn client(&self) -> Client<'_> {
+        Client {
+            apex: &self.cfg.apex,
+            key: self.key.as_ref(),
+            max_records: self.cfg.max_transfer_records,
+            max_bytes: self.cfg.max_transfer_bytes,
+            timeout: self.cfg.transfer_timeout,
+        }
+    }
+
+    /// REFRESH: ask the primaries in order; transfer when one is ahead.
+    async fn refresh(&mut self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        for i in 0..self.primaries.len() {
+            let primary = self.primaries[i];
+            match self.refresh_from(primary).await {
+                Ok(()) => {
+                    // The one that answered goes first next time.
+                    self.primaries[..=i].rotate_right(1);
+                    return Ok(());
+                }
+                Err(e) => {
+                    warn!(zone = %self.cfg.name, %primary, "{e}");
+                    errors.push(format!("{primary}: {e}"));
+                }
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    async fn refresh_from(&mut self, primary: SocketAddr) -> Result<(), String> {
+        let theirs = self
+            .client()
+            .soa_serial(primary)
+            .await
+            .map_err(|e| format!("SOA query: {e}"))?;
+        if let Some(z) = &self.current {
+            if !is_newer(theirs, z.serial()) {
+                self.refreshed();
+                return Ok(());
+            }
+        }
+        let current_soa = self.current.as_ref().map(|z| z.soa_rr());
+        let started = std::time::Instant::now();
+        let (kind, result) = match &current_soa {
+            Some(soa) => match self.transfer(primary, Some(soa)).await {
+                Ok(v) => ("IXFR", Ok(v)),
+                Err(e) => {
+                    warn!(zone = %self.cfg.name, %primary, "IXFR failed ({e}); trying AXFR");
+                    ("AXFR", self.transfer(primary, None).await)
+                }
+            },
+            None => ("AXFR", self.transfer(primary, None).await),
+        };
+        let (style, serial, records) = result.map_err(|e| format!("{kind}: {e}"))?;
+        info!(
+            zone = %self.cfg.name,
+            %primary,
+            serial,
+            records,
+            ms = started.elapsed().as_millis() as u64,
+            "{style} received and applied"
+        );
+        self.refreshed();
+        Ok(())
+    }
+
+    /// Records a successful refresh: timers moved and saved.
+    fn refreshed(&mut self) {
+        let (_, _, expire) = self.timers();
+        self.expire_at = Some(Instant::now() + expire);
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        store.timers.last_refresh = crate::tsig::now();
+        store.timers.expires_at = crate::tsig::now() + expire.as_secs();
+        if let Err(e) = store.save_timers() {
+            error!(zone = %self.cfg.name, "cannot save timers: {e}");
+        }
+    }
+
+    /// One transfer, checked, saved and published. Returns (style, serial, records).
+    async fn transfer(
+        &mut self,
+        primary: SocketAddr,
+        current: Option<&Rr>,
+    ) -> Result<(&'static str, u32, usize), XfrError> {
+        let (fetched, _messages, _bytes) = self.client().fetch(primary, current).await?;
+        let old = self.current.clone();
+        let apex = self.cfg.apex.clone();
+        let (style, next, diffs) = match fetched {
+            Fetched::UpToDate => {
+                return Ok(("up to date", old.map(|z| z.serial()).unwrap_or(0), 0));
+            }
+            Fetched::Full(records) => {
+                let n = records.len();
+                let z = tokio::task::spawn_blocking(move || build_full(&apex, records))
+                    .await
+                    .map_err(|e| XfrError::Malformed(e.to_string()))?
+                    .map_err(XfrError::Malformed)?;
+                let _ = n;
+                (
+                    if current.is_some() {
+                        "IXFR (answered AXFR-style)"
+                    } else {
+                        "AXFR"
+                    },
+                    z,
+                    None,
+                )
+            }
+            Fetched::Incremental(diffs) => {
+                let Some(base) = old.clone() else {
+                    return Err(XfrError::Malformed("incremental answer to an AXFR".into()));
+                };
+                let z = tokio::task::spawn_blocking({
+                    let diffs = diffs.clone();
+                    move || apply_all(&base, &diffs)
+                })
+                .await
+                .map_err(|e| XfrError::Malformed(e.to_string()))?
+                .map_err(XfrError::Malformed)?;
+                ("IXFR", z, Some(diffs))
+            }
+        };
+        if let Some(o) = &old {
+            if !is_newer(next.serial(), o.serial()) {
+                return Err(XfrError::Malformed(format!(
+                    "transfer brought serial {}, not newer than {}",
+                    next.serial(),
+                    o.serial()
+                )));
+            }
+        }
+        let records = next.record_count();
+        let next = Arc::new(next);
+        // FLUSH before the swap: what is served is always on disk.
+        let saved = {
+            let Some(mut store) = self.store.take() else {
+                return Err(XfrError::Malformed("store busy".into()));
+            };
+            let z = next.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let r = match diffs {
+                    Some(d) => store.save_diffs(&z, d),
+                    None => {
+                        let d = old.as_ref().map(|o| diff::diff(o, &z));
+                        store.save_full(&z, d)
+                    }
+                };
+                (store, r)
+            })
+            .await;
+            match r {
+                Ok((store, r)) => {
+                    self.store = Some(store);
+                    r
+                }
+                Err(e) => return Err(XfrError::Malformed(format!("saving: {e}"))),
+            }
+        };
+        if let Err(e) = saved {
+            error!(zone = %self.cfg.name, "cannot save the new version: {e}; serving it anyway");
+        }
+        self.current = Some(next.clone());
+        self.publish();
+        self.announce.send_replace(Some(next.soa_rr()));
+        trim_heap();
+        Ok((style, next.serial(), records))
+    }
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Builds a version from a full transfer; the checks are the zone file's.
+fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
+    let mut b = ZoneBuilder::new(apex);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 && r.rtype == rtype::SOA {
+            return Err("an SOA inside the transfer".into());
+        }
+        b.add(&r.owner, r.rtype, r.ttl, &r.rdata, Default::default())
+            .map_err(|e| format!("record {} rejected: {e}", i + 1))?;
+    }
+    b.build().map_err(|e| e.msg)
+}
+
+/// Applies received differences in order, each checked.
+fn apply_all(base: &Zone, diffs: &[diff::Diff]) -> Result<Zone, String> {
+    let mut z: Option<Zone> = None;
+    for d in diffs {
+        let cur = z.as_ref().unwrap_or(base);
+        if d.from_serial() != cur.serial() {
+            return Err(format!(
+                "difference starts at serial {} but we are at {}",
+                d.from_serial(),
+                cur.serial()
+            ));
+        }
+        z = Some(
+            cur.apply(&d.deleted, &d.added, &d.to)
+                .map_err(|e| format!("{} → {}: {e}", d.from_serial(), d.to_serial()))?,
+        );
+    }
+    z.ok_or_else(|| "an empty incremental answer".into())
+}

@@ -1,0 +1,169 @@
+//! What a secondary keeps on disk, per zone: its copy of the zone (master
+//! format, rewritten atomically), the journal of differences received since
+//! (appended and fsynced), and its timers. After a crash at any moment the
+//! copy plus the journal's chain from it give the last accepted version.
+
+use crate::fsutil::write_atomic;
+use crate::journal::{self, Journal};
+use crate::zone::diff::Diff;
+use crate::zone::{Zone, load_zone_file, text};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::warn;
+
+/// Persisted timers (Unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timers {
+    /// Serial of the zone copy file (the journal replays from it).
+    pub copy_serial: u32,
+    pub last_refresh: u64,
+    pub expires_at: u64,
+}
+
+pub struct Store {
+    pub copy: PathBuf,
+    timers_path: PathBuf,
+    pub journal: Option<Journal>,
+    pub timers: Timers,
+}
+
+fn read_timers(p: &Path) -> Option<Timers> {
+    let text = std::fs::read_to_string(p).ok()?;
+    let mut t = Timers::default();
+    for line in text.lines() {
+        let (k, v) = line.split_once('=')?;
+        match k {
+            "copy_serial" => t.copy_serial = v.trim().parse().ok()?,
+            "last_refresh" => t.last_refresh = v.trim().parse().ok()?,
+            "expires_at" => t.expires_at = v.trim().parse().ok()?,
+            _ => {}
+        }
+    }
+    Some(t)
+}
+
+impl Store {
+    pub fn open(
+        copy: PathBuf,
+        data_dir: &Path,
+        stem: &str,
+        max_entries: usize,
+        max_bytes: u64,
+    ) -> Store {
+        let timers_path = data_dir.join(format!("{stem}timers"));
+        let journal = match Journal::open(
+            &data_dir.join(format!("{stem}journal")),
+            max_entries,
+            max_bytes,
+        ) {
+            Ok((j, warnings)) => {
+                for w in warnings {
+                    warn!("{w}");
+                }
+                Some(j)
+            }
+            Err(e) => {
+                warn!("{e}; keeping no journal");
+                None
+            }
+        };
+        let timers = read_timers(&timers_path).unwrap_or_default();
+        Store {
+            copy,
+            timers_path,
+            journal,
+            timers,
+        }
+    }
+
+    /// The last accepted version: the copy, brought forward by the journal.
+    pub fn load(&mut self, apex: &[u8]) -> Option<Zone> {
+        if !self.copy.exists() {
+            return None;
+        }
+        let mut z = match load_zone_file(&self.copy, apex) {
+            Ok(l) => l.zone,
+            Err(e) => {
+                warn!("saved copy unusable ({e}); the zone will be transferred again");
+                return None;
+            }
+        };
+        let history = self.history();
+        if let Some(last) = history.last() {
+            if let Some(links) = journal::chain(&history, z.serial(), last.to_serial()) {
+                for d in links {
+                    match z.apply(&d.deleted, &d.added, &d.to) {
+                        Ok(next) => z = next,
+                        Err(e) => {
+                            warn!(
+                                "journal entry {} → {} does not apply ({e}); serving serial {}",
+                                d.from_serial(),
+                                d.to_serial(),
+                                z.serial()
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Some(z)
+    }
+
+    pub fn history(&self) -> Vec<Arc<Diff>> {
+        self.journal
+            .as_ref()
+            .map(|j| j.entries())
+            .unwrap_or_default()
+    }
+
+    /// Saves a whole new version: the copy, and (for followers' IXFR) the
+    /// difference from the previous version if there was one.
+    pub fn save_full(&mut self, zone: &Zone, diff: Option<Diff>) -> std::io::Result<()> {
+        write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
+        self.timers.copy_serial = zone.serial();
+        if let Some(j) = self.journal.as_mut() {
+            let r = match diff {
+                Some(d) => j.append(d).map(|_| ()),
+                None => j.clear(),
+            };
+            if let Err(e) = r {
+                warn!("{e}");
+            }
+        }
+        self.save_timers()
+    }
+
+    /// Saves incremental changes: appended to the journal; the copy is
+    /// rewritten only when the journal no longer reaches back to it.
+    pub fn save_diffs(&mut self, zone: &Zone, diffs: Vec<Diff>) -> std::io::Result<()> {
+        let mut ok = self.journal.is_some();
+        if let Some(j) = self.journal.as_mut() {
+            for d in diffs {
+                if let Err(e) = j.append(d) {
+                    warn!("{e}");
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let history = self.history();
+        if !ok || journal::chain(&history, self.timers.copy_serial, zone.serial()).is_none() {
+            write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
+            self.timers.copy_serial = zone.serial();
+        }
+        self.save_timers()
+    }
+
+    pub fn save_timers(&self) -> std::io::Result<()> {
+        let t = self.timers;
+        write_atomic(
+            &self.timers_path,
+            format!(
+                "copy_serial={}\nlast_refresh={}\nexpires_at={}\n",
+                t.copy_serial, t.last_refresh, t.expires_at
+            )
+            .as_bytes(),
+        )
+    }
+}

@@ -1,0 +1,433 @@
+//! Transfers in: the SOA check and IXFR/AXFR over TCP, with TSIG on every
+//! message when the zone has a key, per-message and whole-transfer timeouts,
+//! size limits, and the record stream checked as it arrives.
+
+use crate::wire;
+use crate::zone::diff::{Diff, Rr, soa_serial};
+use crate::zone::{name, rtype, serial::is_newer};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// How long one message (or the SOA answer) may take to arrive.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum XfrError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("answered {0}")]
+    Rcode(u16),
+    #[error("TSIG: {0}")]
+    Tsig(String),
+    #[error("malformed: {0}")]
+    Malformed(String),
+    #[error("transfer larger than the limit ({0})")]
+    TooLarge(String),
+}
+
+/// What a transfer brought.
+pub enum Fetched {
+    /// The primary has nothing newer.
+    UpToDate,
+    /// The whole zone: the SOA, then every other record.
+    Full(Vec<Rr>),
+    /// Differences, oldest first.
+    Incremental(Vec<Diff>),
+}
+
+pub struct Client<'a> {
+    pub apex: &'a [u8],
+    pub key: Option<&'a TSigner>,
+    pub max_records: usize,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
+    let mut labels = Vec::new();
+    let mut i = 0;
+    while i < wire_name.len() && wire_name[i] != 0 {
+        let l = wire_name[i] as usize;
+        labels.push(
+            wire_name
+                .get(i + 1..i + 1 + l)
+                .ok_or_else(|| XfrError::Malformed("bad name".into()))?,
+        );
+        i += l + 1;
+    }
+    Name::from_labels(labels).map_err(|e| XfrError::Malformed(e.to_string()))
+}
+
+/// The SOA fields after MNAME and RNAME: serial, refresh, retry, expire, minimum.
+pub fn soa_fields(rd: &[u8]) -> Option<[u32; 5]> {
+    let a = name::wire_len(rd)?;
+    let b = name::wire_len(&rd[a..])?;
+    let f = rd.get(a + b..a + b + 20)?;
+    let n = |i: usize| u32::from_be_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]);
+    Some([n(0), n(1), n(2), n(3), n(4)])
+}
+
+fn soa_record(r: &Rr) -> Result<Record, XfrError> {
+    let a = name::wire_len(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
+    let b = name::wire_len(&r.rdata[a..]).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
+    let f = soa_fields(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
+    let soa = SOA::new(
+        hname(&r.rdata[..a])?,
+        hname(&r.rdata[a..a + b])?,
+        f[0],
+        f[1] as i32,
+        f[2] as i32,
+        f[3] as i32,
+        f[4],
+    );
+    Ok(Record::from_rdata(hname(&r.owner)?, r.ttl, RData::SOA(soa)))
+}
+
+fn now() -> u64 {
+    crate::tsig::now()
+}
+
+impl Client<'_> {
+    fn request(
+        &self,
+        t: RecordType,
+        client_soa: Option<&Rr>,
+    ) -> Result<(Vec<u8>, Option<TSigVerifier>, u16), XfrError> {
+        let id = rand_id();
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(hname(self.apex)?, t));
+        if let Some(soa) = client_soa {
+            m.add_authority(soa_record(soa)?);
+        }
+        let verifier = match self.key {
+            Some(k) => m
+                .finalize(k, now())
+                .map_err(|e| XfrError::Tsig(e.to_string()))?,
+            None => None,
+        };
+        let bytes = m.to_vec().map_err(|e| XfrError::Malformed(e.to_string()))?;
+        Ok((bytes, verifier, id))
+    }
+
+    fn check(
+        &self,
+        raw: &[u8],
+        id: u16,
+        verifier: &mut Option<TSigVerifier>,
+    ) -> Result<(), XfrError> {
+        if raw.len() < 12 || raw[..2] != id.to_be_bytes() || raw[2] & 0x80 == 0 {
+            return Err(XfrError::Malformed("not an answer to our request".into()));
+        }
+        let rcode = (raw[3] & 0xf) as u16;
+        if rcode != 0 {
+            return Err(XfrError::Rcode(rcode));
+        }
+        match (verifier.as_mut(), self.key) {
+            (Some(v), _) => v
+                .verify(raw)
+                .map(|_| ())
+                .map_err(|e| XfrError::Tsig(e.to_string())),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(XfrError::Tsig("no verifier".into())),
+        }
+    }
+
+    /// The primary's current serial (SOA over UDP, over TCP if truncated).
+    pub async fn soa_serial(&self, primary: SocketAddr) -> Result<u32, XfrError> {
+        let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
+        let bind: SocketAddr = if primary.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).await?;
+        sock.send_to(&req, primary).await?;
+        let mut buf = vec![0u8; 65535];
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let raw = loop {
+            let (n, from) = timeout_at(deadline, sock.recv_from(&mut buf))
+                .await
+                .map_err(|_| XfrError::Timeout)??;
+            if from == primary && n >= 12 && buf[..2] == id.to_be_bytes() {
+                break buf[..n].to_vec();
+            }
+        };
+        let raw = if raw[2] & 0x02 != 0 {
+            let mut s = timeout(MESSAGE_TIMEOUT, TcpStream::connect(primary))
+                .await
+                .map_err(|_| XfrError::Timeout)??;
+            let (req, v, id2) = self.request(RecordType::SOA, None)?;
+            verifier = v;
+            send(&mut s, &req).await?;
+            let r = recv(&mut s, Instant::now() + MESSAGE_TIMEOUT).await?;
+            self.check(&r, id2, &mut verifier)?;
+            r
+        } else {
+            self.check(&raw, id, &mut verifier)?;
+            raw
+        };
+        if raw[2] & 0x04 == 0 {
+            return Err(XfrError::Malformed(
+                "SOA answer is not authoritative".into(),
+            ));
+        }
+        let answers = wire::answers(&raw)
+            .ok_or_else(|| XfrError::Malformed("unreadable SOA answer".into()))?;
+        answers
+            .iter()
+            .find(|r| r.rtype == rtype::SOA && r.owner.eq_ignore_ascii_case(self.apex))
+            .and_then(|r| soa_serial(&r.rdata))
+            .ok_or_else(|| XfrError::Malformed("no SOA in the answer".into()))
+    }
+
+    /// IXFR from `current` (the SOA we serve), or AXFR when `current` is None.
+    pub async fn fetch(
+        &self,
+        primary: SocketAddr,
+        current: Option<&Rr>,
+    ) -> Result<(Fetched, usize, u64), XfrError> {
+        let t = if current.is_some() {
+            RecordType::IXFR
+        } else {
+            RecordType::AXFR
+        };
+        let (req, mut verifier, id) = self.request(t, current)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut s = timeout_at(deadline, TcpStream::connect(primary))
+            .await
+            .map_err(|_| XfrError::Timeout)??;
+        send(&mut s, &req).await?;
+        let client_serial = current.and_then(|c| soa_serial(&c.rdata));
+        let mut parser = Parser::new(client_serial);
+        let mut bytes = 0u64;
+        let mut messages = 0usize;
+        while !parser.done {
+            let raw = recv(&mut s, deadline.min(Instant::now() + MESSAGE_TIMEOUT)).await?;
+            bytes += raw.len() as u64 + 2;
+            messages += 1;
+            self.check(&raw, id, &mut verifier)?;
+            let records = wire::answers(&raw)
+                .ok_or_else(|| XfrError::Malformed("unreadable message".into()))?;
+            if records.is_empty() {
+                return Err(XfrError::Malformed("message with no records".into()));
+            }
+            for r in records {
+                parser.push(r)?;
+                if parser.count > self.max_records {
+                    return Err(XfrError::TooLarge(format!("{} records", self.max_records)));
+                }
+            }
+            if bytes > self.max_bytes {
+                return Err(XfrError::TooLarge(format!("{} bytes", self.max_bytes)));
+            }
+            if !parser.done && parser.count == 1 && messages == 1 && parser.lone_soa_means_current()
+            {
+                return Ok((Fetched::UpToDate, messages, bytes));
+            }
+        }
+        Ok((parser.finish()?, messages, bytes))
+    }
+}
+
+async fn send(s: &mut TcpStream, msg: &[u8]) -> Result<(), XfrError> {
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    s.write_all(&framed).await?;
+    Ok(())
+}
+
+async fn recv(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, XfrError> {
+    let len = timeout_at(deadline, s.read_u16())
+        .await
+        .map_err(|_| XfrError::Timeout)?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                XfrError::Malformed("the primary closed the connection mid-transfer".into())
+            } else {
+                XfrError::Io(e)
+            }
+        })?;
+    let mut buf = vec![0u8; len as usize];
+    timeout_at(deadline, s.read_exact(&mut buf))
+        .await
+        .map_err(|_| XfrError::Timeout)??;
+    Ok(buf)
+}
+
+fn rand_id() -> u16 {
+    use std::hash::BuildHasher;
+    foldhash::fast::RandomState::default().hash_one(std::time::SystemTime::now()) as u16
+}
+
+/// Reads the record stream of an AXFR or IXFR answer (RFC 1995 §4, RFC 5936 §2.2).
+struct Parser {
+    client_serial: Option<u32>,
+    first: Option<Rr>,
+    serial: u32,
+    mode: Mode,
+    body: Vec<Rr>,
+    diffs: Vec<Diff>,
+    cur: Option<Diff>,
+    count: usize,
+    done: bool,
+}
+
+#[derive(PartialEq, Eq)]
+enum Mode {
+    Start,
+    Axfr,
+    Deleting,
+    Adding,
+}
+
+impl Parser {
+    fn new(client_serial: Option<u32>) -> Parser {
+        Parser {
+            client_serial,
+            first: None,
+            serial: 0,
+            mode: Mode::Start,
+            body: Vec::new(),
+            diffs: Vec::new(),
+            cur: None,
+            count: 0,
+            done: false,
+        }
+    }
+
+    fn lone_soa_means_current(&self) -> bool {
+        matches!(self.client_serial, Some(c) if !is_newer(self.serial, c))
+    }
+
+    fn push(&mut self, r: Rr) -> Result<(), XfrError> {
+        if self.done {
+            return Err(XfrError::Malformed("records after the closing SOA".into()));
+        }
+        self.count += 1;
+        let soa = if r.rtype == rtype::SOA {
+            soa_serial(&r.rdata)
+        } else {
+            None
+        };
+        let Some(first) = &self.first else {
+            let s = soa.ok_or_else(|| {
+                XfrError::Malformed(format!(
+                    "first record is {} {}, not the SOA",
+                    name::to_text(&r.owner),
+                    rtype::to_text(r.rtype)
+                ))
+            })?;
+            self.serial = s;
+            self.first = Some(r);
+            return Ok(());
+        };
+        match self.mode {
+            Mode::Start => {
+                // A second SOA that is not the new one starts an incremental answer.
+                if let (Some(s), Some(_)) = (soa, self.client_serial) {
+                    if s != self.serial {
+                        self.cur = Some(Diff {
+                            from: r,
+                            to: first.clone(),
+                            deleted: vec![],
+                            added: vec![],
+                        });
+                        self.mode = Mode::Deleting;
+                        return Ok(());
+                    }
+                }
+                self.mode = Mode::Axfr;
+                self.push_axfr(r, soa)
+            }
+            Mode::Axfr => self.push_axfr(r, soa),
+            Mode::Deleting => {
+                let cur = self
+                    .cur
+                    .as_mut()
+                    .ok_or_else(|| XfrError::Malformed("IXFR".into()))?;
+                match soa {
+                    Some(_) => {
+                        cur.to = r;
+                        self.mode = Mode::Adding;
+                    }
+                    None => cur.deleted.push(r),
+                }
+                Ok(())
+            }
+            Mode::Adding => {
+                let Some(s) = soa else {
+                    self.cur
+                        .as_mut()
+                        .ok_or_else(|| XfrError::Malformed("IXFR".into()))?
+                        .added
+                        .push(r);
+                    return Ok(());
+                };
+                let cur = self
+                    .cur
+                    .take()
+                    .ok_or_else(|| XfrError::Malformed("IXFR".into()))?;
+                let reached = cur.to_serial() == self.serial;
+                self.diffs.push(cur);
+                if reached && s == self.serial {
+                    self.done = true;
+                } else {
+                    self.cur = Some(Diff {
+                        from: r,
+                        to: first.clone(),
+                        deleted: vec![],
+                        added: vec![],
+                    });
+                    self.mode = Mode::Deleting;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn push_axfr(&mut self, r: Rr, soa: Option<u32>) -> Result<(), XfrError> {
+        match soa {
+            Some(s)
+                if r.owner.eq_ignore_ascii_case(
+                    &self
+                        .first
+                        .as_ref()
+                        .map(|f| f.owner.clone())
+                        .unwrap_or_default(),
+                ) =>
+            {
+                if s != self.serial {
+                    return Err(XfrError::Malformed(format!(
+                        "first SOA has serial {} but the closing one {s}",
+                        self.serial
+                    )));
+                }
+                self.done = true;
+            }
+            _ => self.body.push(r),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Fetched, XfrError> {
+        let first = self
+            .first
+            .ok_or_else(|| XfrError::Malformed("empty transfer".into()))?;
+        if self.mode == Mode::Axfr {
+            let mut all = Vec::with_capacity(self.body.len() + 1);
+            all.push(first);
+            all.extend(self.body);
+            Ok(Fetched::Full(all))
+        } else {
+            Ok(Fetched::Incremental(self.diffs))
+        }
+    }
+}
