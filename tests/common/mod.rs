@@ -40,7 +40,9 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 pub struct Tandem {
     pub child: Child,
     pub addr: SocketAddr,
-    pub dir: tempfile::TempDir,
+    /// The working directory (config, log, `var/`); kept for restarts.
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
     pub log: PathBuf,
 }
 
@@ -50,33 +52,47 @@ impl Tandem {
     /// waits until `ready_zone` answers its SOA.
     pub fn start(config: &str, ready_zone: &str) -> Tandem {
         for _ in 0..5 {
-            let port = free_port();
-            let dir = tempfile::tempdir().expect("tempdir");
-            let cfg = config
-                .replace("{PORT}", &port.to_string())
-                .replace("{DATA}", DATA);
-            std::fs::write(dir.path().join("tandem.toml"), cfg).expect("write config");
-            let log = dir.path().join("tandem.log");
-            let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-                .args(["serve", "--config", "tandem.toml"])
-                .current_dir(dir.path())
-                .env("RUST_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).expect("log file"))
-                .spawn()
-                .expect("spawn tandem");
-            let mut t = Tandem {
-                child,
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                dir,
-                log,
-            };
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let dir = tmp.path().to_path_buf();
+            let mut t = Tandem::spawn_in(&dir, free_port(), config);
+            t._tmp = Some(tmp);
             if t.wait_ready(ready_zone) {
                 return t;
             }
             // Lost a race for the port (or failed): try another.
         }
         panic!("tandem did not start");
+    }
+
+    /// Starts tandem in `dir` on `port` (a restart keeps both) without
+    /// waiting for any zone.
+    pub fn spawn_in(dir: &Path, port: u16, config: &str) -> Tandem {
+        let cfg = config.replace("{PORT}", &port.to_string()).replace("{DATA}", DATA);
+        std::fs::write(dir.join("tandem.toml"), cfg).expect("write config");
+        let log = dir.join("tandem.log");
+        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(["serve", "--config", "tandem.toml"])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .expect("spawn tandem");
+        Tandem { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir: dir.to_path_buf(), _tmp: None, log }
+    }
+
+    /// Like `spawn_in`, then waits until `zone` answers authoritatively.
+    pub fn start_in(dir: &Path, port: u16, config: &str, zone: &str) -> Tandem {
+        let mut t = Tandem::spawn_in(dir, port, config);
+        assert!(t.wait_ready(zone), "tandem in {} did not serve {zone}:\n{}", dir.display(), t.log_text());
+        t
+    }
+
+    /// SIGKILL, no cleanup: what a crash looks like.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     fn wait_ready(&mut self, zone: &str) -> bool {
@@ -117,7 +133,7 @@ impl Tandem {
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+        self.dir.join(p)
     }
 }
 
