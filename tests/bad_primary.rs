@@ -1,0 +1,208 @@
+//! A scripted, misbehaving primary (raw sockets, a few dozen lines): every
+//! kind of bad transfer is rejected and the secondary keeps serving the
+//! version it had.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::rdata::{A, NS, SOA, TXT};
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigResponseContext, TSigner};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ZONE: &str = "bad.test.";
+const SECRET: &[u8] = b"the right secret, 32 bytes long!";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Case {
+    Good,
+    Truncated,
+    FirstNotSoa,
+    MismatchedSoa,
+    OutOfZone,
+    WrongTsig,
+    IxfrDeletesMissing,
+    Endless,
+}
+
+fn signer(secret: &[u8]) -> TSigner {
+    TSigner::new(secret.to_vec(), TsigAlgorithm::HmacSha256, Name::from_str("xfr.test.").unwrap(), 300).unwrap()
+}
+
+fn n(s: &str) -> Name {
+    Name::from_str(s).unwrap()
+}
+
+fn soa(serial: u32) -> Record {
+    Record::from_rdata(n(ZONE), 300, RData::SOA(SOA::new(n("ns1.bad.test."), n("h.bad.test."), serial, 3600, 600, 86400, 60)))
+}
+
+fn rec(name: &str, data: RData) -> Record {
+    Record::from_rdata(n(name), 300, data)
+}
+
+fn zone_body() -> Vec<Record> {
+    vec![
+        rec(ZONE, RData::NS(NS(n("ns1.bad.test.")))),
+        rec("ns1.bad.test.", RData::A(A::new(192, 0, 2, 1))),
+        rec("www.bad.test.", RData::A(A::new(192, 0, 2, 80))),
+    ]
+}
+
+/// Encodes a response to `req` with `answers`, signed as the case asks.
+fn response(req: &[u8], answers: Vec<Record>, rcode: ResponseCode, case: Case) -> Vec<u8> {
+    let q = Message::from_vec(req).unwrap();
+    let mut m = Message::new(q.metadata.id, MessageType::Response, q.metadata.op_code);
+    m.metadata.authoritative = true;
+    m.metadata.response_code = rcode;
+    m.add_queries(q.queries.clone());
+    m.add_answers(answers);
+    let mut bytes = m.to_vec().unwrap();
+    let right = signer(SECRET);
+    if let Ok((mac, _, _)) = right.verify_message_byte(req, None, true) {
+        let key = if case == Case::WrongTsig { signer(b"a wrong secret, also 32 bytes..!") } else { right };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let rr = TSigResponseContext::new(q.metadata.id, now, key, mac, None).sign(&bytes).unwrap();
+        let mut extra = Vec::new();
+        rr.emit(&mut BinEncoder::new(&mut extra)).unwrap();
+        bytes.extend_from_slice(&extra);
+        bytes[11] += 1;
+    }
+    bytes
+}
+
+fn send(s: &mut std::net::TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    s.write_all(&(msg.len() as u16).to_be_bytes())?;
+    s.write_all(msg)
+}
+
+/// Serves SOA over UDP and transfers over TCP according to `case`.
+fn start_script(case: Arc<Mutex<(Case, u32)>>) -> SocketAddr {
+    let port = free_port();
+    let udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let tcp = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let c = case.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((len, from)) = udp.recv_from(&mut buf) {
+            let (case, serial) = *c.lock().unwrap();
+            let _ = udp.send_to(&response(&buf[..len], vec![soa(serial)], ResponseCode::NoError, case), from);
+        }
+    });
+    std::thread::spawn(move || {
+        for stream in tcp.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let (case, serial) = *case.lock().unwrap();
+            std::thread::spawn(move || {
+                let mut len = [0u8; 2];
+                if s.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
+                if s.read_exact(&mut req).is_err() {
+                    return;
+                }
+                let qtype = Message::from_vec(&req).unwrap().queries[0].query_type();
+                let full = |first: Record, last: Record| [vec![first], zone_body(), vec![last]].concat();
+                let reply = |answers, rcode| response(&req, answers, rcode, case);
+                let _ = match case {
+                    Case::Good | Case::WrongTsig => send(&mut s, &reply(full(soa(serial), soa(serial)), ResponseCode::NoError)),
+                    Case::Truncated => send(&mut s, &reply(vec![soa(serial), zone_body()[0].clone()], ResponseCode::NoError)),
+                    Case::FirstNotSoa => send(&mut s, &reply([zone_body(), vec![soa(serial)]].concat(), ResponseCode::NoError)),
+                    Case::MismatchedSoa => send(&mut s, &reply(full(soa(serial), soa(serial + 7)), ResponseCode::NoError)),
+                    Case::OutOfZone => {
+                        let mut a = full(soa(serial), soa(serial));
+                        a.insert(2, rec("www.elsewhere.test.", RData::A(A::new(192, 0, 2, 66))));
+                        send(&mut s, &reply(a, ResponseCode::NoError))
+                    }
+                    Case::IxfrDeletesMissing if qtype == RecordType::IXFR => {
+                        let gone = rec("never.bad.test.", RData::TXT(TXT::new(vec!["not there".into()])));
+                        send(&mut s, &reply(vec![soa(serial), soa(serial - 1), gone, soa(serial), soa(serial)], ResponseCode::NoError))
+                    }
+                    Case::IxfrDeletesMissing => send(&mut s, &reply(vec![], ResponseCode::Refused)),
+                    Case::Endless => {
+                        // Already past the limit in the first message (the
+                        // rest would need chained MACs this script does not make).
+                        let mut first = vec![soa(serial)];
+                        first.extend((0..1500).map(|j| rec(&format!("e{j}.bad.test."), RData::A(A::new(10, 0, 0, 1)))));
+                        let mut r = send(&mut s, &reply(first, ResponseCode::NoError));
+                        for i in 0..100_000 {
+                            if r.is_err() {
+                                break;
+                            }
+                            let a = (0..50).map(|j| rec(&format!("e{i}-{j}.bad.test."), RData::A(A::new(10, 0, 0, 1)))).collect();
+                            r = send(&mut s, &reply(a, ResponseCode::NoError));
+                        }
+                        r
+                    }
+                };
+            });
+        }
+    });
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn notify(secondary: SocketAddr) {
+    let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Notify);
+    m.metadata.authoritative = true;
+    m.add_query(hickory_proto::op::Query::query(n(ZONE), RecordType::SOA));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    m.finalize(&signer(SECRET), now).unwrap();
+    let r = udp_query(secondary, &m);
+    assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+}
+
+#[test]
+fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
+    let case = Arc::new(Mutex::new((Case::Good, 1)));
+    let primary = start_script(case.clone());
+    let b64 = {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        SECRET.chunks(3).fold(String::new(), |mut s, c| {
+            let v = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            for i in 0..4 {
+                s.push(if i <= c.len() { T[(v >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            }
+            s
+        })
+    };
+    let cfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n[[key]]\nname = \"xfr.test.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{b64}\"\n\
+         [[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\nprimaries = [\"{primary}\"]\ntransfer_key = \"xfr.test.\"\n\
+         min_refresh = 1\nmin_retry = 1\nmax_transfer_records = 1000\ntransfer_timeout = 20\n"
+    );
+    let s = Tandem::start(&cfg, ZONE);
+    assert_eq!(soa_serial(&s.q(ZONE, RecordType::SOA)), Some(1));
+    let expectations = [
+        (Case::Truncated, "closed the connection mid-transfer"),
+        (Case::FirstNotSoa, "not the SOA"),
+        (Case::MismatchedSoa, "but the closing one"),
+        (Case::OutOfZone, "out of zone"),
+        (Case::WrongTsig, "TSIG"),
+        (Case::IxfrDeletesMissing, "does not hold"),
+        (Case::Endless, "larger than the limit"),
+    ];
+    for (bad, symptom) in expectations {
+        *case.lock().unwrap() = (bad, 2);
+        let before = s.log_text().len();
+        notify(s.addr);
+        wait_for(&format!("{bad:?} rejected ({symptom})"), Duration::from_secs(30), || {
+            let log = s.log_text();
+            (log[before..].contains(symptom) && log[before..].contains("refresh failed")).then_some(())
+        });
+        let m = s.q(ZONE, RecordType::SOA);
+        assert_eq!(soa_serial(&m), Some(1), "{bad:?}: still the old version");
+        assert_eq!(s.q("www.bad.test.", RecordType::A).answers.len(), 1, "{bad:?}");
+        assert!(s.q("e0.bad.test.", RecordType::A).answers.is_empty(), "{bad:?}");
+    }
+    // A good transfer again: taken.
+    *case.lock().unwrap() = (Case::Good, 3);
+    notify(s.addr);
+    wait_for("serial 3", Duration::from_secs(30), || (soa_serial(&s.q(ZONE, RecordType::SOA)) == Some(3)).then_some(()));
+}
