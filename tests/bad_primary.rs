@@ -32,7 +32,13 @@ enum Case {
 }
 
 fn signer(secret: &[u8]) -> TSigner {
-    TSigner::new(secret.to_vec(), TsigAlgorithm::HmacSha256, Name::from_str("xfr.test.").unwrap(), 300).unwrap()
+    TSigner::new(
+        secret.to_vec(),
+        TsigAlgorithm::HmacSha256,
+        Name::from_str("xfr.test.").unwrap(),
+        300,
+    )
+    .unwrap()
 }
 
 fn n(s: &str) -> Name {
@@ -40,7 +46,19 @@ fn n(s: &str) -> Name {
 }
 
 fn soa(serial: u32) -> Record {
-    Record::from_rdata(n(ZONE), 300, RData::SOA(SOA::new(n("ns1.bad.test."), n("h.bad.test."), serial, 3600, 600, 86400, 60)))
+    Record::from_rdata(
+        n(ZONE),
+        300,
+        RData::SOA(SOA::new(
+            n("ns1.bad.test."),
+            n("h.bad.test."),
+            serial,
+            3600,
+            600,
+            86400,
+            60,
+        )),
+    )
 }
 
 fn rec(name: &str, data: RData) -> Record {
@@ -66,9 +84,18 @@ fn response(req: &[u8], answers: Vec<Record>, rcode: ResponseCode, case: Case) -
     let mut bytes = m.to_vec().unwrap();
     let right = signer(SECRET);
     if let Ok((mac, _, _)) = right.verify_message_byte(req, None, true) {
-        let key = if case == Case::WrongTsig { signer(b"a wrong secret, also 32 bytes..!") } else { right };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        let rr = TSigResponseContext::new(q.metadata.id, now, key, mac, None).sign(&bytes).unwrap();
+        let key = if case == Case::WrongTsig {
+            signer(b"a wrong secret, also 32 bytes..!")
+        } else {
+            right
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let rr = TSigResponseContext::new(q.metadata.id, now, key, mac, None)
+            .sign(&bytes)
+            .unwrap();
         let mut extra = Vec::new();
         rr.emit(&mut BinEncoder::new(&mut extra)).unwrap();
         bytes.extend_from_slice(&extra);
@@ -92,7 +119,10 @@ fn start_script(case: Arc<Mutex<(Case, u32)>>) -> SocketAddr {
         let mut buf = [0u8; 4096];
         while let Ok((len, from)) = udp.recv_from(&mut buf) {
             let (case, serial) = *c.lock().unwrap();
-            let _ = udp.send_to(&response(&buf[..len], vec![soa(serial)], ResponseCode::NoError, case), from);
+            let _ = udp.send_to(
+                &response(&buf[..len], vec![soa(serial)], ResponseCode::NoError, case),
+                from,
+            );
         }
     });
     std::thread::spawn(move || {
@@ -109,34 +139,74 @@ fn start_script(case: Arc<Mutex<(Case, u32)>>) -> SocketAddr {
                     return;
                 }
                 let qtype = Message::from_vec(&req).unwrap().queries[0].query_type();
-                let full = |first: Record, last: Record| [vec![first], zone_body(), vec![last]].concat();
+                let full =
+                    |first: Record, last: Record| [vec![first], zone_body(), vec![last]].concat();
                 let reply = |answers, rcode| response(&req, answers, rcode, case);
                 let _ = match case {
-                    Case::Good | Case::WrongTsig => send(&mut s, &reply(full(soa(serial), soa(serial)), ResponseCode::NoError)),
-                    Case::Truncated => send(&mut s, &reply(vec![soa(serial), zone_body()[0].clone()], ResponseCode::NoError)),
-                    Case::FirstNotSoa => send(&mut s, &reply([zone_body(), vec![soa(serial)]].concat(), ResponseCode::NoError)),
-                    Case::MismatchedSoa => send(&mut s, &reply(full(soa(serial), soa(serial + 7)), ResponseCode::NoError)),
+                    Case::Good | Case::WrongTsig => send(
+                        &mut s,
+                        &reply(full(soa(serial), soa(serial)), ResponseCode::NoError),
+                    ),
+                    Case::Truncated => send(
+                        &mut s,
+                        &reply(
+                            vec![soa(serial), zone_body()[0].clone()],
+                            ResponseCode::NoError,
+                        ),
+                    ),
+                    Case::FirstNotSoa => send(
+                        &mut s,
+                        &reply(
+                            [zone_body(), vec![soa(serial)]].concat(),
+                            ResponseCode::NoError,
+                        ),
+                    ),
+                    Case::MismatchedSoa => send(
+                        &mut s,
+                        &reply(full(soa(serial), soa(serial + 7)), ResponseCode::NoError),
+                    ),
                     Case::OutOfZone => {
                         let mut a = full(soa(serial), soa(serial));
-                        a.insert(2, rec("www.elsewhere.test.", RData::A(A::new(192, 0, 2, 66))));
+                        a.insert(
+                            2,
+                            rec("www.elsewhere.test.", RData::A(A::new(192, 0, 2, 66))),
+                        );
                         send(&mut s, &reply(a, ResponseCode::NoError))
                     }
                     Case::IxfrDeletesMissing if qtype == RecordType::IXFR => {
-                        let gone = rec("never.bad.test.", RData::TXT(TXT::new(vec!["not there".into()])));
-                        send(&mut s, &reply(vec![soa(serial), soa(serial - 1), gone, soa(serial), soa(serial)], ResponseCode::NoError))
+                        let gone = rec(
+                            "never.bad.test.",
+                            RData::TXT(TXT::new(vec!["not there".into()])),
+                        );
+                        send(
+                            &mut s,
+                            &reply(
+                                vec![soa(serial), soa(serial - 1), gone, soa(serial), soa(serial)],
+                                ResponseCode::NoError,
+                            ),
+                        )
                     }
                     Case::IxfrDeletesMissing => send(&mut s, &reply(vec![], ResponseCode::Refused)),
                     Case::Endless => {
                         // Already past the limit in the first message (the
                         // rest would need chained MACs this script does not make).
                         let mut first = vec![soa(serial)];
-                        first.extend((0..1500).map(|j| rec(&format!("e{j}.bad.test."), RData::A(A::new(10, 0, 0, 1)))));
+                        first.extend((0..1500).map(|j| {
+                            rec(&format!("e{j}.bad.test."), RData::A(A::new(10, 0, 0, 1)))
+                        }));
                         let mut r = send(&mut s, &reply(first, ResponseCode::NoError));
                         for i in 0..100_000 {
                             if r.is_err() {
                                 break;
                             }
-                            let a = (0..50).map(|j| rec(&format!("e{i}-{j}.bad.test."), RData::A(A::new(10, 0, 0, 1)))).collect();
+                            let a = (0..50)
+                                .map(|j| {
+                                    rec(
+                                        &format!("e{i}-{j}.bad.test."),
+                                        RData::A(A::new(10, 0, 0, 1)),
+                                    )
+                                })
+                                .collect();
                             r = send(&mut s, &reply(a, ResponseCode::NoError));
                         }
                         r
@@ -152,7 +222,10 @@ fn notify(secondary: SocketAddr) {
     let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Notify);
     m.metadata.authoritative = true;
     m.add_query(hickory_proto::op::Query::query(n(ZONE), RecordType::SOA));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     m.finalize(&signer(SECRET), now).unwrap();
     let r = udp_query(secondary, &m);
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
@@ -165,9 +238,15 @@ fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
     let b64 = {
         const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         SECRET.chunks(3).fold(String::new(), |mut s, c| {
-            let v = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+            let v = (c[0] as u32) << 16
+                | (*c.get(1).unwrap_or(&0) as u32) << 8
+                | *c.get(2).unwrap_or(&0) as u32;
             for i in 0..4 {
-                s.push(if i <= c.len() { T[(v >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+                s.push(if i <= c.len() {
+                    T[(v >> (18 - 6 * i) & 63) as usize] as char
+                } else {
+                    '='
+                });
             }
             s
         })
@@ -192,17 +271,31 @@ fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
         *case.lock().unwrap() = (bad, 2);
         let before = s.log_text().len();
         notify(s.addr);
-        wait_for(&format!("{bad:?} rejected ({symptom})"), Duration::from_secs(30), || {
-            let log = s.log_text();
-            (log[before..].contains(symptom) && log[before..].contains("refresh failed")).then_some(())
-        });
+        wait_for(
+            &format!("{bad:?} rejected ({symptom})"),
+            Duration::from_secs(30),
+            || {
+                let log = s.log_text();
+                (log[before..].contains(symptom) && log[before..].contains("refresh failed"))
+                    .then_some(())
+            },
+        );
         let m = s.q(ZONE, RecordType::SOA);
         assert_eq!(soa_serial(&m), Some(1), "{bad:?}: still the old version");
-        assert_eq!(s.q("www.bad.test.", RecordType::A).answers.len(), 1, "{bad:?}");
-        assert!(s.q("e0.bad.test.", RecordType::A).answers.is_empty(), "{bad:?}");
+        assert_eq!(
+            s.q("www.bad.test.", RecordType::A).answers.len(),
+            1,
+            "{bad:?}"
+        );
+        assert!(
+            s.q("e0.bad.test.", RecordType::A).answers.is_empty(),
+            "{bad:?}"
+        );
     }
     // A good transfer again: taken.
     *case.lock().unwrap() = (Case::Good, 3);
     notify(s.addr);
-    wait_for("serial 3", Duration::from_secs(30), || (soa_serial(&s.q(ZONE, RecordType::SOA)) == Some(3)).then_some(()));
+    wait_for("serial 3", Duration::from_secs(30), || {
+        (soa_serial(&s.q(ZONE, RecordType::SOA)) == Some(3)).then_some(())
+    });
 }

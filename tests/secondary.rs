@@ -14,7 +14,9 @@ use std::time::Duration;
 const ZONE: &str = "follow.test.";
 
 fn zone_text(serial: u32, body: &str) -> String {
-    format!("$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}")
+    format!(
+        "$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
+    )
 }
 
 fn write(path: &Path, text: &str) {
@@ -24,7 +26,10 @@ fn write(path: &Path, text: &str) {
 }
 
 fn primary_config(file: &Path, followers: &[u16]) -> String {
-    let notify: Vec<String> = followers.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let notify: Vec<String> = followers
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
     format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n[[zone]]\nname = \"{ZONE}\"\nrole = \"primary\"\nfile = \"{}\"\nnotify = [{}]\nallow_transfer = [\"127.0.0.0/8\"]\n",
         file.display(),
@@ -43,17 +48,30 @@ fn secondary_config(primaries: &[SocketAddr], extra: &str) -> String {
 }
 
 fn serial_at(addr: SocketAddr) -> Option<u32> {
-    udp_query_timeout(addr, &query(ZONE, RecordType::SOA), Duration::from_millis(300))
-        .filter(|m| m.metadata.authoritative)
-        .and_then(|m| soa_serial(&m))
+    udp_query_timeout(
+        addr,
+        &query(ZONE, RecordType::SOA),
+        Duration::from_millis(300),
+    )
+    .filter(|m| m.metadata.authoritative)
+    .and_then(|m| soa_serial(&m))
 }
 
 fn wait_serial(what: &str, addr: SocketAddr, want: u32) {
-    wait_for(&format!("{what} at serial {want}"), Duration::from_secs(30), || (serial_at(addr) == Some(want)).then_some(()));
+    wait_for(
+        &format!("{what} at serial {want}"),
+        Duration::from_secs(30),
+        || (serial_at(addr) == Some(want)).then_some(()),
+    );
 }
 
 fn rcode_at(addr: SocketAddr) -> Option<ResponseCode> {
-    udp_query_timeout(addr, &query(ZONE, RecordType::SOA), Duration::from_millis(300)).map(|m| m.metadata.response_code)
+    udp_query_timeout(
+        addr,
+        &query(ZONE, RecordType::SOA),
+        Duration::from_millis(300),
+    )
+    .map(|m| m.metadata.response_code)
 }
 
 #[test]
@@ -67,14 +85,25 @@ fn two_secondaries_follow_every_edit_by_ixfr() {
     let a = Tandem::start_in(da.path(), pa, &secondary_config(&[p.addr], ""), ZONE);
     let b = Tandem::start_in(db.path(), pb, &secondary_config(&[p.addr], ""), ZONE);
     for serial in 2..=4 {
-        write(&file, &zone_text(serial, &format!("www A 192.0.2.80\nnew{serial} A 192.0.2.{serial}\n")));
+        write(
+            &file,
+            &zone_text(
+                serial,
+                &format!("www A 192.0.2.80\nnew{serial} A 192.0.2.{serial}\n"),
+            ),
+        );
         wait_serial("secondary A", a.addr, serial);
         wait_serial("secondary B", b.addr, serial);
     }
     for s in [&a, &b] {
         let m = udp_query(s.addr, &query(&format!("new4.{ZONE}"), RecordType::A));
         assert_eq!(m.answers.len(), 1);
-        assert!(udp_query(s.addr, &query(&format!("new3.{ZONE}"), RecordType::A)).answers.is_empty(), "deleted by the IXFR");
+        assert!(
+            udp_query(s.addr, &query(&format!("new3.{ZONE}"), RecordType::A))
+                .answers
+                .is_empty(),
+            "deleted by the IXFR"
+        );
         let log = s.log_text();
         assert!(log.contains("AXFR received and applied"), "{log}");
         assert_eq!(log.matches("IXFR received and applied").count(), 3, "{log}");
@@ -92,14 +121,36 @@ fn a_chain_of_three_passes_edits_down() {
     let d3 = tempfile::tempdir().unwrap();
     // The middle one is a secondary with followers of its own.
     let middle_extra = format!("notify = [\"127.0.0.1:{p3}\"]\nallow_transfer = [\"127.0.0.1\"]\n");
-    let second = Tandem::start_in(d2.path(), p2, &secondary_config(&[first.addr], &middle_extra), ZONE);
+    let second = Tandem::start_in(
+        d2.path(),
+        p2,
+        &secondary_config(&[first.addr], &middle_extra),
+        ZONE,
+    );
     let third = Tandem::start_in(d3.path(), p3, &secondary_config(&[second.addr], ""), ZONE);
     write(&file, &zone_text(2, "chained A 192.0.2.2\n"));
     wait_serial("the third", third.addr, 2);
-    assert_eq!(udp_query(third.addr, &query(&format!("chained.{ZONE}"), RecordType::A)).answers.len(), 1);
+    assert_eq!(
+        udp_query(
+            third.addr,
+            &query(&format!("chained.{ZONE}"), RecordType::A)
+        )
+        .answers
+        .len(),
+        1
+    );
     // The middle served an IXFR from the difference it received.
-    wait_for("the third's IXFR", Duration::from_secs(10), || third.log_text().contains("IXFR received and applied").then_some(()));
-    assert!(second.log_text().contains("IXFR from serial 1"), "{}", second.log_text());
+    wait_for("the third's IXFR", Duration::from_secs(10), || {
+        third
+            .log_text()
+            .contains("IXFR received and applied")
+            .then_some(())
+    });
+    assert!(
+        second.log_text().contains("IXFR from serial 1"),
+        "{}",
+        second.log_text()
+    );
 }
 
 #[test]
@@ -113,14 +164,25 @@ fn a_secondary_serves_until_expire_then_servfail_then_recovers() {
     let mut p = Tandem::start_in(pdir.path(), pport, &pcfg, ZONE);
     let sdir = tempfile::tempdir().unwrap();
     let timers = "max_refresh = 1\nmax_retry = 1\nmax_expire = 4\n";
-    let s = Tandem::start_in(sdir.path(), free_port(), &secondary_config(&[p.addr], timers), ZONE);
+    let s = Tandem::start_in(
+        sdir.path(),
+        free_port(),
+        &secondary_config(&[p.addr], timers),
+        ZONE,
+    );
     p.kill9();
     let stopped = std::time::Instant::now();
     // Still answering from its copy…
     assert_eq!(serial_at(s.addr), Some(1));
     // …until EXPIRE: then SERVFAIL.
-    wait_for("SERVFAIL after expiry", Duration::from_secs(20), || (rcode_at(s.addr) == Some(ResponseCode::ServFail)).then_some(()));
-    assert!(stopped.elapsed() >= Duration::from_secs(2), "expired too early: {:?}", stopped.elapsed());
+    wait_for("SERVFAIL after expiry", Duration::from_secs(20), || {
+        (rcode_at(s.addr) == Some(ResponseCode::ServFail)).then_some(())
+    });
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(2),
+        "expired too early: {:?}",
+        stopped.elapsed()
+    );
     assert!(s.log_text().contains("EXPIRE passed"));
     // The primary comes back (same address): the zone recovers by itself.
     let _p = Tandem::start_in(pdir.path(), pport, &pcfg, ZONE);
@@ -135,9 +197,17 @@ fn failover_to_the_second_primary() {
     let p = Tandem::start(&primary_config(&file, &[]), ZONE);
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let sdir = tempfile::tempdir().unwrap();
-    let s = Tandem::start_in(sdir.path(), free_port(), &secondary_config(&[dead, p.addr], ""), ZONE);
+    let s = Tandem::start_in(
+        sdir.path(),
+        free_port(),
+        &secondary_config(&[dead, p.addr], ""),
+        ZONE,
+    );
     assert_eq!(serial_at(s.addr), Some(5));
-    assert!(s.log_text().contains(&dead.to_string()), "the dead primary was tried first");
+    assert!(
+        s.log_text().contains(&dead.to_string()),
+        "the dead primary was tried first"
+    );
 }
 
 #[test]
@@ -151,11 +221,15 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
     let scfg = secondary_config(&[p.addr], "");
     let mut s = Tandem::start_in(sdir.path(), sport, &scfg, ZONE);
     // A large new version; kill the secondary as soon as it starts on it.
-    let big: String = (0..200_000).map(|i| format!("h{i} TXT \"a large zone, record {i}\"\n")).collect();
+    let big: String = (0..200_000)
+        .map(|i| format!("h{i} TXT \"a large zone, record {i}\"\n"))
+        .collect();
     let before = s.log_text().len();
     write(&file, &zone_text(2, &big));
     wait_for("the transfer to start", Duration::from_secs(30), || {
-        s.log_text()[before..].contains("NOTIFY received").then_some(())
+        s.log_text()[before..]
+            .contains("NOTIFY received")
+            .then_some(())
     });
     s.kill9();
     // Restarted: it answers at once, from a complete accepted version…
@@ -163,9 +237,19 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
     let first = serial_at(s.addr).expect("serving right after the restart");
     assert!(first == 1 || first == 2);
     if first == 1 {
-        assert_eq!(udp_query(s.addr, &query(&format!("small.{ZONE}"), RecordType::A)).answers.len(), 1);
+        assert_eq!(
+            udp_query(s.addr, &query(&format!("small.{ZONE}"), RecordType::A))
+                .answers
+                .len(),
+            1
+        );
     }
     // …then completes the transfer.
     wait_serial("the restarted secondary", s.addr, 2);
-    assert_eq!(udp_query(s.addr, &query(&format!("h199999.{ZONE}"), RecordType::TXT)).answers.len(), 1);
+    assert_eq!(
+        udp_query(s.addr, &query(&format!("h199999.{ZONE}"), RecordType::TXT))
+            .answers
+            .len(),
+        1
+    );
 }

@@ -67,10 +67,16 @@ impl Tandem {
     /// Starts tandem in `dir` on `port` (a restart keeps both) without
     /// waiting for any zone.
     pub fn spawn_in(dir: &Path, port: u16, config: &str) -> Tandem {
-        let cfg = config.replace("{PORT}", &port.to_string()).replace("{DATA}", DATA);
+        let cfg = config
+            .replace("{PORT}", &port.to_string())
+            .replace("{DATA}", DATA);
         std::fs::write(dir.join("tandem.toml"), cfg).expect("write config");
         let log = dir.join("tandem.log");
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log file");
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
             .args(["serve", "--config", "tandem.toml"])
             .current_dir(dir)
@@ -79,13 +85,24 @@ impl Tandem {
             .stderr(logf)
             .spawn()
             .expect("spawn tandem");
-        Tandem { child, addr: SocketAddr::from(([127, 0, 0, 1], port)), dir: dir.to_path_buf(), _tmp: None, log }
+        Tandem {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            log,
+        }
     }
 
     /// Like `spawn_in`, then waits until `zone` answers authoritatively.
     pub fn start_in(dir: &Path, port: u16, config: &str, zone: &str) -> Tandem {
         let mut t = Tandem::spawn_in(dir, port, config);
-        assert!(t.wait_ready(zone), "tandem in {} did not serve {zone}:\n{}", dir.display(), t.log_text());
+        assert!(
+            t.wait_ready(zone),
+            "tandem in {} did not serve {zone}:\n{}",
+            dir.display(),
+            t.log_text()
+        );
         t
     }
 

@@ -188,6 +188,7 @@ impl Peer {
             primary.port(),
             primary.ip()
         );
+        std::fs::create_dir_all(dir.path().join("db")).expect("knot db dir");
         std::fs::write(dir.path().join("knot.conf"), conf).expect("knot.conf");
         let conf_path = dir.path().join("knot.conf").display().to_string();
         Peer::spawn("knotd", &["-c".into(), conf_path], dir, port)
@@ -208,5 +209,63 @@ impl Drop for Peer {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    /// SIGHUP: both named and knotd re-read their zone files.
+    pub fn hup(&self) {
+        let _ = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// BIND `named` on `port` as the primary of `zone` from `file`, notifying
+    /// `follower` and serving IXFR from file edits.
+    pub fn bind_primary(port: u16, zone: &str, file: &Path, follower: SocketAddr) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let conf = format!(
+            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
+             managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+             recursion no;\n  notify explicit;\n  also-notify {{ {} port {}; }};\n  notify-delay 0;\n  \
+             allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n}};\ncontrols {{ }};\n\
+             zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n}};\n",
+            follower.ip(),
+            follower.port(),
+            file.display()
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        let conf_path = dir.path().join("named.conf").display().to_string();
+        Peer::spawn("named", &["-g".into(), "-c".into(), conf_path], dir, port)
+    }
+
+    /// Knot `knotd` on `port` as the primary of `zone` from `file`, with a
+    /// TSIG key on transfers and NOTIFY to `follower`.
+    pub fn knot_primary(
+        port: u16,
+        zone: &str,
+        file: &Path,
+        follower: SocketAddr,
+        key: (&str, &str),
+    ) -> Peer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        let (kname, secret) = key;
+        let conf = format!(
+            "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
+             database:\n  storage: {d}/db\nkey:\n  - id: {kname}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+             remote:\n  - id: follower\n    address: {}@{}\n    key: {kname}\n\
+             acl:\n  - id: xfr\n    address: 127.0.0.1\n    key: {kname}\n    action: transfer\n\
+             template:\n  - id: default\n    storage: {d}\n    zonefile-load: difference\n    journal-content: changes\n    zonefile-sync: -1\n\
+             zone:\n  - domain: {zone}\n    file: {}\n    notify: follower\n    acl: xfr\n",
+            follower.ip(),
+            follower.port(),
+            file.display()
+        );
+        std::fs::create_dir_all(dir.path().join("db")).expect("knot db dir");
+        std::fs::write(dir.path().join("knot.conf"), conf).expect("knot.conf");
+        let conf_path = dir.path().join("knot.conf").display().to_string();
+        Peer::spawn("knotd", &["-c".into(), conf_path], dir, port)
     }
 }

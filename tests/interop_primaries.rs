@@ -1,0 +1,126 @@
+//! tandem as the secondary of real BIND 9 and Knot DNS primaries: the first
+//! transfer, then file edits on the primary reach tandem by NOTIFY + IXFR.
+
+mod common;
+
+use common::peers::Peer;
+use common::*;
+use hickory_proto::rr::RecordType;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+const ZONE: &str = "peer.test.";
+const SECRET: &str = "c2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0IHNlY3JldCE=";
+
+fn zone_text(serial: u32, body: &str) -> String {
+    format!(
+        "$ORIGIN {ZONE}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
+    )
+}
+
+fn serial_at(addr: SocketAddr) -> Option<u32> {
+    udp_query_timeout(
+        addr,
+        &query(ZONE, RecordType::SOA),
+        Duration::from_millis(300),
+    )
+    .filter(|m| m.metadata.authoritative)
+    .and_then(|m| soa_serial(&m))
+}
+
+fn secondary(port: u16, primary: SocketAddr, keyed: bool) -> (Tandem, tempfile::TempDir) {
+    let key = if keyed {
+        format!(
+            "[[key]]\nname = \"xfr.test.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{SECRET}\"\n"
+        )
+    } else {
+        String::new()
+    };
+    let zkey = if keyed {
+        "transfer_key = \"xfr.test.\"\n"
+    } else {
+        ""
+    };
+    let cfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n{key}[[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\n\
+         primaries = [\"{primary}\"]\n{zkey}min_refresh = 1\nmin_retry = 1\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    (Tandem::start_in(dir.path(), port, &cfg, ZONE), dir)
+}
+
+fn follow(peer: &Peer, file: &Path, t: &Tandem) {
+    assert_eq!(serial_at(t.addr), Some(1));
+    assert!(t.log_text().contains("AXFR received and applied"));
+    std::fs::write(file, zone_text(2, "www A 192.0.2.80\nadded A 192.0.2.2\n")).unwrap();
+    peer.hup();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while serial_at(t.addr) != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tandem never reached serial 2\n--- tandem ---\n{}\n--- peer ---\n{}",
+            t.log_text(),
+            peer.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        udp_query(t.addr, &query(&format!("added.{ZONE}"), RecordType::A))
+            .answers
+            .len(),
+        1
+    );
+    let log = t.log_text();
+    assert!(
+        log.contains("NOTIFY received"),
+        "{log}\n{}",
+        peer.log_text()
+    );
+    assert!(
+        log.contains("IXFR received and applied"),
+        "{log}\n{}",
+        peer.log_text()
+    );
+}
+
+#[test]
+#[ignore = "needs bind9"]
+fn tandem_follows_a_bind_primary_by_ixfr() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peer.zone");
+    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    let (pport, sport) = (free_port(), free_port());
+    let bind = Peer::bind_primary(
+        pport,
+        ZONE,
+        &file,
+        SocketAddr::from(([127, 0, 0, 1], sport)),
+    );
+    wait_for("BIND to serve", Duration::from_secs(20), || {
+        serial_at(bind.addr).filter(|s| *s == 1)
+    });
+    let (t, _dir) = secondary(sport, bind.addr, false);
+    follow(&bind, &file, &t);
+}
+
+#[test]
+#[ignore = "needs knot"]
+fn tandem_follows_a_knot_primary_with_tsig() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peer.zone");
+    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    let (pport, sport) = (free_port(), free_port());
+    let knot = Peer::knot_primary(
+        pport,
+        ZONE,
+        &file,
+        SocketAddr::from(([127, 0, 0, 1], sport)),
+        ("xfr.test.", SECRET),
+    );
+    wait_for("Knot to serve", Duration::from_secs(20), || {
+        serial_at(knot.addr).filter(|s| *s == 1)
+    });
+    let (t, _dir) = secondary(sport, knot.addr, true);
+    follow(&knot, &file, &t);
+}
