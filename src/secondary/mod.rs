@@ -250,11 +250,11 @@ impl SecondaryZone {
             .soa_serial(primary)
             .await
             .map_err(|e| format!("SOA query: {e}"))?;
-        if let Some(z) = &self.current {
-            if !is_newer(theirs, z.serial()) {
-                self.refreshed();
-                return Ok(());
-            }
+        if let Some(z) = &self.current
+            && !is_newer(theirs, z.serial())
+        {
+            self.refreshed();
+            return Ok(());
         }
         let current_soa = self.current.as_ref().map(|z| z.soa_rr());
         let started = std::time::Instant::now();
@@ -339,14 +339,14 @@ impl SecondaryZone {
                 ("IXFR", z, Some(diffs))
             }
         };
-        if let Some(o) = &old {
-            if !is_newer(next.serial(), o.serial()) {
-                return Err(XfrError::Malformed(format!(
-                    "transfer brought serial {}, not newer than {}",
-                    next.serial(),
-                    o.serial()
-                )));
-            }
+        if let Some(o) = &old
+            && !is_newer(next.serial(), o.serial())
+        {
+            return Err(XfrError::Malformed(format!(
+                "transfer brought serial {}, not newer than {}",
+                next.serial(),
+                o.serial()
+            )));
         }
         let records = next.record_count();
         let next = Arc::new(next);

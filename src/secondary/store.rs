@@ -89,20 +89,20 @@ impl Store {
             }
         };
         let history = self.history();
-        if let Some(last) = history.last() {
-            if let Some(links) = journal::chain(&history, z.serial(), last.to_serial()) {
-                for d in links {
-                    match z.apply(&d.deleted, &d.added, &d.to) {
-                        Ok(next) => z = next,
-                        Err(e) => {
-                            warn!(
-                                "journal entry {} → {} does not apply ({e}); serving serial {}",
-                                d.from_serial(),
-                                d.to_serial(),
-                                z.serial()
-                            );
-                            break;
-                        }
+        if let Some(last) = history.last()
+            && let Some(links) = journal::chain(&history, z.serial(), last.to_serial())
+        {
+            for d in links {
+                match z.apply(&d.deleted, &d.added, &d.to) {
+                    Ok(next) => z = next,
+                    Err(e) => {
+                        warn!(
+                            "journal entry {} → {} does not apply ({e}); serving serial {}",
+                            d.from_serial(),
+                            d.to_serial(),
+                            z.serial()
+                        );
+                        break;
                     }
                 }
             }

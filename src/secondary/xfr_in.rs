@@ -332,17 +332,17 @@ impl Parser {
         match self.mode {
             Mode::Start => {
                 // A second SOA that is not the new one starts an incremental answer.
-                if let (Some(s), Some(_)) = (soa, self.client_serial) {
-                    if s != self.serial {
-                        self.cur = Some(Diff {
-                            from: r,
-                            to: first.clone(),
-                            deleted: vec![],
-                            added: vec![],
-                        });
-                        self.mode = Mode::Deleting;
-                        return Ok(());
-                    }
+                if let (Some(s), Some(_)) = (soa, self.client_serial)
+                    && s != self.serial
+                {
+                    self.cur = Some(Diff {
+                        from: r,
+                        to: first.clone(),
+                        deleted: vec![],
+                        added: vec![],
+                    });
+                    self.mode = Mode::Deleting;
+                    return Ok(());
                 }
                 self.mode = Mode::Axfr;
                 self.push_axfr(r, soa)
