@@ -16,10 +16,20 @@ fn status(field: &str) -> u64 {
 }
 
 fn main() {
-    let names: usize = std::env::var("NAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let mut text = String::from("$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n NS ns1\nns1 A 192.0.2.1\n");
+    let names: usize = std::env::var("NAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut text = String::from(
+        "$ORIGIN bench.test.\n$TTL 3600\n@ SOA ns1 hostmaster 1 7200 3600 1209600 300\n NS ns1\nns1 A 192.0.2.1\n",
+    );
     for i in 0..names {
-        text.push_str(&format!("h{i} A 10.{}.{}.{}\n", (i >> 16) & 255, (i >> 8) & 255, i & 255));
+        text.push_str(&format!(
+            "h{i} A 10.{}.{}.{}\n",
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        ));
         if i % 2 == 0 {
             text.push_str(&format!(" AAAA 2001:db8::{:x}\n", i & 0xffff));
         }
@@ -29,18 +39,57 @@ fn main() {
     let mut zone = load_zone_str(&text, "bench", &apex).unwrap();
     drop(text);
     tandem::primary::trim_heap();
-    println!("loaded {} names, {} records in {:.2} s", zone.name_count(), zone.record_count(), started.elapsed().as_secs_f64());
+    println!(
+        "loaded {} names, {} records in {:.2} s",
+        zone.name_count(),
+        zone.record_count(),
+        started.elapsed().as_secs_f64()
+    );
     let steady = status("VmRSS:");
     // Reset the peak so that it measures the applies only.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let owner = |i: usize| name::parse_absolute(&format!("h{i}.bench.test.")).unwrap().into_boxed_slice();
-    let a = |i: usize, last: u8| Rr { owner: owner(i), rtype: 1, ttl: 3600, rdata: vec![10, 9, 9, last].into() };
+    let owner = |i: usize| {
+        name::parse_absolute(&format!("h{i}.bench.test."))
+            .unwrap()
+            .into_boxed_slice()
+    };
+    let a = |i: usize, last: u8| Rr {
+        owner: owner(i),
+        rtype: 1,
+        ttl: 3600,
+        rdata: vec![10, 9, 9, last].into(),
+    };
     let mut times = Vec::new();
     for round in 0..20u32 {
-        let picks: Vec<usize> = (0..5).map(|k| (k * 199_999 + round as usize * 7919) % names).collect();
+        let picks: Vec<usize> = (0..5)
+            .map(|k| (k * 199_999 + round as usize * 7919) % names)
+            .collect();
         // Five names lose their A record for another one; five new names appear.
-        let deleted: Vec<Rr> = picks.iter().map(|&i| Rr { rdata: vec![10, ((i >> 16) & 255) as u8, ((i >> 8) & 255) as u8, (i & 255) as u8].into(), ..a(i, 0) }).collect();
-        let added: Vec<Rr> = picks.iter().map(|&i| a(i, 1)).chain((0..5).map(|k| Rr { owner: name::parse_absolute(&format!("new{round}-{k}.bench.test.")).unwrap().into(), ..a(0, 2) })).collect();
+        let deleted: Vec<Rr> = picks
+            .iter()
+            .map(|&i| Rr {
+                rdata: vec![
+                    10,
+                    ((i >> 16) & 255) as u8,
+                    ((i >> 8) & 255) as u8,
+                    (i & 255) as u8,
+                ]
+                .into(),
+                ..a(i, 0)
+            })
+            .collect();
+        let added: Vec<Rr> = picks
+            .iter()
+            .map(|&i| a(i, 1))
+            .chain((0..5).map(|k| {
+                Rr {
+                    owner: name::parse_absolute(&format!("new{round}-{k}.bench.test."))
+                        .unwrap()
+                        .into(),
+                    ..a(0, 2)
+                }
+            }))
+            .collect();
         let mut soa = zone.soa_rr();
         let serial = zone.serial() + 1;
         let at = soa.rdata.len() - 20;

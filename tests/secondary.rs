@@ -261,9 +261,21 @@ fn notify_from_elsewhere_is_refused_and_logged() {
     std::fs::write(&file, zone_text(1, "")).unwrap();
     let p = Tandem::start(&primary_config(&file, &[]), ZONE);
     let sdir = tempfile::tempdir().unwrap();
-    let s = Tandem::start_in(sdir.path(), free_port(), &secondary_config(&[p.addr], ""), ZONE);
-    let mut m = hickory_proto::op::Message::new(rand_id(), hickory_proto::op::MessageType::Query, hickory_proto::op::OpCode::Notify);
-    m.add_query(hickory_proto::op::Query::query(ZONE.parse().unwrap(), RecordType::SOA));
+    let s = Tandem::start_in(
+        sdir.path(),
+        free_port(),
+        &secondary_config(&[p.addr], ""),
+        ZONE,
+    );
+    let mut m = hickory_proto::op::Message::new(
+        rand_id(),
+        hickory_proto::op::MessageType::Query,
+        hickory_proto::op::OpCode::Notify,
+    );
+    m.add_query(hickory_proto::op::Query::query(
+        ZONE.parse().unwrap(),
+        RecordType::SOA,
+    ));
     // From 127.0.0.2, which is not a primary.
     let sock = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -272,7 +284,9 @@ fn notify_from_elsewhere_is_refused_and_logged() {
     let (n, _) = sock.recv_from(&mut buf).unwrap();
     let r = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(r.metadata.response_code, ResponseCode::Refused);
-    wait_for("the refusal logged", Duration::from_secs(5), || s.log_text().contains("not in allow_notify").then_some(()));
+    wait_for("the refusal logged", Duration::from_secs(5), || {
+        s.log_text().contains("not in allow_notify").then_some(())
+    });
     // From the primary's address it is taken.
     let r = udp_query(s.addr, &m);
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
