@@ -4,12 +4,14 @@
 
 use crate::acl;
 use crate::catalog::{Catalog, Served};
+use crate::stats::METRICS;
 use crate::tsig::{self, Keyring};
 use crate::wire::{
     self, ADDITIONAL, ANSWER, AUTHORITY, Full, Reject, Request, Writer, opcode, rcode,
 };
 use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Transport {
@@ -33,14 +35,15 @@ const CD: u16 = 0x0010;
 
 pub struct Options {
     pub udp_payload: u16,
-    pub keys: Keyring,
+    /// Swapped whole when the config is reloaded.
+    pub keys: arc_swap::ArcSwap<Keyring>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             udp_payload: DEFAULT_UDP_PAYLOAD,
-            keys: Keyring::default(),
+            keys: arc_swap::ArcSwap::from_pointee(Keyring::default()),
         }
     }
 }
@@ -80,7 +83,7 @@ fn answer_signed(
     opts: &Options,
 ) -> Option<usize> {
     let now = tsig::now();
-    let mut msg = match tsig::verify(&opts.keys, req, now) {
+    let mut msg = match tsig::verify(&opts.keys.load(), req, now) {
         Ok(v) => {
             let n = respond(catalog, parsed, out, tr, peer, opts, Some(&v.key_name()));
             let mut msg = out[..n].to_vec();
@@ -204,6 +207,14 @@ fn query(
     let Some(mut served) = catalog.find(qname) else {
         return rcode::REFUSED;
     };
+    // A follower checking the zone's serial (only hosts allowed to transfer
+    // count, so resolvers asking SOA do not fill the table).
+    if q.qtype == rtype::SOA
+        && *served.apex == *qname
+        && acl::allows(&served.policy.allow_transfer, peer)
+    {
+        served.status.follower_seen(peer, None);
+    }
     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
     if q.qtype == rtype::DS
         && qname[..] == *served.apex
@@ -260,8 +271,10 @@ fn notify(catalog: &Catalog, q: &Request, w: &mut Writer, peer: IpAddr, key: Opt
     };
     if !acl::allows(&door.allow, peer) || !key_ok {
         tracing::warn!(zone = %zname(), %peer, key = key.unwrap_or("none"), "NOTIFY from a source not in allow_notify (or without the zone's key); ignored");
+        METRICS.notify_refused.fetch_add(1, Relaxed);
         return rcode::REFUSED;
     }
+    METRICS.notify_received.fetch_add(1, Relaxed);
     let _ = door.tx.send(peer);
     w.set_flags(w.flags() | AA);
     rcode::NOERROR

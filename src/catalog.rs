@@ -22,6 +22,7 @@ pub struct Served {
     pub policy: Arc<TransferPolicy>,
     /// Set for secondary zones: where NOTIFYs for the zone go.
     pub notify_in: Option<Arc<NotifyIn>>,
+    pub status: Arc<crate::status::ZoneStatus>,
 }
 
 /// A secondary zone's door for NOTIFY (RFC 1996).
@@ -44,13 +45,18 @@ pub struct TransferPolicy {
 
 impl Served {
     /// A zone with no data yet (answers SERVFAIL).
-    pub fn empty(apex: &[u8], policy: Arc<TransferPolicy>) -> Served {
+    pub fn empty(
+        apex: &[u8],
+        policy: Arc<TransferPolicy>,
+        status: Arc<crate::status::ZoneStatus>,
+    ) -> Served {
         Served {
             apex: apex.into(),
             zone: None,
             history: Arc::new([]),
             policy,
             notify_in: None,
+            status,
         }
     }
 }
@@ -96,6 +102,21 @@ impl Catalog {
                 c.reindex();
             }
         }
+        c
+    }
+
+    /// Removes a zone (live config reload).
+    pub fn without(&self, apex: &[u8]) -> Catalog {
+        let mut c = Catalog {
+            zones: self
+                .zones
+                .iter()
+                .filter(|s| *s.apex != *apex)
+                .cloned()
+                .collect(),
+            index: HashMap::default(),
+        };
+        c.reindex();
         c
     }
 

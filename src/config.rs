@@ -164,7 +164,7 @@ impl Default for TimerBounds {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     /// Presentation form, lower case, with the trailing dot.
     pub name: String,

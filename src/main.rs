@@ -1,10 +1,13 @@
 //! tandem: an authoritative DNS server, primary or secondary.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use tandem::config::{self, Config};
-use tandem::{daemon, zone};
+use tandem::daemon::{self, ConfigSource};
+use tandem::{control_client, zone};
 
 #[derive(Parser)]
 #[command(
@@ -17,12 +20,38 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// How the CLI finds the control API.
+#[derive(clap::Args)]
+struct Control {
+    /// Control API address (default: from --config, else 127.0.0.1:8053).
+    #[arg(long)]
+    control: Option<SocketAddr>,
+    /// Read the control address and token from this config file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Bearer token (default: $TANDEM_TOKEN, else the config's control_token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (no --config: zones/*.zone on 127.0.0.1:5353).
     Serve {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Log lines for people (default) or as JSON objects.
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: LogFormat,
     },
     /// Parse and check a zone file; errors as FILE:LINE: message, exit 1.
     Check {
@@ -31,24 +60,61 @@ enum Command {
         #[arg(long)]
         origin: Option<String>,
     },
+    /// Zones, roles, serials, states; on a primary, each follower and its lag.
+    Status {
+        #[command(flatten)]
+        ctl: Control,
+    },
+    /// Re-read zone file(s) (primary) or the whole config (no ZONE).
+    Reload {
+        zone: Option<String>,
+        #[command(flatten)]
+        ctl: Control,
+    },
+    /// Secondary: check the primary's SOA now.
+    Refresh {
+        zone: String,
+        #[command(flatten)]
+        ctl: Control,
+    },
+    /// Secondary: transfer the whole zone (AXFR) now.
+    Retransfer {
+        zone: String,
+        #[command(flatten)]
+        ctl: Control,
+    },
+    /// Send NOTIFY to the zone's followers now.
+    Notify {
+        zone: String,
+        #[command(flatten)]
+        ctl: Control,
+    },
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Serve { config } => serve(config),
+        Command::Serve { config, log_format } => serve(config, log_format),
         Command::Check { zonefile, origin } => check(&zonefile, origin.as_deref()),
+        Command::Status { ctl } => call(&ctl, "GET", "/status".into()),
+        Command::Reload { zone: None, ctl } => call(&ctl, "POST", "/reload".into()),
+        Command::Reload { zone: Some(z), ctl } => call(&ctl, "POST", format!("/zones/{z}/reload")),
+        Command::Refresh { zone, ctl } => call(&ctl, "POST", format!("/zones/{zone}/refresh")),
+        Command::Retransfer { zone, ctl } => {
+            call(&ctl, "POST", format!("/zones/{zone}/retransfer"))
+        }
+        Command::Notify { zone, ctl } => call(&ctl, "POST", format!("/zones/{zone}/notify")),
     };
     match r {
         Ok(code) => code,
         Err(e) => {
             eprintln!("tandem: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-fn check(path: &std::path::Path, origin: Option<&str>) -> anyhow::Result<std::process::ExitCode> {
+fn check(path: &Path, origin: Option<&str>) -> anyhow::Result<ExitCode> {
     let origin = match origin {
         Some(o) => o.to_string(),
         None => path
@@ -71,16 +137,17 @@ fn check(path: &std::path::Path, origin: Option<&str>) -> anyhow::Result<std::pr
                 l.zone.name_count()
             );
             println!("OK");
-            Ok(std::process::ExitCode::SUCCESS)
+            Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("{e}");
-            Ok(std::process::ExitCode::FAILURE)
+            Ok(ExitCode::FAILURE)
         }
     }
 }
 
-fn init_logging(cfg: &Config) {
+fn init_logging(cfg: &Config, format: LogFormat) {
+    use std::io::IsTerminal;
     let default = cfg
         .server
         .log_level
@@ -88,20 +155,101 @@ fn init_logging(cfg: &Config) {
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => b.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => b.json().init(),
+    }
 }
 
-fn serve(config_path: Option<PathBuf>) -> anyhow::Result<std::process::ExitCode> {
-    let cfg = match &config_path {
-        Some(p) => config::load(p)?,
-        None => config::embedded_default(&std::env::current_dir()?)?,
+fn serve(config_path: Option<PathBuf>, format: LogFormat) -> anyhow::Result<ExitCode> {
+    let source = match config_path {
+        Some(p) => ConfigSource::File(p),
+        None => ConfigSource::Default(std::env::current_dir()?),
     };
-    init_logging(&cfg);
-    daemon::run(cfg)?;
-    Ok(std::process::ExitCode::SUCCESS)
+    let cfg = source.read()?;
+    init_logging(&cfg, format);
+    daemon::run(cfg, source)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One control API call, printed as a table or as JSON.
+fn call(ctl: &Control, method: &str, path: String) -> anyhow::Result<ExitCode> {
+    let cfg = match &ctl.config {
+        Some(p) => Some(config::load(p)?),
+        None => None,
+    };
+    let addr = match (ctl.control, &cfg) {
+        (Some(a), _) => a,
+        (None, Some(c)) => c
+            .server
+            .control
+            .context("the config has no [server] control address")?,
+        (None, None) => config::DEFAULT_CONTROL.parse()?,
+    };
+    let token = ctl
+        .token
+        .clone()
+        .or_else(|| std::env::var("TANDEM_TOKEN").ok())
+        .or_else(|| cfg.and_then(|c| c.server.control_token));
+    let (code, body) = control_client::request(addr, method, &path, token.as_deref())?;
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
+    if !(200..300).contains(&code) {
+        let msg = v.get("error").and_then(|e| e.as_str()).unwrap_or(&body);
+        eprintln!("tandem: {msg} (HTTP {code})");
+        return Ok(ExitCode::FAILURE);
+    }
+    if ctl.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if path == "/status" {
+        print_status(&v);
+    } else {
+        println!("ok: {}", v);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(v: &serde_json::Value) {
+    let s = |x: &serde_json::Value| match x {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!(
+        "{:<28} {:<10} {:<12} {:<11} {}",
+        "ZONE", "ROLE", "SERIAL", "STATE", "DETAIL"
+    );
+    for z in v["zones"].as_array().into_iter().flatten() {
+        let detail = if z["role"] == "secondary" {
+            format!(
+                "primaries {}  next refresh {}  expires {}",
+                s(&z["primaries"]),
+                s(&z["next_refresh"]),
+                s(&z["expires_at"])
+            )
+        } else {
+            format!("loaded {}", s(&z["last_loaded"]))
+        };
+        println!(
+            "{:<28} {:<10} {:<12} {:<11} {}",
+            s(&z["name"]),
+            s(&z["role"]),
+            s(&z["serial"]),
+            s(&z["state"]),
+            detail
+        );
+        for f in z["followers"].as_array().into_iter().flatten() {
+            println!(
+                "  follower {:<24} serial {:<12} lag {:<6} last seen {:<21} notify acked {}",
+                s(&f["address"]),
+                s(&f["serial"]),
+                s(&f["lag_serials"]),
+                s(&f["last_seen"]),
+                s(&f["notify_acked"])
+            );
+        }
+    }
 }

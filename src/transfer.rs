@@ -6,6 +6,7 @@
 use crate::answer::{transfer_allowed, transfer_zone};
 use crate::catalog::Catalog;
 use crate::journal;
+use crate::stats;
 use crate::tsig::{self, Keyring, Verified};
 use crate::wire::{ANSWER, Request, Writer, rcode};
 use crate::zone::diff::Rr;
@@ -180,6 +181,11 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         "IXFR"
     };
     let zname = name::to_text(parsed.qname);
+    let kind_idx = if parsed.qtype == rtype::AXFR {
+        stats::AXFR
+    } else {
+        stats::IXFR
+    };
     let verified = if parsed.signed {
         match tsig::verify(keys, req, tsig::now()) {
             Ok(v) => Some(v),
@@ -194,6 +200,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                 };
                 let mut msg = s.buf[..len].to_vec();
                 tsig::error_response(&f, &mut msg, tsig::now());
+                stats::transfer_out(kind_idx, false, 0);
                 return s.write(msg).await;
             }
         }
@@ -204,13 +211,16 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     let mut s = Stream::new(wr, parsed, verified);
     let Some(served) = transfer_zone(catalog, parsed.qname) else {
         warn!(zone = %zname, %peer, kind, "transfer refused: not a zone served here");
+        stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::NOTAUTH).await;
     };
     if !transfer_allowed(served, peer, key.as_deref()) {
         warn!(zone = %zname, %peer, kind, key = key.as_deref().unwrap_or("none"), "transfer refused by allow_transfer/transfer_key");
+        stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::REFUSED).await;
     }
     let Some(zone) = served.zone.clone() else {
+        stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::SERVFAIL).await;
     };
     let soa = zone.soa_rr();
@@ -220,14 +230,19 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         match client_serial(req) {
             None => {
                 warn!(zone = %zname, %peer, "IXFR without the client's SOA");
+                stats::transfer_out(kind_idx, false, 0);
                 return s.error(rcode::FORMERR).await;
             }
             Some(c) if journal::up_to_date(c, current) => {
+                served.status.follower_seen(peer, Some(c));
                 s.send(std::iter::once(Rec::from(&soa))).await?;
+                stats::transfer_out(kind_idx, true, s.bytes as u64);
                 info!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
                 return Ok(());
             }
-            Some(c) => match journal::chain(&served.history, c, current) {
+            Some(c) => match journal::chain(&served.history, c, current)
+                .inspect(|_| served.status.follower_seen(peer, Some(c)))
+            {
                 Some(links) => {
                     let (deleted, added) = journal::condense(links);
                     let old_soa = links[0].from.clone();
@@ -258,6 +273,8 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         s.send(axfr_records(&zone, &soa)).await?;
         "AXFR".to_string()
     };
+    stats::transfer_out(kind_idx, true, s.bytes as u64);
+    served.status.follower_transferred(peer, current);
     info!(
         zone = %zname,
         %peer,

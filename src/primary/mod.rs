@@ -12,6 +12,7 @@ use crate::catalog::{Served, SharedCatalog, TransferPolicy};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
 use crate::journal::Journal;
+use crate::status::ZoneStatus;
 use crate::zone::diff::{self, Rr, content_hash};
 use crate::zone::{Zone, ZoneError, load_zone_file, serial::is_newer};
 use state::State;
@@ -33,6 +34,7 @@ pub struct PrimaryZone {
     /// The zone file and its `$INCLUDE`s as last read (for the watcher).
     pub files: Vec<PathBuf>,
     announce: Announce,
+    status: Arc<ZoneStatus>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +45,12 @@ pub enum Reloaded {
 }
 
 impl PrimaryZone {
-    pub fn open(cfg: ZoneConfig, data_dir: &Path, announce: Announce) -> PrimaryZone {
+    pub fn open(
+        cfg: ZoneConfig,
+        data_dir: &Path,
+        announce: Announce,
+        status: Arc<ZoneStatus>,
+    ) -> PrimaryZone {
         let stem = zone_file_stem(&cfg.name);
         let journal = match Journal::open(
             &data_dir.join(format!("{stem}journal")),
@@ -74,6 +81,7 @@ impl PrimaryZone {
             served: None,
             content: 0,
             announce,
+            status,
         }
     }
 
@@ -106,7 +114,7 @@ impl PrimaryZone {
             Ok(z) => z,
             Err(e) => {
                 error!(zone = %self.cfg.name, "{e}; keeping the served version");
-                return Reloaded::Failed;
+                return self.failed();
             }
         };
         let hash = content_hash(&fresh);
@@ -126,7 +134,7 @@ impl PrimaryZone {
                     Ok(s) => s,
                     Err(e) => {
                         error!(zone = %self.cfg.name, "{}: {e}; keeping the served version", self.cfg.file.display());
-                        return Reloaded::Failed;
+                        return self.failed();
                     }
                 };
                 let next = if serial == file_serial {
@@ -169,7 +177,7 @@ impl PrimaryZone {
                     Ok(s) => s,
                     Err(e) => {
                         error!(zone = %self.cfg.name, "{}: {e}; not serving the zone", self.cfg.file.display());
-                        return Reloaded::Failed;
+                        return self.failed();
                     }
                 };
                 warn!(
@@ -221,14 +229,33 @@ impl PrimaryZone {
                 history: history.into(),
                 policy: self.policy.clone(),
                 notify_in: None,
+                status: self.status.clone(),
             },
         );
+        self.status.published(serial, next.record_count());
         info!(zone = %self.cfg.name, serial, "serving new version");
         self.content = hash;
         self.served = Some(next.clone());
         self.announce.send_replace(Some(next.soa_rr()));
         trim_heap();
         Reloaded::Published(serial)
+    }
+
+    fn failed(&self) -> Reloaded {
+        crate::stats::METRICS
+            .reload_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.served.is_none() {
+            self.status.set_state(crate::status::State::Failed);
+        }
+        Reloaded::Failed
+    }
+
+    /// The SOA followers are told about, sent again (`tandem notify`).
+    pub fn renotify(&self) {
+        if let Some(z) = &self.served {
+            self.announce.send_replace(Some(z.soa_rr()));
+        }
     }
 
     fn clear_journal(&mut self) {

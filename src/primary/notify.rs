@@ -3,6 +3,8 @@
 //! spent. There is one task per follower and zone, so at most one NOTIFY is
 //! outstanding per follower, and a newer version supersedes a pending one.
 
+use crate::stats::METRICS;
+use crate::status::ZoneStatus;
 use crate::tsig;
 use crate::wire::{ANSWER, Writer};
 use crate::zone::diff::Rr;
@@ -10,6 +12,8 @@ use crate::zone::{name, rtype};
 use hickory_proto::rr::TSigner;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -22,22 +26,29 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// After this many attempts for one version, give up (logged) until the next.
 const MAX_ATTEMPTS: u32 = 8;
 
+/// Starts one task per follower; returns their handles (stopped when the
+/// zone is removed from the config).
 pub fn spawn(
     zone: String,
     apex: Vec<u8>,
     targets: &[SocketAddr],
     key: Option<TSigner>,
     rx: watch::Receiver<Option<Rr>>,
-) {
-    for &target in targets {
-        tokio::spawn(follower(
-            zone.clone(),
-            apex.clone(),
-            target,
-            key.clone(),
-            rx.clone(),
-        ));
-    }
+    status: Arc<ZoneStatus>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    targets
+        .iter()
+        .map(|&target| {
+            tokio::spawn(follower(
+                zone.clone(),
+                apex.clone(),
+                target,
+                key.clone(),
+                rx.clone(),
+                status.clone(),
+            ))
+        })
+        .collect()
 }
 
 async fn follower(
@@ -46,6 +57,7 @@ async fn follower(
     target: SocketAddr,
     key: Option<TSigner>,
     mut rx: watch::Receiver<Option<Rr>>,
+    status: Arc<ZoneStatus>,
 ) {
     loop {
         let soa = rx.borrow_and_update().clone();
@@ -54,7 +66,19 @@ async fn follower(
             let mut delay = Duration::from_secs(1);
             let mut superseded = false;
             for attempt in 1..=MAX_ATTEMPTS {
-                match send_once(&apex, &soa, target, key.as_ref()).await {
+                METRICS.notify_sent.fetch_add(1, Relaxed);
+                let result = send_once(&apex, &soa, target, key.as_ref()).await;
+                if matches!(result, Ok(_)) || attempt == MAX_ATTEMPTS {
+                    let acked = matches!(result, Ok(0));
+                    status.notify_result(target, acked);
+                    if acked {
+                        status.follower_seen(target.ip(), None);
+                        METRICS.notify_acked.fetch_add(1, Relaxed);
+                    } else {
+                        METRICS.notify_failed.fetch_add(1, Relaxed);
+                    }
+                }
+                match result {
                     Ok(0) => {
                         info!(zone = %zone, follower = %target, serial, attempt, "NOTIFY acknowledged");
                         break;

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 pub struct FileWatch {
     watcher: Mutex<Box<dyn Watcher + Send>>,
-    files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>>,
+    files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>>,
     dirs: Mutex<HashSet<PathBuf>>,
     /// For polling: each file as it was when its zone last read it.
     stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>>,
@@ -34,8 +34,8 @@ fn absolute(p: &Path) -> PathBuf {
 
 impl FileWatch {
     /// Starts watching; each change to a registered file sends its zone's index.
-    pub fn start(mode: ZoneWatch, tx: UnboundedSender<usize>) -> FileWatch {
-        let files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>> = Arc::default();
+    pub fn start(mode: ZoneWatch, tx: UnboundedSender<String>) -> FileWatch {
+        let files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>> = Arc::default();
         let map = files.clone();
         let poll_tx = tx.clone();
         let stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>> = Arc::default();
@@ -47,8 +47,8 @@ impl FileWatch {
             let Ok(map) = map.lock() else { return };
             for p in &ev.paths {
                 if let Some(zones) = map.get(p) {
-                    for &z in zones {
-                        let _ = tx.send(z);
+                    for z in zones {
+                        let _ = tx.send(z.clone());
                     }
                 }
             }
@@ -77,15 +77,15 @@ impl FileWatch {
     }
 
     /// Sets the files whose changes reload zone `zone`.
-    pub fn set_files(&self, zone: usize, paths: &[PathBuf]) {
+    pub fn set_files(&self, zone: &str, paths: &[PathBuf]) {
         let paths: Vec<PathBuf> = paths.iter().map(|p| absolute(p)).collect();
         if let Ok(mut map) = self.files.lock() {
             for zones in map.values_mut() {
-                zones.remove(&zone);
+                zones.remove(zone);
             }
             map.retain(|_, z| !z.is_empty());
             for p in &paths {
-                map.entry(p.clone()).or_default().insert(zone);
+                map.entry(p.clone()).or_default().insert(zone.to_string());
             }
         }
         if let Ok(mut stamps) = self.stamps.lock() {
@@ -122,19 +122,19 @@ fn stamp(p: &Path) -> Stamp {
 /// whole seconds of mtime and would miss an edit made in the same second as
 /// the previous look.
 fn spawn_poller(
-    files: Arc<Mutex<HashMap<PathBuf, HashSet<usize>>>>,
+    files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>>,
     stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>>,
-    tx: UnboundedSender<usize>,
+    tx: UnboundedSender<String>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("zone-poll".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_secs(1));
-                let watched: Vec<(PathBuf, Vec<usize>)> = match files.lock() {
+                let watched: Vec<(PathBuf, Vec<String>)> = match files.lock() {
                     Ok(m) => m
                         .iter()
-                        .map(|(p, z)| (p.clone(), z.iter().copied().collect()))
+                        .map(|(p, z)| (p.clone(), z.iter().cloned().collect()))
                         .collect(),
                     Err(_) => return,
                 };

@@ -10,6 +10,8 @@ use crate::catalog::{NotifyIn, Served, SharedCatalog, TransferPolicy};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
 use crate::primary::{Announce, publish, trim_heap};
+use crate::stats;
+use crate::status::{State, ZoneStatus};
 use crate::zone::diff::{self, Rr};
 use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
 use hickory_proto::rr::TSigner;
@@ -37,6 +39,21 @@ pub struct SecondaryZone {
     /// Primaries in the order to try; the one that answered last goes first.
     primaries: Vec<SocketAddr>,
     expire_at: Option<Instant>,
+    status: Arc<ZoneStatus>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// Set by `retransfer`: the next transfer is a full AXFR.
+    force_axfr: bool,
+}
+
+/// What the control API asks of a secondary zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Check the primary's SOA now.
+    Refresh,
+    /// Transfer the whole zone now.
+    Retransfer,
+    /// Send NOTIFY to this zone's own followers.
+    Notify,
 }
 
 /// Seconds from now until a Unix time (0 if past).
@@ -58,6 +75,8 @@ impl SecondaryZone {
         catalog: SharedCatalog,
         data_dir: &Path,
         announce: Announce,
+        status: Arc<ZoneStatus>,
+        commands: mpsc::UnboundedReceiver<Command>,
     ) -> SecondaryZone {
         let (tx, notify_rx) = mpsc::unbounded_channel();
         let notify_in = Arc::new(NotifyIn {
@@ -89,6 +108,9 @@ impl SecondaryZone {
             store: Some(store),
             current: None,
             expire_at: None,
+            status,
+            commands,
+            force_axfr: false,
         }
     }
 
@@ -107,6 +129,7 @@ impl SecondaryZone {
                     .into(),
                 policy: self.policy.clone(),
                 notify_in: Some(self.notify_in.clone()),
+                status: self.status.clone(),
             },
         );
     }
@@ -143,22 +166,47 @@ impl SecondaryZone {
                         let Some(from) = from else { return };
                         info!(zone = %self.cfg.name, %from, "NOTIFY received; checking the primary now");
                     }
+                    cmd = self.commands.recv() => {
+                        match cmd {
+                            None => return,
+                            Some(Command::Notify) => {
+                                self.announce.send_replace(self.current.as_ref().map(|z| z.soa_rr()));
+                                continue;
+                            }
+                            Some(Command::Retransfer) => self.force_axfr = true,
+                            Some(Command::Refresh) => {}
+                        }
+                        info!(zone = %self.cfg.name, command = ?cmd, "asked by the control API");
+                    }
                     _ = sleep_opt(expire_at) => {
                         warn!(zone = %self.cfg.name, "EXPIRE passed without a successful refresh; answering SERVFAIL until a transfer succeeds");
                         self.current = None;
                         self.expire_at = None;
+                        self.status.set_state(State::Expired);
                         self.publish();
                         continue;
                     }
                 }
                 let (refresh, retry, _) = self.timers();
-                next_check = match self.refresh().await {
-                    Ok(()) => Instant::now() + jitter(refresh),
+                let before = self.status.state();
+                if before != State::Expired {
+                    self.status.set_state(State::Refreshing);
+                }
+                let wait = match self.refresh().await {
+                    Ok(()) => jitter(refresh),
                     Err(e) => {
                         warn!(zone = %self.cfg.name, "refresh failed: {e}; retrying in {}s", retry.as_secs());
-                        Instant::now() + jitter(retry)
+                        jitter(retry)
                     }
                 };
+                next_check = Instant::now() + wait;
+                self.status.set_state(match (&self.current, before) {
+                    (Some(_), _) => State::Serving,
+                    (None, State::Expired) => State::Expired,
+                    (None, _) => State::Failed,
+                });
+                let expires = self.expire_at.map(|e| std::time::SystemTime::now() + e.saturating_duration_since(Instant::now()));
+                self.status.set_timers(Some(std::time::SystemTime::now() + wait), expires);
                 // A NOTIFY that came in during the transfer asks for another look.
                 let mut pending = false;
                 while self.notify_rx.try_recv().is_ok() {
@@ -198,6 +246,7 @@ impl SecondaryZone {
             warn!(zone = %self.cfg.name, serial = zone.serial(), "the saved copy expired while tandem was stopped; not serving it");
             return;
         }
+        self.status.published(zone.serial(), zone.record_count());
         self.current = Some(Arc::new(zone));
         let (_, _, expire) = self.timers();
         self.expire_at = Some(
@@ -245,6 +294,17 @@ impl SecondaryZone {
     }
 
     async fn refresh_from(&mut self, primary: SocketAddr) -> Result<(), String> {
+        if std::mem::take(&mut self.force_axfr) {
+            let started = std::time::Instant::now();
+            let (style, serial, records) =
+                self.transfer(primary, None, true).await.map_err(|e| {
+                    self.force_axfr = true;
+                    format!("AXFR: {e}")
+                })?;
+            info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
+            self.refreshed();
+            return Ok(());
+        }
         let theirs = self
             .client()
             .soa_serial(primary)
@@ -259,14 +319,14 @@ impl SecondaryZone {
         let current_soa = self.current.as_ref().map(|z| z.soa_rr());
         let started = std::time::Instant::now();
         let (kind, result) = match &current_soa {
-            Some(soa) => match self.transfer(primary, Some(soa)).await {
+            Some(soa) => match self.transfer(primary, Some(soa), false).await {
                 Ok(v) => ("IXFR", Ok(v)),
                 Err(e) => {
                     warn!(zone = %self.cfg.name, %primary, "IXFR failed ({e}); trying AXFR");
-                    ("AXFR", self.transfer(primary, None).await)
+                    ("AXFR", self.transfer(primary, None, false).await)
                 }
             },
-            None => ("AXFR", self.transfer(primary, None).await),
+            None => ("AXFR", self.transfer(primary, None, false).await),
         };
         let (style, serial, records) = result.map_err(|e| format!("{kind}: {e}"))?;
         info!(
@@ -300,8 +360,21 @@ impl SecondaryZone {
         &mut self,
         primary: SocketAddr,
         current: Option<&Rr>,
+        any_serial: bool,
     ) -> Result<(&'static str, u32, usize), XfrError> {
-        let (fetched, _messages, _bytes) = self.client().fetch(primary, current).await?;
+        let kind = if current.is_some() {
+            stats::IXFR
+        } else {
+            stats::AXFR
+        };
+        let (fetched, _messages, bytes) = match self.client().fetch(primary, current).await {
+            Ok(r) => r,
+            Err(e) => {
+                stats::transfer_in(kind, false, 0);
+                return Err(e);
+            }
+        };
+        stats::transfer_in(kind, true, bytes);
         let old = self.current.clone();
         let apex = self.cfg.apex.clone();
         let (style, next, diffs) = match fetched {
@@ -339,7 +412,7 @@ impl SecondaryZone {
                 ("IXFR", z, Some(diffs))
             }
         };
-        if let Some(o) = &old
+        if let Some(o) = old.as_ref().filter(|_| !any_serial)
             && !is_newer(next.serial(), o.serial())
         {
             return Err(XfrError::Malformed(format!(
@@ -380,6 +453,7 @@ impl SecondaryZone {
         }
         self.current = Some(next.clone());
         self.publish();
+        self.status.published(next.serial(), records);
         self.announce.send_replace(Some(next.soa_rr()));
         trim_heap();
         Ok((style, next.serial(), records))

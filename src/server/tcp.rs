@@ -83,7 +83,7 @@ async fn connection(
             // The catalog snapshot (and with it the zone version) lives
             // as long as the transfer; edits publish new ones meanwhile.
             let cat = catalog.load_full();
-            transfer::respond(&mut wr, request, &parsed, &cat, peer, &opts.keys).await?;
+            transfer::respond(&mut wr, request, &parsed, &cat, peer, &opts.keys.load()).await?;
             continue;
         }
         let answered = {
@@ -91,6 +91,7 @@ async fn connection(
             answer::answer(&cat, request, &mut resp[2..], Transport::Tcp, peer, &opts)
         };
         if let Some(n) = answered {
+            crate::stats::count_response(true, &resp[2..n + 2]);
             resp[..2].copy_from_slice(&(n as u16).to_be_bytes());
             wr.write_all(&resp[..n + 2]).await?;
         }

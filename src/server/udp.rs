@@ -90,6 +90,7 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
             if let Some(rlen) = answer::answer(&cat, recv, send, Transport::Udp, peer, &opts) {
+                crate::stats::count_response(false, &b.send[m][..rlen]);
                 b.iov_out[m] = libc::iovec {
                     iov_base: b.send[m].as_mut_ptr().cast(),
                     iov_len: rlen,

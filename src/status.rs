@@ -1,0 +1,340 @@
+//! What `tandem status` shows: each zone's state and serial and, on a
+//! primary, each follower with the serial it reached — the acknowledgment
+//! half of the leader-follower loop. Kept in memory, bounded.
+
+use crate::config::{Role, ZoneConfig};
+use crate::zone::serial::is_newer;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Followers remembered per zone; beyond it the longest-unseen unlisted one goes.
+const MAX_FOLLOWERS: usize = 256;
+/// Unlisted followers not seen for this long are forgotten.
+const FOLLOWER_AGE: Duration = Duration::from_secs(7 * 86400);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Loading,
+    Serving,
+    Refreshing,
+    Expired,
+    Failed,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Loading => "loading",
+            State::Serving => "serving",
+            State::Refreshing => "refreshing",
+            State::Expired => "expired",
+            State::Failed => "failed",
+        }
+    }
+    pub const ALL: [State; 5] = [
+        State::Loading,
+        State::Serving,
+        State::Refreshing,
+        State::Expired,
+        State::Failed,
+    ];
+}
+
+#[derive(Debug, Clone)]
+struct Follower {
+    address: String,
+    serial: Option<u32>,
+    last_seen: Option<SystemTime>,
+    seen_at: Option<Instant>,
+    notify_acked: Option<bool>,
+    listed: bool,
+    /// Serials whose propagation time was already counted.
+    counted: Option<u32>,
+}
+
+#[derive(Debug)]
+struct Info {
+    state: State,
+    serial: Option<u32>,
+    records: usize,
+    last_loaded: Option<SystemTime>,
+    next_refresh: Option<SystemTime>,
+    expires_at: Option<SystemTime>,
+    /// Recent versions and when they were published.
+    published: VecDeque<(u32, Instant)>,
+}
+
+#[derive(Debug)]
+pub struct ZoneStatus {
+    pub name: String,
+    pub role: Role,
+    pub primaries: Vec<SocketAddr>,
+    info: Mutex<Info>,
+    followers: Mutex<HashMap<IpAddr, Follower>>,
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn lag(current: Option<u32>, theirs: Option<u32>) -> Option<u32> {
+    let (c, t) = (current?, theirs?);
+    Some(if is_newer(c, t) { c.wrapping_sub(t) } else { 0 })
+}
+
+impl ZoneStatus {
+    pub fn new(cfg: &ZoneConfig) -> ZoneStatus {
+        let followers = cfg
+            .notify
+            .iter()
+            .map(|a| {
+                (
+                    a.ip(),
+                    Follower {
+                        address: a.to_string(),
+                        serial: None,
+                        last_seen: None,
+                        seen_at: None,
+                        notify_acked: None,
+                        listed: true,
+                        counted: None,
+                    },
+                )
+            })
+            .collect();
+        ZoneStatus {
+            name: cfg.name.clone(),
+            role: cfg.role,
+            primaries: cfg.primaries.clone(),
+            info: Mutex::new(Info {
+                state: State::Loading,
+                serial: None,
+                records: 0,
+                last_loaded: None,
+                next_refresh: None,
+                expires_at: None,
+                published: VecDeque::new(),
+            }),
+            followers: Mutex::new(followers),
+        }
+    }
+
+    pub fn set_state(&self, s: State) {
+        if let Ok(mut i) = self.info.lock() {
+            i.state = s;
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.info.lock().map(|i| i.state).unwrap_or(State::Failed)
+    }
+
+    pub fn serial(&self) -> Option<u32> {
+        self.info.lock().ok().and_then(|i| i.serial)
+    }
+
+    pub fn records(&self) -> usize {
+        self.info.lock().map(|i| i.records).unwrap_or(0)
+    }
+
+    /// A new version is being served.
+    pub fn published(&self, serial: u32, records: usize) {
+        if let Ok(mut i) = self.info.lock() {
+            i.state = State::Serving;
+            i.serial = Some(serial);
+            i.records = records;
+            i.last_loaded = Some(SystemTime::now());
+            i.published.push_back((serial, Instant::now()));
+            while i.published.len() > 64 {
+                i.published.pop_front();
+            }
+        }
+    }
+
+    pub fn set_timers(&self, next_refresh: Option<SystemTime>, expires_at: Option<SystemTime>) {
+        if let Ok(mut i) = self.info.lock() {
+            i.next_refresh = next_refresh;
+            i.expires_at = expires_at;
+        }
+    }
+
+    /// A follower showed up (SOA, IXFR or AXFR); `reached` is the serial it
+    /// has (from its IXFR request) or just transferred.
+    pub fn follower_seen(&self, peer: IpAddr, reached: Option<u32>) {
+        let Ok(mut f) = self.followers.lock() else {
+            return;
+        };
+        if !f.contains_key(&peer) && f.len() >= MAX_FOLLOWERS {
+            let now = Instant::now();
+            f.retain(|_, v| {
+                v.listed
+                    || v.seen_at
+                        .is_some_and(|t| now.duration_since(t) < FOLLOWER_AGE)
+            });
+            if f.len() >= MAX_FOLLOWERS {
+                if let Some(oldest) = f
+                    .iter()
+                    .filter(|(_, v)| !v.listed)
+                    .min_by_key(|(_, v)| v.seen_at)
+                    .map(|(k, _)| *k)
+                {
+                    f.remove(&oldest);
+                }
+            }
+        }
+        let e = f.entry(peer).or_insert_with(|| Follower {
+            address: peer.to_string(),
+            serial: None,
+            last_seen: None,
+            seen_at: None,
+            notify_acked: None,
+            listed: false,
+            counted: None,
+        });
+        e.last_seen = Some(SystemTime::now());
+        e.seen_at = Some(Instant::now());
+        if let Some(s) = reached {
+            if e.serial.is_none_or(|old| is_newer(s, old)) {
+                e.serial = Some(s);
+            }
+        }
+    }
+
+    /// A follower transferred version `serial`: counts how long that version
+    /// took to get there, once per follower and version.
+    pub fn follower_transferred(&self, peer: IpAddr, serial: u32) {
+        self.follower_seen(peer, Some(serial));
+        let published = self.info.lock().ok().and_then(|i| {
+            i.published
+                .iter()
+                .find(|(s, _)| *s == serial)
+                .map(|(_, t)| *t)
+        });
+        let Ok(mut f) = self.followers.lock() else {
+            return;
+        };
+        if let (Some(t), Some(e)) = (published, f.get_mut(&peer)) {
+            if e.counted != Some(serial) {
+                e.counted = Some(serial);
+                crate::stats::METRICS
+                    .propagation
+                    .observe(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    pub fn notify_result(&self, target: SocketAddr, acked: bool) {
+        if let Ok(mut f) = self.followers.lock() {
+            if let Some(e) = f.get_mut(&target.ip()) {
+                e.notify_acked = Some(acked);
+            }
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        let t = |x: Option<SystemTime>| x.map(rfc3339);
+        let mut z = json!({
+            "name": self.name,
+            "role": match self.role { Role::Primary => "primary", Role::Secondary => "secondary" },
+        });
+        let Some(obj) = z.as_object_mut() else {
+            return z;
+        };
+        let serial = match self.info.lock() {
+            Ok(i) => {
+                obj.insert("state".into(), json!(i.state.name()));
+                obj.insert("serial".into(), json!(i.serial));
+                obj.insert("records".into(), json!(i.records));
+                obj.insert("last_loaded".into(), json!(t(i.last_loaded)));
+                if self.role == Role::Secondary {
+                    obj.insert(
+                        "primaries".into(),
+                        json!(
+                            self.primaries
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                        ),
+                    );
+                    obj.insert("next_refresh".into(), json!(t(i.next_refresh)));
+                    obj.insert("expires_at".into(), json!(t(i.expires_at)));
+                }
+                i.serial
+            }
+            Err(_) => None,
+        };
+        let mut followers: Vec<Value> = self
+            .followers
+            .lock()
+            .map(|f| {
+                f.values()
+                    .map(|v| {
+                        json!({
+                            "address": v.address,
+                            "serial": v.serial,
+                            "lag_serials": lag(serial, v.serial),
+                            "last_seen": t(v.last_seen),
+                            "notify_acked": v.notify_acked,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        followers.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
+        obj.insert("followers".into(), Value::Array(followers));
+        z
+    }
+
+    /// (follower address, serial, lag) for metrics.
+    pub fn follower_gauges(&self) -> Vec<(String, u32, u32)> {
+        let serial = self.serial();
+        self.followers
+            .lock()
+            .map(|f| {
+                f.values()
+                    .filter_map(|v| Some((v.address.clone(), v.serial?, lag(serial, v.serial)?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_lag() {
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_651_200 + 3661)),
+            "2026-11-26T01:01:01Z"
+        );
+        assert_eq!(lag(Some(10), Some(7)), Some(3));
+        assert_eq!(lag(Some(1), Some(u32::MAX)), Some(2));
+        assert_eq!(lag(Some(5), Some(9)), Some(0));
+    }
+}
