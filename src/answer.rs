@@ -207,6 +207,7 @@ fn query(
     let Some(mut served) = catalog.find(qname) else {
         return rcode::REFUSED;
     };
+    served.status.queries.add();
     // A follower checking the zone's serial (only hosts allowed to transfer
     // count, so resolvers asking SOA do not fill the table).
     if q.qtype == rtype::SOA

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "cannot reach the control API at {addr} ({source}); is `tandem serve` running with `control` set?"
+        "cannot reach the control API at {addr}; is `tandem serve` running with `control` set?"
     )]
     Connect {
         addr: SocketAddr,

@@ -306,6 +306,18 @@ impl Daemon {
             .unwrap_or_default();
         let _ = writeln!(
             out,
+            "# HELP tandem_zone_queries_total Queries answered from each zone.\n# TYPE tandem_zone_queries_total counter"
+        );
+        for z in &zones {
+            let _ = writeln!(
+                out,
+                "tandem_zone_queries_total{{zone=\"{}\"}} {}",
+                z.name,
+                z.queries.get()
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP tandem_zone_serial The serial each zone serves.\n# TYPE tandem_zone_serial gauge"
         );
         for z in &zones {

@@ -224,9 +224,15 @@ fn print_status(v: &serde_json::Value) {
     );
     for z in v["zones"].as_array().into_iter().flatten() {
         let detail = if z["role"] == "secondary" {
+            let primaries: Vec<String> = z["primaries"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(&s)
+                .collect();
             format!(
                 "primaries {}  next refresh {}  expires {}",
-                s(&z["primaries"]),
+                primaries.join(","),
                 s(&z["next_refresh"]),
                 s(&z["expires_at"])
             )

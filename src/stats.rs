@@ -77,6 +77,26 @@ thread_local! {
     static SLOT: usize = METRICS.next_slot.fetch_add(1, Relaxed) % SLOTS;
 }
 
+/// A counter the query path bumps from several threads: one cache line per
+/// slot, so the UDP workers never share one.
+#[derive(Debug, Default)]
+pub struct SlottedCounter([Padded; SLOTS]);
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(AtomicU64);
+
+impl SlottedCounter {
+    #[inline]
+    pub fn add(&self) {
+        SLOT.with(|&s| self.0[s].0.fetch_add(1, Relaxed));
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.iter().map(|p| p.0.load(Relaxed)).sum()
+    }
+}
+
 pub const AXFR: usize = 0;
 pub const IXFR: usize = 1;
 pub const OK: usize = 0;

@@ -74,6 +74,8 @@ pub struct ZoneStatus {
     pub primaries: Vec<SocketAddr>,
     info: Mutex<Info>,
     followers: Mutex<HashMap<IpAddr, Follower>>,
+    /// Queries answered from this zone.
+    pub queries: crate::stats::SlottedCounter,
 }
 
 /// RFC 3339 in UTC, seconds precision.
@@ -140,6 +142,7 @@ impl ZoneStatus {
                 published: VecDeque::new(),
             }),
             followers: Mutex::new(followers),
+            queries: Default::default(),
         }
     }
 
