@@ -73,7 +73,9 @@ pub struct ZoneStatus {
     pub role: Role,
     pub primaries: Vec<SocketAddr>,
     info: Mutex<Info>,
-    followers: Mutex<HashMap<IpAddr, Follower>>,
+    /// Listed followers (the `notify` addresses) by address; others by IP
+    /// with port 0 (their transfers come from any port).
+    followers: Mutex<HashMap<SocketAddr, Follower>>,
     /// Queries answered from this zone.
     pub queries: crate::stats::SlottedCounter,
 }
@@ -115,7 +117,7 @@ impl ZoneStatus {
             .iter()
             .map(|a| {
                 (
-                    a.ip(),
+                    *a,
                     Follower {
                         address: a.to_string(),
                         serial: None,
@@ -185,13 +187,19 @@ impl ZoneStatus {
         }
     }
 
-    /// A follower showed up (SOA, IXFR or AXFR); `reached` is the serial it
-    /// has (from its IXFR request) or just transferred.
-    pub fn follower_seen(&self, peer: IpAddr, reached: Option<u32>) {
-        let Ok(mut f) = self.followers.lock() else {
-            return;
-        };
-        if !f.contains_key(&peer) && f.len() >= MAX_FOLLOWERS {
+    /// The entries a host at `ip` stands for: the listed followers at that
+    /// address (several secondaries may share one host), else its own entry.
+    fn entries_for(f: &mut HashMap<SocketAddr, Follower>, ip: IpAddr) -> Vec<SocketAddr> {
+        let listed: Vec<SocketAddr> = f
+            .keys()
+            .filter(|k| k.port() != 0 && k.ip() == ip)
+            .copied()
+            .collect();
+        if !listed.is_empty() {
+            return listed;
+        }
+        let key = SocketAddr::new(ip, 0);
+        if !f.contains_key(&key) && f.len() >= MAX_FOLLOWERS {
             let now = Instant::now();
             f.retain(|_, v| {
                 v.listed
@@ -209,8 +217,8 @@ impl ZoneStatus {
                 }
             }
         }
-        let e = f.entry(peer).or_insert_with(|| Follower {
-            address: peer.to_string(),
+        f.entry(key).or_insert_with(|| Follower {
+            address: ip.to_string(),
             serial: None,
             last_seen: None,
             seen_at: None,
@@ -218,11 +226,23 @@ impl ZoneStatus {
             listed: false,
             counted: None,
         });
-        e.last_seen = Some(SystemTime::now());
-        e.seen_at = Some(Instant::now());
-        if let Some(s) = reached {
-            if e.serial.is_none_or(|old| is_newer(s, old)) {
-                e.serial = Some(s);
+        vec![key]
+    }
+
+    /// A follower showed up (SOA, IXFR or AXFR); `reached` is the serial it
+    /// has (from its IXFR request) or just transferred.
+    pub fn follower_seen(&self, peer: IpAddr, reached: Option<u32>) {
+        let Ok(mut f) = self.followers.lock() else {
+            return;
+        };
+        for key in Self::entries_for(&mut f, peer) {
+            let Some(e) = f.get_mut(&key) else { continue };
+            e.last_seen = Some(SystemTime::now());
+            e.seen_at = Some(Instant::now());
+            if let Some(s) = reached {
+                if e.serial.is_none_or(|old| is_newer(s, old)) {
+                    e.serial = Some(s);
+                }
             }
         }
     }
@@ -240,19 +260,22 @@ impl ZoneStatus {
         let Ok(mut f) = self.followers.lock() else {
             return;
         };
-        if let (Some(t), Some(e)) = (published, f.get_mut(&peer)) {
-            if e.counted != Some(serial) {
-                e.counted = Some(serial);
-                crate::stats::METRICS
-                    .propagation
-                    .observe(t.elapsed().as_secs_f64());
+        let Some(t) = published else { return };
+        for key in Self::entries_for(&mut f, peer) {
+            if let Some(e) = f.get_mut(&key) {
+                if e.counted != Some(serial) {
+                    e.counted = Some(serial);
+                    crate::stats::METRICS
+                        .propagation
+                        .observe(t.elapsed().as_secs_f64());
+                }
             }
         }
     }
 
     pub fn notify_result(&self, target: SocketAddr, acked: bool) {
         if let Ok(mut f) = self.followers.lock() {
-            if let Some(e) = f.get_mut(&target.ip()) {
+            if let Some(e) = f.get_mut(&target) {
                 e.notify_acked = Some(acked);
             }
         }
