@@ -193,4 +193,7 @@ fn example_configs_are_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.zones.len(), 1);
     assert_eq!(c.keys.len(), 1);
+    let c = tandem::config::load(std::path::Path::new("examples/secondary.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.zones[0].role, tandem::config::Role::Secondary);
 }
