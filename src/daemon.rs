@@ -181,11 +181,11 @@ impl Daemon {
             .lock()
             .ok()
             .and_then(|z| z.get(name).and_then(|r| r.primary.clone()));
-        if let Some(pz) = pz {
-            if let Ok(mut z) = pz.lock() {
-                z.reload(&self.catalog);
-                self.watch.set_files(name, &z.files);
-            }
+        if let Some(pz) = pz
+            && let Ok(mut z) = pz.lock()
+        {
+            z.reload(&self.catalog);
+            self.watch.set_files(name, &z.files);
         }
     }
 

@@ -219,8 +219,8 @@ fn print_status(v: &serde_json::Value) {
         other => other.to_string(),
     };
     println!(
-        "{:<28} {:<10} {:<12} {:<11} {}",
-        "ZONE", "ROLE", "SERIAL", "STATE", "DETAIL"
+        "{:<28} {:<10} {:<12} {:<11} DETAIL",
+        "ZONE", "ROLE", "SERIAL", "STATE"
     );
     for z in v["zones"].as_array().into_iter().flatten() {
         let detail = if z["role"] == "secondary" {

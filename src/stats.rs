@@ -202,7 +202,7 @@ pub fn render(out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE tandem_queries_total counter");
     for (tr, trn) in ["udp", "tcp"].iter().enumerate() {
-        for rc in 0..RC {
+        for (rc, rcn) in RCODE_NAMES.iter().enumerate() {
             for qt in 0..QT {
                 let idx = (tr * RC + rc) * QT + qt;
                 let v: u64 = m.queries.iter().map(|s| s.0[idx].load(Relaxed)).sum();
@@ -211,7 +211,7 @@ pub fn render(out: &mut String) {
                     let _ = writeln!(
                         out,
                         "tandem_queries_total{{transport=\"{trn}\",qtype=\"{qn}\",rcode=\"{}\"}} {v}",
-                        RCODE_NAMES[rc]
+                        rcn
                     );
                 }
             }

@@ -206,15 +206,14 @@ impl ZoneStatus {
                     || v.seen_at
                         .is_some_and(|t| now.duration_since(t) < FOLLOWER_AGE)
             });
-            if f.len() >= MAX_FOLLOWERS {
-                if let Some(oldest) = f
+            if f.len() >= MAX_FOLLOWERS
+                && let Some(oldest) = f
                     .iter()
                     .filter(|(_, v)| !v.listed)
                     .min_by_key(|(_, v)| v.seen_at)
                     .map(|(k, _)| *k)
-                {
-                    f.remove(&oldest);
-                }
+            {
+                f.remove(&oldest);
             }
         }
         f.entry(key).or_insert_with(|| Follower {
@@ -239,10 +238,10 @@ impl ZoneStatus {
             let Some(e) = f.get_mut(&key) else { continue };
             e.last_seen = Some(SystemTime::now());
             e.seen_at = Some(Instant::now());
-            if let Some(s) = reached {
-                if e.serial.is_none_or(|old| is_newer(s, old)) {
-                    e.serial = Some(s);
-                }
+            if let Some(s) = reached
+                && e.serial.is_none_or(|old| is_newer(s, old))
+            {
+                e.serial = Some(s);
             }
         }
     }
@@ -262,22 +261,22 @@ impl ZoneStatus {
         };
         let Some(t) = published else { return };
         for key in Self::entries_for(&mut f, peer) {
-            if let Some(e) = f.get_mut(&key) {
-                if e.counted != Some(serial) {
-                    e.counted = Some(serial);
-                    crate::stats::METRICS
-                        .propagation
-                        .observe(t.elapsed().as_secs_f64());
-                }
+            if let Some(e) = f.get_mut(&key)
+                && e.counted != Some(serial)
+            {
+                e.counted = Some(serial);
+                crate::stats::METRICS
+                    .propagation
+                    .observe(t.elapsed().as_secs_f64());
             }
         }
     }
 
     pub fn notify_result(&self, target: SocketAddr, acked: bool) {
-        if let Ok(mut f) = self.followers.lock() {
-            if let Some(e) = f.get_mut(&target) {
-                e.notify_acked = Some(acked);
-            }
+        if let Ok(mut f) = self.followers.lock()
+            && let Some(e) = f.get_mut(&target)
+        {
+            e.notify_acked = Some(acked);
         }
     }
 

@@ -68,7 +68,7 @@ async fn follower(
             for attempt in 1..=MAX_ATTEMPTS {
                 METRICS.notify_sent.fetch_add(1, Relaxed);
                 let result = send_once(&apex, &soa, target, key.as_ref()).await;
-                if matches!(result, Ok(_)) || attempt == MAX_ATTEMPTS {
+                if result.is_ok() || attempt == MAX_ATTEMPTS {
                     let acked = matches!(result, Ok(0));
                     status.notify_result(target, acked);
                     if acked {

@@ -420,7 +420,7 @@ mod tests {
             rdata: vec![1, 2, 3, 4].into(),
         };
         assert!(
-            old.apply(&[missing.clone()], &[], &soa)
+            old.apply(std::slice::from_ref(&missing), &[], &soa)
                 .unwrap_err()
                 .contains("does not hold")
         );
