@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod answer;
 pub mod catalog;
+pub mod civil;
 pub mod config;
 pub mod control;
 pub mod control_client;

@@ -20,13 +20,7 @@ fn zone_text(serial: u32, body: &str) -> String {
 }
 
 fn serial_at(addr: SocketAddr) -> Option<u32> {
-    udp_query_timeout(
-        addr,
-        &query(ZONE, RecordType::SOA),
-        Duration::from_millis(300),
-    )
-    .filter(|m| m.metadata.authoritative)
-    .and_then(|m| soa_serial(&m))
+    serial_of(addr, ZONE)
 }
 
 fn secondary(port: u16, primary: SocketAddr, keyed: bool) -> (Tandem, tempfile::TempDir) {

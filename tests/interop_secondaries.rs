@@ -20,13 +20,7 @@ fn zone_text(serial: u32, body: &str) -> String {
 }
 
 fn serial_at(addr: SocketAddr) -> Option<u32> {
-    udp_query_timeout(
-        addr,
-        &query(ZONE, RecordType::SOA),
-        Duration::from_millis(300),
-    )
-    .filter(|m| m.metadata.authoritative)
-    .and_then(|m| soa_serial(&m))
+    serial_of(addr, ZONE)
 }
 
 fn wait_serial(what: &str, addr: SocketAddr, want: u32) {
@@ -35,12 +29,6 @@ fn wait_serial(what: &str, addr: SocketAddr, want: u32) {
         Duration::from_secs(60),
         || (serial_at(addr) == Some(want)).then_some(()),
     );
-}
-
-fn write(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// A tandem primary whose zone notifies `follower` and allows it to transfer.

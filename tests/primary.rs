@@ -35,13 +35,6 @@ fn wait_serial(t: &Tandem, want: u32) {
     });
 }
 
-fn write(path: &Path, text: &str) {
-    // Write-and-rename, as many editors save.
-    let tmp = path.with_extension("swp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn has(records: &[hickory_proto::rr::Record], name: &str, t: RecordType) -> bool {
     records
         .iter()

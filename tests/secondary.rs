@@ -19,12 +19,6 @@ fn zone_text(serial: u32, body: &str) -> String {
     )
 }
 
-fn write(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 fn primary_config(file: &Path, followers: &[u16]) -> String {
     let notify: Vec<String> = followers
         .iter()
@@ -48,13 +42,7 @@ fn secondary_config(primaries: &[SocketAddr], extra: &str) -> String {
 }
 
 fn serial_at(addr: SocketAddr) -> Option<u32> {
-    udp_query_timeout(
-        addr,
-        &query(ZONE, RecordType::SOA),
-        Duration::from_millis(300),
-    )
-    .filter(|m| m.metadata.authoritative)
-    .and_then(|m| soa_serial(&m))
+    serial_of(addr, ZONE)
 }
 
 fn wait_serial(what: &str, addr: SocketAddr, want: u32) {

@@ -27,17 +27,7 @@ pub fn next(policy: SerialPolicy, file: u32, served: u32, unix_now: u64) -> Resu
 
 /// YYYYMMDD00 for a Unix time (UTC).
 fn date_serial(unix: u64) -> u32 {
-    let days = (unix / 86400) as i64;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::civil::civil_from_days((unix / 86400) as i64);
     (y * 1_000_000 + m * 10_000 + d * 100) as u32
 }
 

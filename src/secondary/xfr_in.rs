@@ -317,7 +317,7 @@ impl Parser {
         } else {
             None
         };
-        let Some(first) = &self.first else {
+        if self.first.is_none() {
             let s = soa.ok_or_else(|| {
                 XfrError::Malformed(format!(
                     "first record is {} {}, not the SOA",
@@ -328,20 +328,14 @@ impl Parser {
             self.serial = s;
             self.first = Some(r);
             return Ok(());
-        };
+        }
         match self.mode {
             Mode::Start => {
                 // A second SOA that is not the new one starts an incremental answer.
                 if let (Some(s), Some(_)) = (soa, self.client_serial)
                     && s != self.serial
                 {
-                    self.cur = Some(Diff {
-                        from: r,
-                        to: first.clone(),
-                        deleted: vec![],
-                        added: vec![],
-                    });
-                    self.mode = Mode::Deleting;
+                    self.start_diff(r);
                     return Ok(());
                 }
                 self.mode = Mode::Axfr;
@@ -380,17 +374,23 @@ impl Parser {
                 if reached && s == self.serial {
                     self.done = true;
                 } else {
-                    self.cur = Some(Diff {
-                        from: r,
-                        to: first.clone(),
-                        deleted: vec![],
-                        added: vec![],
-                    });
-                    self.mode = Mode::Deleting;
+                    self.start_diff(r);
                 }
                 Ok(())
             }
         }
+    }
+
+    /// An SOA that opens the next difference (its deletions follow).
+    fn start_diff(&mut self, from: Rr) {
+        let to = from.clone();
+        self.cur = Some(Diff {
+            from,
+            to,
+            deleted: vec![],
+            added: vec![],
+        });
+        self.mode = Mode::Deleting;
     }
 
     fn push_axfr(&mut self, r: Rr, soa: Option<u32>) -> Result<(), XfrError> {

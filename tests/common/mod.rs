@@ -353,3 +353,22 @@ pub fn soa_serial(m: &Message) -> Option<u32> {
         _ => None,
     })
 }
+
+/// Replaces a file by writing a new one and renaming it over, as many
+/// editors save.
+pub fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("swp");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// The serial `addr` serves for `zone`, if it answers authoritatively.
+pub fn serial_of(addr: SocketAddr, zone: &str) -> Option<u32> {
+    udp_query_timeout(
+        addr,
+        &query(zone, RecordType::SOA),
+        Duration::from_millis(300),
+    )
+    .filter(|m| m.metadata.authoritative)
+    .and_then(|m| soa_serial(&m))
+}
