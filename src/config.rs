@@ -36,6 +36,7 @@ struct RawServer {
     udp_payload: Option<u16>,
     tcp_idle_timeout: Option<u64>,
     tcp_max_connections: Option<usize>,
+    max_transfers_out: Option<usize>,
     log_level: Option<String>,
     zone_watch: Option<String>,
 }
@@ -96,6 +97,8 @@ pub struct Server {
     pub udp_payload: u16,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: usize,
+    /// AXFR/IXFR answered at once; more are REFUSED (they retry).
+    pub max_transfers_out: usize,
     pub log_level: Option<String>,
     pub zone_watch: ZoneWatch,
 }
@@ -328,6 +331,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         udp_payload,
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout.unwrap_or(30).max(1)),
         tcp_max_connections: s.tcp_max_connections.unwrap_or(256).max(1),
+        max_transfers_out: s.max_transfers_out.unwrap_or(10).max(1),
         log_level: s.log_level,
         zone_watch,
     };

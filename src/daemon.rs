@@ -411,6 +411,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         let settings = server::tcp::TcpSettings {
             idle_timeout: cfg.server.tcp_idle_timeout,
             max_connections: cfg.server.tcp_max_connections,
+            max_transfers_out: cfg.server.max_transfers_out,
         };
         rt.spawn(server::tcp::serve(
             listener,

@@ -317,7 +317,10 @@ fn an_axfr_is_one_version_even_when_an_edit_lands_midway() {
     assert_eq!(records.len(), 150_002 + 2);
     // The scenario really happened: version 2 was published before the
     // transfer of version 1 finished.
-    let log = t.log_text();
+    let log = wait_for("the AXFR logged", Duration::from_secs(10), || {
+        let log = t.log_text();
+        log.contains("AXFR sent").then_some(log)
+    });
     let published = log
         .find("serving new version zone=lead.test. serial=2")
         .expect("version 2 published");

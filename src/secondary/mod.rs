@@ -468,7 +468,7 @@ async fn sleep_opt(at: Option<Instant>) {
 }
 
 /// Builds a version from a full transfer; the checks are the zone file's.
-fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
+pub fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
     let mut b = ZoneBuilder::new(apex);
     for (i, r) in records.iter().enumerate() {
         if i > 0 && r.rtype == rtype::SOA {
@@ -481,7 +481,7 @@ fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
 }
 
 /// Applies received differences in order, each checked.
-fn apply_all(base: &Zone, diffs: &[diff::Diff]) -> Result<Zone, String> {
+pub fn apply_all(base: &Zone, diffs: &[diff::Diff]) -> Result<Zone, String> {
     let mut z: Option<Zone> = None;
     for d in diffs {
         let cur = z.as_ref().unwrap_or(base);

@@ -431,3 +431,38 @@ impl Parser {
         }
     }
 }
+
+/// Reads a transfer answer already received as `messages` (no network, no
+/// TSIG): the checks `fetch` makes on the record stream. For fuzzing and tests.
+pub fn parse_messages(
+    messages: &[Vec<u8>],
+    client_serial: Option<u32>,
+    max_records: usize,
+) -> Result<Fetched, XfrError> {
+    let mut parser = Parser::new(client_serial);
+    for (i, raw) in messages.iter().enumerate() {
+        if parser.done {
+            break;
+        }
+        let records =
+            wire::answers(raw).ok_or_else(|| XfrError::Malformed("unreadable message".into()))?;
+        if records.is_empty() {
+            return Err(XfrError::Malformed("message with no records".into()));
+        }
+        for r in records {
+            parser.push(r)?;
+            if parser.count > max_records {
+                return Err(XfrError::TooLarge(format!("{max_records} records")));
+            }
+        }
+        if !parser.done && parser.count == 1 && i == 0 && parser.lone_soa_means_current() {
+            return Ok(Fetched::UpToDate);
+        }
+    }
+    if !parser.done {
+        return Err(XfrError::Malformed(
+            "the primary closed the connection mid-transfer".into(),
+        ));
+    }
+    parser.finish()
+}

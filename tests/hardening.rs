@@ -1,0 +1,181 @@
+//! Abuse and faults: slow-loris TCP clients, the limit on transfers out,
+//! a corrupted journal, a deleted zone file, an unwritable data_dir.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+fn zone_text(serial: u32, body: &str) -> String {
+    format!(
+        "$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
+    )
+}
+
+fn primary(file: &Path, extra_server: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n{extra_server}\n[[zone]]\nname = \"hard.test.\"\nrole = \"primary\"\nfile = \"{}\"\nallow_transfer = [\"127.0.0.1\"]\n",
+        file.display()
+    )
+}
+
+#[test]
+fn slow_loris_connections_do_not_keep_queries_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    let t = Tandem::start(
+        &primary(&file, "tcp_max_connections = 20\ntcp_idle_timeout = 30"),
+        "hard.test.",
+    );
+    // Sixty connections that start a message and never finish it.
+    let hogs: Vec<std::net::TcpStream> = (0..60)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(t.addr).unwrap();
+            let _ = s.write_all(&[0]);
+            s
+        })
+        .collect();
+    // UDP is unaffected.
+    assert_eq!(t.q("www.hard.test.", RecordType::A).answers.len(), 1);
+    // TCP gets through once the slow ones are cut (1 s while the table is busy).
+    let started = std::time::Instant::now();
+    let m = wait_for(
+        "a TCP answer despite the slow clients",
+        Duration::from_secs(15),
+        || {
+            let mut s = std::net::TcpStream::connect(t.addr).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            tcp_send(
+                &mut s,
+                &query("www.hard.test.", RecordType::A).to_vec().ok()?,
+            );
+            let raw =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tcp_recv_raw(&mut s)))
+                    .ok()?;
+            hickory_proto::op::Message::from_vec(&raw).ok()
+        },
+    );
+    assert_eq!(m.answers.len(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(hogs);
+}
+
+#[test]
+fn transfers_out_beyond_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    let body: String = (0..150_000)
+        .map(|i| format!("h{i} TXT \"filler record {i}\"\n"))
+        .collect();
+    std::fs::write(&file, zone_text(1, &body)).unwrap();
+    let t = Tandem::start(&primary(&file, "max_transfers_out = 1"), "hard.test.");
+    // A slow reader holds the only transfer slot.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.connect(&t.addr.into()).unwrap();
+    let mut slow: std::net::TcpStream = sock.into();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    tcp_send(
+        &mut slow,
+        &query("hard.test.", RecordType::AXFR).to_vec().unwrap(),
+    );
+    let _first = tcp_recv_raw(&mut slow);
+    let (rcode, _) = transfer(t.addr, &query("hard.test.", RecordType::AXFR));
+    assert_eq!(rcode, ResponseCode::Refused);
+    assert!(t.log_text().contains("too many transfers out"));
+    drop(slow);
+    wait_for("the slot to free up", Duration::from_secs(20), || {
+        let (rcode, recs) = transfer(t.addr, &query("hard.test.", RecordType::AXFR));
+        (rcode == ResponseCode::NoError && recs.len() == 150_004).then_some(())
+    });
+}
+
+#[test]
+fn a_truncated_journal_is_detected_and_ixfr_falls_back_to_the_whole_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(1, "")).unwrap();
+    let cfg = primary(&file, "").replace(
+        "data_dir = \"var\"",
+        &format!("data_dir = \"{}\"", dir.path().join("var").display()),
+    );
+    {
+        let t = Tandem::start(&cfg, "hard.test.");
+        for s in 2..=3 {
+            write(&file, &zone_text(s, &format!("r{s} A 192.0.2.{s}\n")));
+            wait_for("the new serial", Duration::from_secs(10), || {
+                (serial_of(t.addr, "hard.test.") == Some(s)).then_some(())
+            });
+        }
+    }
+    let journal = dir.path().join("var/hard.test.journal");
+    let len = std::fs::metadata(&journal).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let t = Tandem::start(&cfg, "hard.test.");
+    assert!(
+        t.log_text().contains("corrupt or truncated"),
+        "{}",
+        t.log_text()
+    );
+    assert_eq!(serial_of(t.addr, "hard.test."), Some(3));
+    // 2 → 3 was in the lost entry: the answer is the whole zone.
+    let (_, recs) = transfer(t.addr, &ixfr_query("hard.test.", 2));
+    assert_eq!(recs[1].record_type(), RecordType::NS, "AXFR-style");
+    // 1 → 2 survived but no longer reaches the served serial either.
+    let (_, recs) = transfer(t.addr, &ixfr_query("hard.test.", 1));
+    assert_eq!(recs[1].record_type(), RecordType::NS);
+}
+
+#[test]
+fn a_deleted_zone_file_keeps_the_last_version_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(4, "www A 192.0.2.80\n")).unwrap();
+    let t = Tandem::start(&primary(&file, ""), "hard.test.");
+    std::fs::remove_file(&file).unwrap();
+    wait_for("the error logged", Duration::from_secs(10), || {
+        t.log_text()
+            .contains("keeping the served version")
+            .then_some(())
+    });
+    assert_eq!(serial_of(t.addr, "hard.test."), Some(4));
+    assert_eq!(t.q("www.hard.test.", RecordType::A).answers.len(), 1);
+}
+
+#[test]
+fn an_unwritable_data_dir_is_logged_and_serving_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    let p = Tandem::start(&primary(&file, ""), "hard.test.");
+    // data_dir below a regular file cannot exist, whoever we run as.
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let scfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"{}\"\n[[zone]]\nname = \"hard.test.\"\nrole = \"secondary\"\nprimaries = [\"{}\"]\n",
+        blocker.join("var").display(),
+        p.addr
+    );
+    let s = Tandem::start(&scfg, "hard.test.");
+    assert_eq!(s.q("www.hard.test.", RecordType::A).answers.len(), 1);
+    let log = s.log_text();
+    assert!(
+        log.contains("cannot create data_dir") && log.contains("cannot save the new version"),
+        "{log}"
+    );
+}
