@@ -226,6 +226,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     let soa = zone.soa_rr();
     let current = zone.serial();
     let started = std::time::Instant::now();
+    info!(zone = %zname, %peer, kind, serial = current, "transfer out started");
     let style = if parsed.qtype == rtype::IXFR {
         match client_serial(req) {
             None => {

@@ -179,3 +179,123 @@ fn an_unwritable_data_dir_is_logged_and_serving_goes_on() {
         "{log}"
     );
 }
+
+/// A version whose every part names its serial, so a half-applied state shows.
+fn versioned(serial: u32, filler: usize) -> String {
+    let body: String = (0..filler)
+        .map(|i| format!("f{i} TXT \"filler {i} of version {serial}\"\n"))
+        .collect();
+    zone_text(serial, &format!("ver TXT \"v{serial}\"\n{body}"))
+}
+
+fn consistent(addr: std::net::SocketAddr) -> Option<u32> {
+    let serial = serial_of(addr, "hard.test.")?;
+    let m = udp_query_timeout(
+        addr,
+        &query("ver.hard.test.", RecordType::TXT),
+        Duration::from_secs(1),
+    )?;
+    let txt = m.answers.first()?.data.to_string();
+    assert!(
+        txt.contains(&format!("v{serial}")),
+        "serial {serial} served with {txt}: a mixed version"
+    );
+    let f = udp_query_timeout(
+        addr,
+        &query("f7.hard.test.", RecordType::TXT),
+        Duration::from_secs(1),
+    )?;
+    assert!(
+        f.answers
+            .first()?
+            .data
+            .to_string()
+            .contains(&format!("version {serial}")),
+        "filler of another version"
+    );
+    Some(serial)
+}
+
+#[test]
+fn a_secondary_killed_twenty_times_mid_transfer_or_save_restarts_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, versioned(1, 20_000)).unwrap();
+    let sport = free_port();
+    let pcfg = primary(&file, "").replace(
+        "allow_transfer",
+        &format!("notify = [\"127.0.0.1:{sport}\"]\nallow_transfer"),
+    );
+    let p = Tandem::start(&pcfg, "hard.test.");
+    let sdir = tempfile::tempdir().unwrap();
+    let scfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n[[zone]]\nname = \"hard.test.\"\nrole = \"secondary\"\nprimaries = [\"{}\"]\n\
+         min_refresh = 1\nmin_retry = 1\njournal_max_entries = 3\n",
+        p.addr
+    );
+    let mut s = Tandem::start_in(sdir.path(), sport, &scfg, "hard.test.");
+    let mut rng = Rng(0x5eed);
+    for round in 0..20u32 {
+        let serial = round + 2;
+        // Every record changes: a large IXFR, and journal trims force copy rewrites.
+        write(&file, &versioned(serial, 20_000));
+        std::thread::sleep(Duration::from_millis(rng.below(400) as u64));
+        s.kill9();
+        s = Tandem::start_in(sdir.path(), sport, &scfg, "hard.test.");
+        let got = consistent(s.addr).expect("answers right after the restart");
+        assert!(
+            got == serial - 1 || got == serial,
+            "round {round}: serial {got}"
+        );
+        wait_for(&format!("serial {serial}"), Duration::from_secs(60), || {
+            (consistent(s.addr) == Some(serial)).then_some(())
+        });
+    }
+}
+
+#[test]
+fn a_primary_killed_during_an_axfr_out_leaves_the_secondary_whole_and_it_completes_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, versioned(1, 10)).unwrap();
+    let pdir = tempfile::tempdir().unwrap();
+    let pport = free_port();
+    let pcfg = primary(&file, "");
+    let mut p = Tandem::start_in(pdir.path(), pport, &pcfg, "hard.test.");
+    let sdir = tempfile::tempdir().unwrap();
+    let scfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n[[zone]]\nname = \"hard.test.\"\nrole = \"secondary\"\nprimaries = [\"{}\"]\n\
+         min_refresh = 1\nmax_refresh = 1\nmin_retry = 1\nmax_retry = 1\n",
+        p.addr
+    );
+    let s = Tandem::start_in(sdir.path(), free_port(), &scfg, "hard.test.");
+    assert_eq!(consistent(s.addr), Some(1));
+    // A big new version; the primary dies while sending it.
+    std::fs::write(&file, versioned(2, 200_000)).unwrap();
+    p.kill9();
+    // The log file is shared across restarts: look only at what comes next.
+    let before = p.log_text().len();
+    p = Tandem::spawn_in(pdir.path(), pport, &pcfg);
+    wait_for("a transfer to start", Duration::from_secs(60), || {
+        p.log_text()[before..]
+            .contains("transfer out started")
+            .then_some(())
+    });
+    p.kill9();
+    assert_eq!(consistent(s.addr), Some(1), "the old version, whole");
+    wait_for(
+        "the cut transfer seen by the secondary",
+        Duration::from_secs(10),
+        || {
+            let log = s.log_text();
+            (log.contains("mid-transfer")
+                || log.contains("Connection reset")
+                || log.contains("refused"))
+            .then_some(())
+        },
+    );
+    let _p = Tandem::start_in(pdir.path(), pport, &pcfg, "hard.test.");
+    wait_for("the secondary at serial 2", Duration::from_secs(60), || {
+        (consistent(s.addr) == Some(2)).then_some(())
+    });
+}
