@@ -103,29 +103,27 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: &Shared) -> std::io::Re
             Err(_) => return Ok(()),
         }
         let request = &req[..len];
-        if let Ok(parsed) = wire::parse_request(request) {
-            if parsed.opcode == wire::opcode::QUERY
-                && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
-            {
-                let Ok(_permit) = sh.transfers.clone().try_acquire_owned() else {
-                    warn!(%peer, zone = %crate::zone::name::to_text(parsed.qname), "transfer refused: too many transfers out at once");
-                    let n = {
-                        let mut w = Writer::new(&mut resp[2..], 512);
-                        w.header(parsed.id, 0x8000 | (parsed.flags & 0x7800) | rcode::REFUSED);
-                        let _ = w.question(parsed.question);
-                        w.finish()
-                    };
-                    resp[..2].copy_from_slice(&(n as u16).to_be_bytes());
-                    wr.write_all(&resp[..n + 2]).await?;
-                    continue;
+        if let Ok(parsed) = wire::parse_request(request)
+            && parsed.opcode == wire::opcode::QUERY
+            && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
+        {
+            let Ok(_permit) = sh.transfers.clone().try_acquire_owned() else {
+                warn!(%peer, zone = %crate::zone::name::to_text(parsed.qname), "transfer refused: too many transfers out at once");
+                let n = {
+                    let mut w = Writer::new(&mut resp[2..], 512);
+                    w.header(parsed.id, 0x8000 | (parsed.flags & 0x7800) | rcode::REFUSED);
+                    let _ = w.question(parsed.question);
+                    w.finish()
                 };
-                // The catalog snapshot (and with it the zone version) lives
-                // as long as the transfer; edits publish new ones meanwhile.
-                let cat = sh.catalog.load_full();
-                transfer::respond(&mut wr, request, &parsed, &cat, peer, &sh.opts.keys.load())
-                    .await?;
+                resp[..2].copy_from_slice(&(n as u16).to_be_bytes());
+                wr.write_all(&resp[..n + 2]).await?;
                 continue;
-            }
+            };
+            // The catalog snapshot (and with it the zone version) lives
+            // as long as the transfer; edits publish new ones meanwhile.
+            let cat = sh.catalog.load_full();
+            transfer::respond(&mut wr, request, &parsed, &cat, peer, &sh.opts.keys.load()).await?;
+            continue;
         }
         let answered = {
             let cat = sh.catalog.load();
