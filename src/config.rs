@@ -37,6 +37,8 @@ struct RawServer {
     tcp_idle_timeout: Option<u64>,
     tcp_max_connections: Option<usize>,
     max_transfers_out: Option<usize>,
+    rrl_responses_per_second: Option<u32>,
+    rrl_slip: Option<u32>,
     log_level: Option<String>,
     zone_watch: Option<String>,
 }
@@ -99,6 +101,8 @@ pub struct Server {
     pub tcp_max_connections: usize,
     /// AXFR/IXFR answered at once; more are REFUSED (they retry).
     pub max_transfers_out: usize,
+    /// Response-rate limiting per client /24 or /56 (off when None).
+    pub rrl: Option<crate::server::rrl::RrlConfig>,
     pub log_level: Option<String>,
     pub zone_watch: ZoneWatch,
 }
@@ -332,6 +336,13 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout.unwrap_or(30).max(1)),
         tcp_max_connections: s.tcp_max_connections.unwrap_or(256).max(1),
         max_transfers_out: s.max_transfers_out.unwrap_or(10).max(1),
+        rrl: s
+            .rrl_responses_per_second
+            .filter(|&r| r > 0)
+            .map(|r| crate::server::rrl::RrlConfig {
+                responses_per_second: r,
+                slip: s.rrl_slip.unwrap_or(2),
+            }),
         log_level: s.log_level,
         zone_watch,
     };

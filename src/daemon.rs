@@ -421,11 +421,11 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         ));
         for i in 0..cfg.server.udp_workers {
             let sock = server::udp::bind(addr).map_err(|e| bind("UDP", e))?;
-            let (c, o, s) = (catalog.clone(), opts.clone(), stop.clone());
+            let (c, o, s, rrl) = (catalog.clone(), opts.clone(), stop.clone(), cfg.server.rrl);
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("udp-{i}"))
-                    .spawn(move || server::udp::run_worker(sock, c, o, s))?,
+                    .spawn(move || server::udp::run_worker(sock, c, o, s, rrl))?,
             );
         }
         info!(%addr, udp_workers = cfg.server.udp_workers, "listening (UDP and TCP)");

@@ -299,3 +299,46 @@ fn a_primary_killed_during_an_axfr_out_leaves_the_secondary_whole_and_it_complet
         (consistent(s.addr) == Some(2)).then_some(())
     });
 }
+
+#[test]
+fn response_rate_limiting_drops_and_slips_per_client_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    let t = Tandem::start(
+        &primary(&file, "rrl_responses_per_second = 10\nrrl_slip = 2"),
+        "hard.test.",
+    );
+    // Let the startup queries' budget refill.
+    std::thread::sleep(Duration::from_millis(1500));
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let q = query("www.hard.test.", RecordType::A).to_vec().unwrap();
+    for _ in 0..200 {
+        sock.send_to(&q, t.addr).unwrap();
+    }
+    let (mut full, mut truncated) = (0, 0);
+    let mut buf = [0u8; 1500];
+    while let Ok(n) = sock.recv(&mut buf) {
+        let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+        if m.metadata.truncation {
+            assert!(m.answers.is_empty());
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    assert!((5..=30).contains(&full), "{full} full answers at 10/s");
+    assert!(truncated > 20, "{truncated} slipped (TC) answers");
+    assert!(full + truncated < 150, "most over-limit answers dropped");
+    // Another network is not affected.
+    let other = std::net::UdpSocket::bind("127.0.1.1:0").unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    other.send_to(&q, t.addr).unwrap();
+    let n = other.recv(&mut buf).unwrap();
+    let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
+    assert_eq!(m.answers.len(), 1);
+}

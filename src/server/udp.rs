@@ -4,6 +4,7 @@
 
 use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
+use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -44,7 +45,14 @@ struct Batch {
 }
 
 /// Runs one worker until `stop` is set.
-pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop: Arc<AtomicBool>) {
+pub fn run_worker(
+    sock: Socket,
+    catalog: SharedCatalog,
+    opts: Arc<Options>,
+    stop: Arc<AtomicBool>,
+    rrl: Option<RrlConfig>,
+) {
+    let mut rrl = rrl.map(Rrl::new);
     // SAFETY: every field is plain old data for which all-zero bytes are valid.
     let mut b: Box<Batch> = unsafe { Box::new_zeroed().assume_init() };
     let fd = sock.as_raw_fd();
@@ -89,8 +97,15 @@ pub fn run_worker(sock: Socket, catalog: SharedCatalog, opts: Arc<Options>, stop
                 continue;
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
-            if let Some(rlen) = answer::answer(&cat, recv, send, Transport::Udp, peer, &opts) {
+            if let Some(mut rlen) = answer::answer(&cat, recv, send, Transport::Udp, peer, &opts) {
                 crate::stats::count_response(false, &b.send[m][..rlen]);
+                if let Some(r) = rrl.as_mut() {
+                    match r.check(peer) {
+                        Verdict::Send => {}
+                        Verdict::Slip => rlen = rrl::truncate(&mut b.send[m], rlen),
+                        Verdict::Drop => continue,
+                    }
+                }
                 b.iov_out[m] = libc::iovec {
                     iov_base: b.send[m].as_mut_ptr().cast(),
                     iov_len: rlen,
