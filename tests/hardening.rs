@@ -342,3 +342,66 @@ fn response_rate_limiting_drops_and_slips_per_client_network() {
     let m = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(m.answers.len(), 1);
 }
+
+#[test]
+#[ignore = "needs root: mounts a small tmpfs"]
+fn a_full_data_dir_is_logged_serving_goes_on_and_saving_resumes_with_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, versioned(1, 3000)).unwrap();
+    let sport = free_port();
+    let pcfg = primary(&file, "").replace(
+        "allow_transfer",
+        &format!("notify = [\"127.0.0.1:{sport}\"]\nallow_transfer"),
+    );
+    let _p = Tandem::start(&pcfg, "hard.test.");
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mount = |opts: &str| {
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs");
+    };
+    mount("size=64k");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let sdir = tempfile::tempdir().unwrap();
+    let scfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"{}\"\n[[zone]]\nname = \"hard.test.\"\nrole = \"secondary\"\nprimaries = [\"{}\"]\nmin_refresh = 1\nmin_retry = 1\n",
+        small.join("var").display(),
+        _p.addr
+    );
+    let s = Tandem::start_in(sdir.path(), sport, &scfg, "hard.test.");
+    assert_eq!(
+        consistent(s.addr),
+        Some(1),
+        "serving although the copy could not be saved"
+    );
+    assert!(
+        s.log_text().contains("cannot save the new version"),
+        "{}",
+        s.log_text()
+    );
+    // Space returns; the next version is saved.
+    let st = std::process::Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    write(&file, &versioned(2, 3000));
+    wait_for("serial 2", Duration::from_secs(30), || {
+        (consistent(s.addr) == Some(2)).then_some(())
+    });
+    let copy =
+        std::fs::read_to_string(small.join("var/hard.test.zone")).expect("the copy is on disk now");
+    assert!(copy.contains("v2"));
+}
