@@ -9,7 +9,14 @@ use tandem::secondary::{apply_all, build_full};
 use tandem::zone::{Zone, load_zone_str};
 
 const APEX: &[u8] = b"\x07example\x04test\x00";
-static BASE: LazyLock<Zone> = LazyLock::new(|| load_zone_str(include_str!("../../tests/data/example.test.zone"), "base", APEX).unwrap());
+static BASE: LazyLock<Zone> = LazyLock::new(|| {
+    load_zone_str(
+        include_str!("../../tests/data/example.test.zone"),
+        "base",
+        APEX,
+    )
+    .unwrap()
+});
 
 fuzz_target!(|data: &[u8]| {
     // Messages separated as on TCP: 2-byte length, then the message.
@@ -21,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         messages.push(rest[2..end].to_vec());
         rest = &rest[end..];
     }
-    let client = data.first().is_some_and(|b| b & 1 == 1).then(|| BASE.serial());
+    let client = data
+        .first()
+        .is_some_and(|b| b & 1 == 1)
+        .then(|| BASE.serial());
     match parse_messages(&messages, client, 100_000) {
         Ok(Fetched::Full(records)) => {
             if let Ok(z) = build_full(APEX, records) {

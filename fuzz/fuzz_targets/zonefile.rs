@@ -7,12 +7,24 @@ use tandem::zone::diff::content_hash;
 use tandem::zone::{load_zone_str, text::zone_text};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let apex = b"\x07example\x04test\x00";
-    let Ok(z) = load_zone_str(text, "fuzz.zone", apex) else { return };
-    assert!(z.record_count() >= 2, "a zone without its SOA and NS passed the checks");
+    let Ok(z) = load_zone_str(text, "fuzz.zone", apex) else {
+        return;
+    };
+    assert!(
+        z.record_count() >= 2,
+        "a zone without its SOA and NS passed the checks"
+    );
     let copy = zone_text(&z);
-    let back = load_zone_str(&copy, "copy", apex).unwrap_or_else(|e| panic!("own copy does not load: {e}\n{copy}"));
-    assert_eq!(content_hash(&back), content_hash(&z), "copy differs:\n{copy}");
+    let back = load_zone_str(&copy, "copy", apex)
+        .unwrap_or_else(|e| panic!("own copy does not load: {e}\n{copy}"));
+    assert_eq!(
+        content_hash(&back),
+        content_hash(&z),
+        "copy differs:\n{copy}"
+    );
     assert_eq!(back.serial(), z.serial());
 });
