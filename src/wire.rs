@@ -175,6 +175,9 @@ pub struct Writer<'b> {
     names: [u16; 64],
     n_names: usize,
     counts: [u16; 4],
+    /// Where the previous record's owner starts (with a label): records of
+    /// one RRset, or one name in a transfer, point straight back to it.
+    last_owner: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -185,6 +188,7 @@ pub struct Mark {
     len: usize,
     n_names: usize,
     counts: [u16; 4],
+    last_owner: Option<u16>,
 }
 
 pub const ANSWER: usize = 1;
@@ -201,6 +205,7 @@ impl<'b> Writer<'b> {
             names: [0; 64],
             n_names: 0,
             counts: [0; 4],
+            last_owner: None,
         }
     }
 
@@ -230,6 +235,7 @@ impl<'b> Writer<'b> {
             len: self.len,
             n_names: self.n_names,
             counts: self.counts,
+            last_owner: self.last_owner,
         }
     }
 
@@ -237,6 +243,7 @@ impl<'b> Writer<'b> {
         self.len = m.len;
         self.n_names = m.n_names;
         self.counts = m.counts;
+        self.last_owner = m.last_owner;
     }
 
     pub fn count(&self, section: usize) -> u16 {
@@ -362,7 +369,19 @@ impl<'b> Writer<'b> {
         ttl: u32,
         rdata: &[u8],
     ) -> Result<(), Full> {
-        self.name(owner)?;
+        let at = self.len;
+        match self.last_owner {
+            Some(off) if self.name_at_eq(off as usize, owner) => {
+                self.put(&(0xc000 | off).to_be_bytes())?
+            }
+            _ => {
+                self.name(owner)?;
+                // Only a name that starts with a label may be pointed to.
+                if self.buf[at] < 0xc0 && at < 0x3fff {
+                    self.last_owner = Some(at as u16);
+                }
+            }
+        }
         let mut fixed = [0u8; 10];
         fixed[0..2].copy_from_slice(&t.to_be_bytes());
         fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
