@@ -382,6 +382,7 @@ impl Daemon {
 }
 
 pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
+    primary::cap_malloc_arenas();
     info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
     let keys = Keyring::from_config(&cfg.keys).map_err(StartError::Keys)?;
     let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
