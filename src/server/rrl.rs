@@ -76,7 +76,7 @@ impl Rrl {
             return Verdict::Send;
         }
         b.dropped = b.dropped.wrapping_add(1);
-        if self.cfg.slip > 0 && b.dropped % self.cfg.slip == 0 {
+        if self.cfg.slip > 0 && b.dropped.is_multiple_of(self.cfg.slip) {
             Verdict::Slip
         } else {
             Verdict::Drop
