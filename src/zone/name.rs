@@ -63,6 +63,19 @@ pub fn is_wildcard(name: &[u8]) -> bool {
     name.len() >= 2 && name[0] == 1 && name[1] == b'*'
 }
 
+/// Appends one byte in presentation form: `\\X` for the `special` ones,
+/// itself when printable (from `lowest` to `~`), `\\DDD` otherwise.
+pub fn escape_byte(c: u8, special: &[u8], lowest: u8, out: &mut String) {
+    if special.contains(&c) {
+        out.push('\\');
+        out.push(c as char);
+    } else if (lowest..=0x7e).contains(&c) {
+        out.push(c as char);
+    } else {
+        let _ = write!(out, "\\{c:03}");
+    }
+}
+
 /// Presentation form, with RFC 1035 escapes, always ending in a dot.
 pub fn to_text(name: &[u8]) -> String {
     let mut out = String::new();
@@ -70,16 +83,7 @@ pub fn to_text(name: &[u8]) -> String {
     while i < name.len() && name[i] != 0 {
         let len = name[i] as usize;
         for &c in name.get(i + 1..i + 1 + len).unwrap_or(&[]) {
-            match c {
-                b'.' | b'\\' | b'"' | b';' | b'(' | b')' | b'@' | b'$' => {
-                    out.push('\\');
-                    out.push(c as char);
-                }
-                0x21..=0x7e => out.push(c as char),
-                _ => {
-                    let _ = write!(out, "\\{c:03}");
-                }
-            }
+            escape_byte(c, b".\\\";()@$", 0x21, &mut out);
         }
         out.push('.');
         i += len + 1;

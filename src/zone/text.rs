@@ -18,16 +18,8 @@ fn charstrings(mut rd: &[u8], out: &mut String) -> Option<()> {
         first = false;
         out.push('"');
         for &c in s {
-            match c {
-                b'"' | b'\\' => {
-                    out.push('\\');
-                    out.push(c as char);
-                }
-                0x20..=0x7e => out.push(c as char),
-                _ => {
-                    let _ = write!(out, "\\{c:03}");
-                }
-            }
+            // Inside quotes a space is plain text.
+            name::escape_byte(c, b"\"\\", 0x20, out);
         }
         out.push('"');
         rd = &rd[1 + len..];
