@@ -189,31 +189,36 @@ fn versioned(serial: u32, filler: usize) -> String {
 }
 
 fn consistent(addr: std::net::SocketAddr) -> Option<u32> {
-    let serial = serial_of(addr, "hard.test.")?;
-    let m = udp_query_timeout(
-        addr,
-        &query("ver.hard.test.", RecordType::TXT),
-        Duration::from_secs(1),
-    )?;
-    let txt = m.answers.first()?.data.to_string();
-    assert!(
-        txt.contains(&format!("v{serial}")),
-        "serial {serial} served with {txt}: a mixed version"
-    );
-    let f = udp_query_timeout(
-        addr,
-        &query("f7.hard.test.", RecordType::TXT),
-        Duration::from_secs(1),
-    )?;
-    assert!(
-        f.answers
-            .first()?
-            .data
-            .to_string()
-            .contains(&format!("version {serial}")),
-        "filler of another version"
-    );
-    Some(serial)
+    // Three queries see one version only if the serial did not move between
+    // them (a new version may be swapped in meanwhile): read until it holds.
+    for _ in 0..20 {
+        let serial = serial_of(addr, "hard.test.")?;
+        let ver = udp_query_timeout(
+            addr,
+            &query("ver.hard.test.", RecordType::TXT),
+            Duration::from_secs(1),
+        )?;
+        let filler = udp_query_timeout(
+            addr,
+            &query("f7.hard.test.", RecordType::TXT),
+            Duration::from_secs(1),
+        )?;
+        if serial_of(addr, "hard.test.")? != serial {
+            continue;
+        }
+        let txt = ver.answers.first()?.data.to_string();
+        assert!(
+            txt.contains(&format!("v{serial}")),
+            "serial {serial} served with {txt}: a mixed version"
+        );
+        let f = filler.answers.first()?.data.to_string();
+        assert!(
+            f.contains(&format!("version {serial}")),
+            "serial {serial} with filler {f}: a mixed version"
+        );
+        return Some(serial);
+    }
+    None
 }
 
 #[test]
