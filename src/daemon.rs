@@ -6,6 +6,7 @@
 use crate::answer::Options;
 use crate::catalog::{Catalog, Served, SharedCatalog, TransferPolicy};
 use crate::config::{self, Config, Role, ZoneConfig};
+use crate::memory;
 use crate::primary::{self, PrimaryZone, watch::FileWatch};
 use crate::secondary::{self, SecondaryZone};
 use crate::server;
@@ -106,8 +107,9 @@ impl Daemon {
             allow_transfer: zc.allow_transfer.clone(),
             transfer_key: zc.transfer_key.clone(),
         });
-        self.catalog
-            .rcu(|c| c.with_zone(Served::empty(&zc.apex, policy.clone(), status.clone())));
+        memory::publish(&self.catalog, |c| {
+            c.with_zone(Served::empty(&zc.apex, policy.clone(), status.clone()))
+        });
         let data_dir = self
             .cfg
             .lock()
@@ -171,7 +173,7 @@ impl Daemon {
             t.abort();
         }
         self.watch.set_files(&r.cfg.name, &[]);
-        self.catalog.rcu(|c| c.without(&r.cfg.apex));
+        memory::publish(&self.catalog, |c| c.without(&r.cfg.apex));
     }
 
     /// Reads a primary zone's file (blocking) and re-registers its files.
@@ -382,7 +384,7 @@ impl Daemon {
 }
 
 pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
-    primary::cap_malloc_arenas();
+    memory::tune_malloc();
     info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
     let keys = Keyring::from_config(&cfg.keys).map_err(StartError::Keys)?;
     let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));

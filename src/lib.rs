@@ -11,6 +11,7 @@ pub mod control_client;
 pub mod daemon;
 pub mod fsutil;
 pub mod journal;
+pub mod memory;
 pub mod primary;
 pub mod secondary;
 pub mod server;

@@ -12,6 +12,7 @@ use crate::catalog::{Served, SharedCatalog, TransferPolicy};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
 use crate::journal::Journal;
+use crate::memory;
 use crate::status::ZoneStatus;
 use crate::zone::diff::{self, Rr, content_hash};
 use crate::zone::{Zone, ZoneError, load_zone_file, serial::is_newer};
@@ -221,23 +222,20 @@ impl PrimaryZone {
             .as_ref()
             .map(|j| j.entries())
             .unwrap_or_default();
-        publish(
-            catalog,
-            Served {
-                apex: self.cfg.apex.clone().into(),
-                zone: Some(next.clone()),
-                history: history.into(),
-                policy: self.policy.clone(),
-                notify_in: None,
-                status: self.status.clone(),
-            },
-        );
-        self.status.published(serial, next.record_count());
-        info!(zone = %self.cfg.name, serial, "serving new version");
         self.content = hash;
         self.served = Some(next.clone());
+        let served = Served {
+            apex: self.cfg.apex.clone().into(),
+            zone: Some(next.clone()),
+            history: history.into(),
+            policy: self.policy.clone(),
+            notify_in: None,
+            status: self.status.clone(),
+        };
+        memory::publish(catalog, |c| c.with_zone(served.clone()));
+        self.status.published(serial, next.record_count());
+        info!(zone = %self.cfg.name, serial, "serving new version");
         self.announce.send_replace(Some(next.soa_rr()));
-        trim_heap();
         Reloaded::Published(serial)
     }
 
@@ -275,34 +273,5 @@ fn set_serial(soa: &mut Rr, serial: u32) {
         && rd.len() >= a + b + 4
     {
         rd[a + b..a + b + 4].copy_from_slice(&serial.to_be_bytes());
-    }
-}
-
-/// Swaps a new version of one zone into the catalog: readers see the old
-/// or the new version, never a mix.
-pub fn publish(catalog: &SharedCatalog, served: Served) {
-    catalog.rcu(|cat| cat.with_zone(served.clone()));
-}
-
-/// Caps glibc's malloc arenas. Zone versions are built on whichever
-/// blocking thread runs the reload or transfer; with one arena per thread,
-/// each keeps the freed memory of the builds it ran and the RSS creeps up
-/// (measured by benches/soak.py: +33 % over 8 minutes of edits every second,
-/// flat with this cap). The query path does not allocate, so the cap costs it
-/// nothing.
-pub fn cap_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before threads start.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
-/// Returns freed heap memory to the kernel (glibc keeps it otherwise).
-pub fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases unused memory.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

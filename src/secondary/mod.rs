@@ -9,7 +9,8 @@ pub mod xfr_in;
 use crate::catalog::{NotifyIn, Served, SharedCatalog, TransferPolicy};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
-use crate::primary::{Announce, publish, trim_heap};
+use crate::memory;
+use crate::primary::Announce;
 use crate::stats;
 use crate::status::{State, ZoneStatus};
 use crate::zone::diff::{self, Rr};
@@ -116,22 +117,20 @@ impl SecondaryZone {
 
     /// Publishes the current version (or none: SERVFAIL) with its history.
     fn publish(&self) {
-        publish(
-            &self.catalog,
-            Served {
-                apex: self.cfg.apex.clone().into(),
-                zone: self.current.clone(),
-                history: self
-                    .store
-                    .as_ref()
-                    .map(|s| s.history())
-                    .unwrap_or_default()
-                    .into(),
-                policy: self.policy.clone(),
-                notify_in: Some(self.notify_in.clone()),
-                status: self.status.clone(),
-            },
-        );
+        let served = Served {
+            apex: self.cfg.apex.clone().into(),
+            zone: self.current.clone(),
+            history: self
+                .store
+                .as_ref()
+                .map(|s| s.history())
+                .unwrap_or_default()
+                .into(),
+            policy: self.policy.clone(),
+            notify_in: Some(self.notify_in.clone()),
+            status: self.status.clone(),
+        };
+        memory::publish(&self.catalog, |c| c.with_zone(served.clone()));
     }
 
     /// SOA timers of the current version, clamped: (refresh, retry, expire).
@@ -187,11 +186,11 @@ impl SecondaryZone {
                         continue;
                     }
                 }
-                let (refresh, retry, _) = self.timers();
                 let before = self.status.state();
                 if before != State::Expired {
                     self.status.set_state(State::Refreshing);
                 }
+                let (refresh, retry, _) = self.timers();
                 let wait = match self.refresh().await {
                     Ok(()) => jitter(refresh),
                     Err(e) => {
@@ -455,7 +454,6 @@ impl SecondaryZone {
         self.publish();
         self.status.published(next.serial(), records);
         self.announce.send_replace(Some(next.soa_rr()));
-        trim_heap();
         Ok((style, next.serial(), records))
     }
 }

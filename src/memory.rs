@@ -1,0 +1,104 @@
+//! Where replaced versions go to die, and how their memory gets back to the
+//! kernel.
+//!
+//! A version replaced in the catalog may still be read by a query worker
+//! (an `arc_swap` guard held for one batch) or a transfer out. Whoever drops
+//! the last reference frees it: if that were a UDP worker, freeing a large
+//! zone would stall its queries, and the freed memory would sit in glibc's
+//! free lists after the reload's `malloc_trim` already ran (benches/soak.py
+//! saw the RSS creep up by one zone's size at a time). So replaced catalogs
+//! are handed to one reaper thread, which waits until it holds the last
+//! reference, drops it there, and then trims the heap.
+
+use crate::catalog::{Catalog, SharedCatalog};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// How often the reaper looks again at versions still in use.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Swaps in the catalog `change` makes from the current one: readers see the
+/// old or the new catalog, never a mix. Update every other holder of the
+/// replaced version before calling this, so the reaper's drop is the last.
+pub fn publish(catalog: &SharedCatalog, change: impl FnMut(&Arc<Catalog>) -> Catalog) {
+    retire(catalog.rcu(change));
+}
+
+/// Hands a replaced catalog to the reaper thread.
+fn retire(old: Arc<Catalog>) {
+    static REAPER: OnceLock<Option<Sender<Arc<Catalog>>>> = OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tandem-reaper".into())
+            .spawn(move || reap(rx))
+            .ok()
+            .map(|_| tx)
+    });
+    // Without a reaper (thread creation failed) the last reader frees it.
+    if let Some(tx) = reaper {
+        let _ = tx.send(old);
+    }
+}
+
+fn reap(rx: mpsc::Receiver<Arc<Catalog>>) {
+    let mut held: Vec<Arc<Catalog>> = Vec::new();
+    loop {
+        let next = if held.is_empty() {
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(POLL)
+        };
+        match next {
+            Ok(old) => held.push(old),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // Nobody can take a new reference to a retired catalog, so a count
+        // of one stays one.
+        let before = held.len();
+        held.retain(|c| Arc::strong_count(c) > 1);
+        if held.len() < before {
+            trim_heap();
+        }
+    }
+}
+
+/// Tunes glibc's malloc for a process that builds large, short-lived zone
+/// versions on whichever blocking thread runs the reload or transfer:
+/// - one arena: with an arena per thread, each keeps the freed memory of the
+///   builds it ran (soak: +33 % RSS over 8 minutes with the default);
+/// - a fixed mmap threshold: glibc otherwise raises it to the largest block
+///   ever freed, so the next builds' large buffers land in the heap and
+///   fragment it instead of going back to the kernel when freed.
+///
+/// The query path does not allocate, so neither costs it anything. Settings
+/// given in the environment (MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_,
+/// GLIBC_TUNABLES) win.
+pub fn tune_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let set = |var: &str| std::env::var_os(var).is_some();
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        // SAFETY: mallopt only changes allocator tuning; called before
+        // other threads start.
+        unsafe {
+            if !set("MALLOC_ARENA_MAX") && !tunables.contains("arena_max") {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
+            if !set("MALLOC_MMAP_THRESHOLD_") && !tunables.contains("mmap_threshold") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+            }
+        }
+    }
+}
+
+/// Returns freed heap memory to the kernel (glibc keeps it otherwise).
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases unused memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
