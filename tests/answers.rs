@@ -9,10 +9,22 @@ use hickory_proto::rr::{RData, RecordType};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// One server for the read-only tests in this file.
+/// One server for the read-only tests in this file. Statics are never
+/// dropped, so it is started from a thread that lives as long as the test
+/// binary: the server dies with that thread (`dies_with_test`), not with
+/// whichever test asked first.
 fn server() -> &'static Tandem {
     static S: OnceLock<Tandem> = OnceLock::new();
-    S.get_or_init(|| Tandem::start(&test_zones_config(), "example.test."))
+    S.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(Tandem::start(&test_zones_config(), "example.test."));
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("the server started")
+    })
 }
 
 fn names(rrs: &[hickory_proto::rr::Record]) -> Vec<String> {

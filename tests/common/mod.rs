@@ -7,6 +7,7 @@ use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -22,6 +23,18 @@ pub fn free_port() -> u16 {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
+    }
+}
+
+/// Makes the child die with the thread that starts it (the test's), so a
+/// test binary that panics or exits never leaves a server holding ports.
+pub fn dies_with_test(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
     }
 }
 
@@ -77,7 +90,7 @@ impl Tandem {
             .append(true)
             .open(&log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        let child = dies_with_test(&mut Command::new(env!("CARGO_BIN_EXE_tandem")))
             .args(["serve", "--config", "tandem.toml"])
             .current_dir(dir)
             .env("RUST_LOG", "info")

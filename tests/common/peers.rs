@@ -1,6 +1,6 @@
 //! Real BIND/Knot/NSD processes as test peers (see ../shared/PEERS.md).
 
-use super::{free_port, query, udp_query_timeout};
+use super::{dies_with_test, free_port, query, udp_query_timeout};
 use hickory_proto::rr::RecordType;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ impl Nsd {
                 ));
             }
             std::fs::write(dir.path().join("nsd.conf"), conf).expect("write nsd.conf");
-            let child = Command::new("nsd")
+            let child = dies_with_test(&mut Command::new("nsd"))
                 .args(["-d", "-c"])
                 .arg(dir.path().join("nsd.conf"))
                 .stdout(Stdio::null())
@@ -100,7 +100,7 @@ impl Peer {
 
     fn spawn(cmd: &str, args: &[String], dir: tempfile::TempDir, port: u16) -> Peer {
         let log = dir.path().join(format!("{cmd}.log"));
-        let child = Command::new(cmd)
+        let child = dies_with_test(&mut Command::new(cmd))
             .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::null())
