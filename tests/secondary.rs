@@ -280,3 +280,38 @@ fn notify_from_elsewhere_is_refused_and_logged() {
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);
     assert!(r.metadata.authoritative);
 }
+
+#[test]
+fn after_the_first_transfer_the_refresh_timer_is_the_new_soas() {
+    // The first refresh runs before any SOA is known (timers at their
+    // minimum); the next one must follow the transferred SOA's REFRESH
+    // (3600 s here), not min_refresh.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(1, "")).unwrap();
+    let p = Tandem::start(&primary_config(&file, &[]), ZONE);
+    let ctl = free_port();
+    let cfg = secondary_config(&[p.addr], "").replacen(
+        "data_dir",
+        &format!("control = \"127.0.0.1:{ctl}\"\ndata_dir"),
+        1,
+    );
+    let s = Tandem::start(&cfg, ZONE);
+    let ctl: SocketAddr = format!("127.0.0.1:{ctl}").parse().unwrap();
+    let next = wait_for("a next refresh in /status", Duration::from_secs(10), || {
+        let (code, body) = tandem::control_client::request(ctl, "GET", "/status", None).ok()?;
+        let st: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let z = &st["zones"][0];
+        (code == 200 && z["serial"].as_u64() == Some(1))
+            .then(|| z["next_refresh"].as_str().map(str::to_string))
+            .flatten()
+    });
+    // REFRESH 3600 with at most 10 % jitter: well past half an hour.
+    let half_hour =
+        tandem::status::rfc3339(std::time::SystemTime::now() + Duration::from_secs(1800));
+    assert!(
+        next > half_hour,
+        "next refresh {next}, expected after {half_hour}"
+    );
+    assert_eq!(serial_at(s.addr), Some(1));
+}

@@ -190,8 +190,11 @@ impl SecondaryZone {
                 if before != State::Expired {
                     self.status.set_state(State::Refreshing);
                 }
+                let outcome = self.refresh().await;
+                // The timers of the version now served: a transfer may have
+                // brought a new SOA (or the first one).
                 let (refresh, retry, _) = self.timers();
-                let wait = match self.refresh().await {
+                let wait = match outcome {
                     Ok(()) => jitter(refresh),
                     Err(e) => {
                         warn!(zone = %self.cfg.name, "refresh failed: {e}; retrying in {}s", retry.as_secs());
