@@ -135,10 +135,13 @@ impl SecondaryZone {
 
     /// SOA timers of the current version, clamped: (refresh, retry, expire).
     fn timers(&self) -> (Duration, Duration, Duration) {
+        self.timers_of(self.current.as_deref())
+    }
+
+    /// REFRESH, RETRY and EXPIRE of `zone`'s SOA, clamped to the config.
+    fn timers_of(&self, zone: Option<&Zone>) -> (Duration, Duration, Duration) {
         let t = self.cfg.timers;
-        let f = self
-            .current
-            .as_ref()
+        let f = zone
             .and_then(|z| xfr_in::soa_fields(&z.soa_rr().rdata))
             .unwrap_or([0, 0, 0, 0, 0]);
         let refresh = f[1].clamp(t.min_refresh, t.max_refresh);
@@ -304,7 +307,7 @@ impl SecondaryZone {
                     format!("AXFR: {e}")
                 })?;
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
-            self.refreshed();
+            self.expire_at = Some(Instant::now() + self.timers().2);
             return Ok(());
         }
         let theirs = self
@@ -339,7 +342,8 @@ impl SecondaryZone {
             ms = started.elapsed().as_millis() as u64,
             "{style} received and applied"
         );
-        self.refreshed();
+        // The timers were saved with the version (one fsync fewer).
+        self.expire_at = Some(Instant::now() + self.timers().2);
         Ok(())
     }
 
@@ -425,11 +429,15 @@ impl SecondaryZone {
         }
         let records = next.record_count();
         let next = Arc::new(next);
-        // FLUSH before the swap: what is served is always on disk.
+        // FLUSH before the swap: what is served is always on disk, with the
+        // timers this successful refresh sets.
         let saved = {
             let Some(mut store) = self.store.take() else {
                 return Err(XfrError::Malformed("store busy".into()));
             };
+            let now = crate::tsig::now();
+            store.timers.last_refresh = now;
+            store.timers.expires_at = now + self.timers_of(Some(&next)).2.as_secs();
             let z = next.clone();
             let r = tokio::task::spawn_blocking(move || {
                 let r = match diffs {
