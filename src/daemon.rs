@@ -301,6 +301,14 @@ impl Daemon {
         use std::fmt::Write;
         let mut out = String::with_capacity(8192);
         crate::stats::render(&mut out);
+        if let Some(h) = memory::heap() {
+            let _ = writeln!(
+                out,
+                "# HELP tandem_heap_bytes Heap memory: in use (mapped included), held free by malloc, mapped directly.\n# TYPE tandem_heap_bytes gauge\n\
+                 tandem_heap_bytes{{kind=\"in_use\"}} {}\ntandem_heap_bytes{{kind=\"free\"}} {}\ntandem_heap_bytes{{kind=\"mapped\"}} {}",
+                h.in_use, h.free, h.mapped
+            );
+        }
         let zones: Vec<Arc<ZoneStatus>> = self
             .zones
             .lock()
