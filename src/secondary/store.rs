@@ -28,7 +28,7 @@ pub struct Store {
 }
 
 fn read_timers(p: &Path) -> Option<Timers> {
-    let text = std::fs::read_to_string(p).ok()?;
+    let text = crate::fsutil::read_record(p)?;
     let mut t = Timers::default();
     for line in text.lines() {
         let (k, v) = line.split_once('=')?;
@@ -157,13 +157,12 @@ impl Store {
 
     pub fn save_timers(&self) -> std::io::Result<()> {
         let t = self.timers;
-        write_atomic(
+        crate::fsutil::write_record(
             &self.timers_path,
-            format!(
+            &format!(
                 "copy_serial={}\nlast_refresh={}\nexpires_at={}\n",
                 t.copy_serial, t.last_refresh, t.expires_at
-            )
-            .as_bytes(),
+            ),
         )
     }
 }
