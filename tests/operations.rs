@@ -156,6 +156,8 @@ fn status_and_metrics_show_a_propagation() {
         value(&m, "tandem_propagation_seconds", &[]) >= 1.0,
         "propagation observed"
     );
+    // The heap holds at least the served zone.
+    assert!(value(&m, "tandem_heap_bytes", &[("kind", "in_use")]) > 100_000.0);
     assert!(
         value(
             &m,
