@@ -2,7 +2,7 @@
 //! a hash of that version's content, so a restart never serves an older
 //! serial and can tell whether the file changed while it was down.
 
-use crate::fsutil::{read_record, write_record};
+use crate::fsutil::write_atomic;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,7 +12,7 @@ pub struct State {
 }
 
 pub fn read(path: &Path) -> Option<State> {
-    let text = read_record(path)?;
+    let text = std::fs::read_to_string(path).ok()?;
     let mut serial = None;
     let mut content = None;
     for line in text.lines() {
@@ -29,8 +29,8 @@ pub fn read(path: &Path) -> Option<State> {
 }
 
 pub fn write(path: &Path, s: State) -> std::io::Result<()> {
-    write_record(
+    write_atomic(
         path,
-        &format!("serial={}\ncontent={:016x}\n", s.serial, s.content),
+        format!("serial={}\ncontent={:016x}\n", s.serial, s.content).as_bytes(),
     )
 }

@@ -28,7 +28,7 @@ pub struct Store {
 }
 
 fn read_timers(p: &Path) -> Option<Timers> {
-    let text = crate::fsutil::read_record(p)?;
+    let text = std::fs::read_to_string(p).ok()?;
     let mut t = Timers::default();
     for line in text.lines() {
         let (k, v) = line.split_once('=')?;
@@ -157,12 +157,13 @@ impl Store {
 
     pub fn save_timers(&self) -> std::io::Result<()> {
         let t = self.timers;
-        crate::fsutil::write_record(
+        write_atomic(
             &self.timers_path,
-            &format!(
+            format!(
                 "copy_serial={}\nlast_refresh={}\nexpires_at={}\n",
                 t.copy_serial, t.last_refresh, t.expires_at
-            ),
+            )
+            .as_bytes(),
         )
     }
 }
