@@ -307,7 +307,6 @@ impl SecondaryZone {
                     format!("AXFR: {e}")
                 })?;
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
-            self.expire_at = Some(Instant::now() + self.timers().2);
             return Ok(());
         }
         let theirs = self
@@ -342,8 +341,6 @@ impl SecondaryZone {
             ms = started.elapsed().as_millis() as u64,
             "{style} received and applied"
         );
-        // The timers were saved with the version (one fsync fewer).
-        self.expire_at = Some(Instant::now() + self.timers().2);
         Ok(())
     }
 
@@ -361,7 +358,8 @@ impl SecondaryZone {
         }
     }
 
-    /// One transfer, checked, saved and published. Returns (style, serial, records).
+    /// One transfer, checked, saved (with the refresh timers it sets) and
+    /// published; the EXPIRE timer restarts. Returns (style, serial, records).
     async fn transfer(
         &mut self,
         primary: SocketAddr,
@@ -428,6 +426,7 @@ impl SecondaryZone {
             )));
         }
         let records = next.record_count();
+        let expire = self.timers_of(Some(&next)).2;
         let next = Arc::new(next);
         // FLUSH before the swap: what is served is always on disk, with the
         // timers this successful refresh sets.
@@ -437,7 +436,7 @@ impl SecondaryZone {
             };
             let now = crate::tsig::now();
             store.timers.last_refresh = now;
-            store.timers.expires_at = now + self.timers_of(Some(&next)).2.as_secs();
+            store.timers.expires_at = now + expire.as_secs();
             let z = next.clone();
             let r = tokio::task::spawn_blocking(move || {
                 let r = match diffs {
@@ -462,6 +461,7 @@ impl SecondaryZone {
             error!(zone = %self.cfg.name, "cannot save the new version: {e}; serving it anyway");
         }
         self.current = Some(next.clone());
+        self.expire_at = Some(Instant::now() + expire);
         self.publish();
         self.status.published(next.serial(), records);
         self.announce.send_replace(Some(next.soa_rr()));
