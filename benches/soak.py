@@ -62,6 +62,14 @@ def has_a(port, name):
             return False
 
 
+def minute_medians(samples, seconds):
+    """Median of minute 2 and of the last minute of (time, value) samples."""
+    minute = min(60, seconds / 10)
+    at2 = median([v for t, v in samples if minute <= t < 2 * minute] or [samples[0][1]])
+    end = median([v for t, v in samples if t >= samples[-1][0] - minute])
+    return at2, end
+
+
 def heap_mb(port):
     """tandem_heap_bytes from /metrics: (in use, held free) in MB."""
     try:
@@ -194,9 +202,7 @@ def main():
         sent = int(re.search(r"Queries sent:\s+(\d+)", outs[n]).group(1))
         lost = int(re.search(r"Queries lost:\s+(\d+)", outs[n]).group(1))
         samples = rss[n]
-        minute = min(60, args.seconds / 10)
-        at2 = median([v for t, v in samples if minute <= t < 2 * minute] or [samples[0][1]])
-        end = median([v for t, v in samples if t >= samples[-1][0] - minute])
+        at2, end = minute_medians(samples, args.seconds)
         peak = max(v for _, v in samples)
         with open(os.path.join(work, f"{n}.log")) as f:
             bad = [l for l in f if (" WARN " in l or " ERROR " in l) and not expected.search(l)]
@@ -210,10 +216,7 @@ def main():
             f.write("seconds,in_use_mb,free_mb\n" + "".join(f"{t:.0f},{u:.2f},{fr:.2f}\n" for t, (u, fr) in heap[n]))
     print("anonymous RSS (RssAnon: heap, stacks, buffers; excludes the binary's pages), same windows:")
     for n in procs:
-        minute = min(60, args.seconds / 10)
-        a, last = anon[n], anon[n][-1][0]
-        a2 = median([v for t, v in a if minute <= t < 2 * minute] or [a[0][1]])
-        a10 = median([v for t, v in a if t >= last - minute])
+        a2, a10 = minute_medians(anon[n], args.seconds)
         print(f"  {n}: {a2:.2f} MB -> {a10:.2f} MB ({100 * (a10 - a2) / max(a2, 0.01):+.1f} %)")
     print("heap (malloc's view, MB in use / held free) at minute 2 and at the end:")
     for n in procs:
