@@ -100,8 +100,17 @@ fn status_and_metrics_show_a_propagation() {
         (Some("ops.test."), Some("primary"), Some(2), Some("serving"))
     );
     assert!(z["last_loaded"].is_string());
-    // The secondary: its primary, serial, next refresh and expiry.
-    let st = get(sc, "/status");
+    // The secondary: its primary, serial, next refresh and expiry. The
+    // primary counts the follower at serial 2 when the transfer out ends;
+    // the secondary still saves the version before it serves it.
+    let st = wait_for(
+        "the secondary serving serial 2",
+        Duration::from_secs(20),
+        || {
+            let st = get(sc, "/status");
+            (st["zones"][0]["state"] == "serving" && st["zones"][0]["serial"] == 2).then_some(st)
+        },
+    );
     let z = &st["zones"][0];
     assert_eq!(
         (
