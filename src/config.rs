@@ -368,7 +368,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             }
         };
         let mut secret = Vec::new();
-        crate::zone::rdata::base64_decode(k.secret.as_bytes(), &mut secret)
+        crate::zone::rdata::parse::base64_decode(k.secret.as_bytes(), &mut secret)
             .map_err(|e| err(&ctx, "secret", format!("not base64: {e}")))?;
         if secret.is_empty() {
             return Err(err(&ctx, "secret", "empty secret".into()));

@@ -5,6 +5,7 @@
 
 use crate::fsutil::write_atomic;
 use crate::zone::diff::{Diff, Rr};
+use crate::zone::rdata::{self, Soa};
 use crate::zone::serial;
 use std::collections::{HashSet, VecDeque};
 use std::fs::OpenOptions;
@@ -57,7 +58,15 @@ fn decode_payload(b: &[u8]) -> Option<Diff> {
         }
     }
     let [deleted, added] = lists;
-    (pos == b.len()).then_some(Diff {
+    // Journal replay is a door too: an entry whose records are not what
+    // their types say is treated as corrupt.
+    let well_formed = Soa::parse(&from.rdata).is_some()
+        && Soa::parse(&to.rdata).is_some()
+        && deleted
+            .iter()
+            .chain(&added)
+            .all(|r| rdata::validate(r.rtype, &r.rdata).is_ok());
+    (pos == b.len() && well_formed).then_some(Diff {
         from,
         to,
         deleted,
@@ -152,7 +161,9 @@ impl Journal {
         write_atomic(&self.path, &all)
     }
 
-    /// Appends one change (fsynced before returning), then trims to the bounds.
+    /// Appends one change, fsynced before returning. The journal may now be
+    /// over its bounds: `trim` brings it back, once whoever keeps a zone copy
+    /// that replays from these entries has moved the copy forward.
     pub fn append(&mut self, diff: Diff) -> Result<Arc<Diff>, JournalError> {
         let io = |source| JournalError::Io {
             path: self.path.display().to_string(),
@@ -171,22 +182,49 @@ impl Journal {
         let diff = Arc::new(diff);
         self.bytes += f.len() as u64;
         self.entries.push_back((diff.clone(), f.len() as u64));
-        let mut trimmed = false;
-        while self.entries.len() > self.max_entries.max(1)
-            || (self.bytes > self.max_bytes && self.entries.len() > 1)
-        {
+        Ok(diff)
+    }
+
+    /// How many of the oldest entries `trim` would drop.
+    fn excess(&self) -> usize {
+        let mut n = 0;
+        let mut bytes = self.bytes;
+        for (_, size) in &self.entries {
+            let left = self.entries.len() - n;
+            if left <= self.max_entries.max(1) && (bytes <= self.max_bytes || left <= 1) {
+                break;
+            }
+            bytes -= size;
+            n += 1;
+        }
+        n
+    }
+
+    /// Would `trim` drop the entry that starts at `serial` (which a zone copy
+    /// at that serial needs to be brought forward)?
+    pub fn trim_would_cut(&self, serial: u32) -> bool {
+        let n = self.excess();
+        self.entries
+            .iter()
+            .take(n)
+            .any(|(d, _)| d.from_serial() == serial)
+    }
+
+    /// Drops the oldest entries beyond the bounds (file rewritten atomically).
+    pub fn trim(&mut self) -> Result<(), JournalError> {
+        let n = self.excess();
+        if n == 0 {
+            return Ok(());
+        }
+        for _ in 0..n {
             if let Some((_, size)) = self.entries.pop_front() {
                 self.bytes -= size;
-                trimmed = true;
             }
         }
-        if trimmed {
-            self.rewrite().map_err(|source| JournalError::Io {
-                path: self.path.display().to_string(),
-                source,
-            })?;
-        }
-        Ok(diff)
+        self.rewrite().map_err(|source| JournalError::Io {
+            path: self.path.display().to_string(),
+            source,
+        })
     }
 
     /// Forgets every entry (the history no longer leads to what is served).
@@ -325,6 +363,10 @@ mod tests {
         let (mut j, _) = Journal::open(&p, 3, 1 << 20).unwrap();
         for s in 1..10 {
             j.append(d(s, s + 1, vec![], vec![a(s as u8)])).unwrap();
+            // Four entries before the trim: the oldest (from s - 3) goes.
+            assert_eq!(j.trim_would_cut(s.wrapping_sub(3)), s >= 4, "{s}");
+            assert!(!j.trim_would_cut(s.wrapping_sub(2)), "{s}");
+            j.trim().unwrap();
         }
         assert_eq!(j.len(), 3);
         let (j2, _) = Journal::open(&p, 3, 1 << 20).unwrap();

@@ -1,6 +1,7 @@
 //! DNS messages on the query path: parsing a request header, question and
 //! OPT without allocating, and writing a response with name compression.
 
+use crate::zone::rdata::{self, Compress, Field};
 use crate::zone::{name, rtype};
 
 pub const HEADER: usize = 12;
@@ -52,12 +53,12 @@ pub enum Reject {
     Rcode(u16),
 }
 
-fn u16_at(b: &[u8], i: usize) -> Option<u16> {
+pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]))
 }
 
 /// Skips an (optionally compressed) name in a message; the offset after it.
-fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
+pub fn skip_name(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         let l = *b.get(i)?;
         match l {
@@ -213,10 +214,6 @@ impl<'b> Writer<'b> {
         self.limit = limit.min(self.buf.len());
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     pub fn header(&mut self, id: u16, flags: u16) {
         self.buf[0..2].copy_from_slice(&id.to_be_bytes());
         self.buf[2..4].copy_from_slice(&flags.to_be_bytes());
@@ -244,10 +241,6 @@ impl<'b> Writer<'b> {
         self.n_names = m.n_names;
         self.counts = m.counts;
         self.last_owner = m.last_owner;
-    }
-
-    pub fn count(&self, section: usize) -> u16 {
-        self.counts[section]
     }
 
     fn put(&mut self, b: &[u8]) -> Result<(), Full> {
@@ -314,8 +307,12 @@ impl<'b> Writer<'b> {
     }
 
     /// Writes an uncompressed wire name, compressing it against names
-    /// already in the message.
+    /// already in the message. Anything but a well-formed wire name is
+    /// refused (the store holds none; this keeps a bug from writing garbage).
     pub fn name(&mut self, n: &[u8]) -> Result<(), Full> {
+        if name::wire_len(n) != Some(n.len()) {
+            return Err(Full);
+        }
         let mut i = 0;
         while n[i] != 0 {
             let suffix = &n[i..];
@@ -386,25 +383,31 @@ impl<'b> Writer<'b> {
         fixed[0..2].copy_from_slice(&t.to_be_bytes());
         fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
         fixed[4..8].copy_from_slice(&ttl.to_be_bytes());
-        match rtype::compressible_names(t) {
+        match rdata::info(t).filter(|i| i.compress) {
             None => {
-                fixed[8..10].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+                let rdlen = u16::try_from(rdata.len()).map_err(|_| Full)?;
+                fixed[8..10].copy_from_slice(&rdlen.to_be_bytes());
                 self.put(&fixed)?;
                 self.put(rdata)?;
             }
-            Some((skip, count)) => {
+            Some(info) => {
                 self.put(&fixed)?;
-                let rd_start = self.len;
-                self.put(&rdata[..skip])?;
-                let mut at = skip;
-                for _ in 0..count {
-                    let l = name::wire_len(&rdata[at..]).unwrap_or(rdata.len() - at);
-                    self.name(&rdata[at..at + l])?;
-                    at += l;
+                let rd_start = self.mark();
+                for f in rdata::split(info, rdata) {
+                    match f {
+                        Ok((Field::Name(Compress::Yes), n)) => self.name(n)?,
+                        Ok((_, bytes)) => self.put(bytes)?,
+                        Err(_) => {
+                            // Not what its type says (the store holds no such
+                            // rdata): written as it is, uncompressed.
+                            self.rollback(rd_start);
+                            self.put(rdata)?;
+                            break;
+                        }
+                    }
                 }
-                self.put(&rdata[at..])?;
-                let rdlen = (self.len - rd_start) as u16;
-                self.buf[rd_start - 2..rd_start].copy_from_slice(&rdlen.to_be_bytes());
+                let rdlen = u16::try_from(self.len - rd_start.len).map_err(|_| Full)?;
+                self.buf[rd_start.len - 2..rd_start.len].copy_from_slice(&rdlen.to_be_bytes());
             }
         }
         self.counts[section] += 1;
@@ -505,128 +508,5 @@ mod tests {
         // owner → pointer to 12; rdata "a" + pointer to "example" at 16.
         assert_eq!(&buf[29..31], &[0xc0, 12]);
         assert_eq!(&buf[41..n], b"\x01a\xc0\x10");
-    }
-}
-
-/// Reads a possibly compressed name at `pos` of `msg`; returns it
-/// uncompressed and the offset after it. Pointers must point backwards, so
-/// loops are impossible.
-pub fn read_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
-    let mut out = Vec::with_capacity(32);
-    let mut end = None;
-    let mut limit = pos;
-    loop {
-        let l = *msg.get(pos)?;
-        match l {
-            0 => {
-                out.push(0);
-                return (out.len() <= crate::zone::name::MAX_NAME)
-                    .then_some((out, end.unwrap_or(pos + 1)));
-            }
-            1..=63 => {
-                out.extend_from_slice(msg.get(pos..pos + 1 + l as usize)?);
-                if out.len() > crate::zone::name::MAX_NAME {
-                    return None;
-                }
-                pos += 1 + l as usize;
-            }
-            0xc0..=0xff => {
-                let target = (((l & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
-                if target >= limit {
-                    return None;
-                }
-                end.get_or_insert(pos + 2);
-                limit = target;
-                pos = target;
-            }
-            _ => return None,
-        }
-    }
-}
-
-/// Reads one resource record at `pos`: owner, type, class, TTL and rdata,
-/// with names inside the rdata of the types that may carry compression
-/// (RFC 3597 §4) decompressed.
-pub fn read_rr(msg: &[u8], pos: usize) -> Option<(crate::zone::diff::Rr, u16, usize)> {
-    let (owner, p) = read_name(msg, pos)?;
-    let t = u16_at(msg, p)?;
-    let class = u16_at(msg, p + 2)?;
-    let ttl = u32::from_be_bytes(msg.get(p + 4..p + 8)?.try_into().ok()?);
-    let rdlen = u16_at(msg, p + 8)? as usize;
-    let start = p + 10;
-    let end = start + rdlen;
-    let raw = msg.get(start..end)?;
-    // (names before the fixed tail, bytes before the first name)
-    let layout: Option<(usize, usize)> = match t {
-        rtype::NS | rtype::CNAME | rtype::PTR | 3 | 4 | 7 | 8 | 9 => Some((1, 0)),
-        rtype::SOA | 14 | rtype::RP => Some((2, 0)),
-        rtype::MX | rtype::AFSDB | rtype::KX | 21 => Some((1, 2)),
-        rtype::SRV => Some((1, 6)),
-        _ => None,
-    };
-    let rdata = match layout {
-        None => raw.to_vec(),
-        Some((names, skip)) => {
-            let mut rd = raw.get(..skip)?.to_vec();
-            let mut at = start + skip;
-            for _ in 0..names {
-                let (n, next) = read_name(msg, at)?;
-                if next > end {
-                    return None;
-                }
-                rd.extend_from_slice(&n);
-                at = next;
-            }
-            rd.extend_from_slice(msg.get(at..end)?);
-            rd
-        }
-    };
-    let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
-    Some((
-        crate::zone::diff::Rr {
-            owner: owner.into(),
-            rtype: t,
-            ttl,
-            rdata: rdata.into(),
-        },
-        class,
-        end,
-    ))
-}
-
-/// The answer records of a response message (question skipped).
-pub fn answers(msg: &[u8]) -> Option<Vec<crate::zone::diff::Rr>> {
-    let qd = u16_at(msg, 4)?;
-    let an = u16_at(msg, 6)?;
-    let mut pos = HEADER;
-    for _ in 0..qd {
-        pos = skip_name(msg, pos)? + 4;
-    }
-    let mut out = Vec::with_capacity(an as usize);
-    for _ in 0..an {
-        let (rr, class, next) = read_rr(msg, pos)?;
-        if class != 1 {
-            return None;
-        }
-        out.push(rr);
-        pos = next;
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod read_tests {
-    use super::*;
-
-    #[test]
-    fn names_decompress_and_loops_fail() {
-        let msg =
-            b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x01a\xc0\x10";
-        assert_eq!(read_name(msg, 12).unwrap().0, b"\x03www\x07example\x00");
-        let (n, end) = read_name(msg, 25).unwrap();
-        assert_eq!(n, b"\x01a\x07example\x00");
-        assert_eq!(end, msg.len());
-        let looped = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc0\x0c";
-        assert!(read_name(looped, 12).is_none());
     }
 }

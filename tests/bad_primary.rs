@@ -29,7 +29,45 @@ enum Case {
     WrongTsig,
     IxfrDeletesMissing,
     Endless,
+    /// A record of a known type whose rdata is not what the type says.
+    BadRdata(RecordType, &'static [u8]),
 }
+
+/// AXFRs whose rdata a naive reader would trust: names that run past their
+/// rdata, an A record of three octets, character-strings that end early.
+const BAD_RDATA: &[(RecordType, &[u8], &str)] = &[
+    (
+        RecordType::NS,
+        b"\x05\x01",
+        "x.bad.test. NS: rdata does not hold",
+    ),
+    (
+        RecordType::MX,
+        b"\x00",
+        "x.bad.test. MX: rdata does not hold",
+    ),
+    (RecordType::A, b"\x01\x02\x03", "x.bad.test. A: ends early"),
+    (
+        RecordType::PTR,
+        b"\x05a",
+        "x.bad.test. PTR: rdata does not hold",
+    ),
+    (
+        RecordType::TXT,
+        b"\x05a",
+        "x.bad.test. TXT: a character-string ends early",
+    ),
+    (
+        RecordType::SRV,
+        b"\x00\x01\x00\x02\x00\x03\x03abc",
+        "x.bad.test. SRV: rdata does not hold",
+    ),
+    (
+        RecordType::SOA,
+        b"\x00\x00\x01",
+        "x.bad.test. SOA: rdata does not hold",
+    ),
+];
 
 fn signer(secret: &[u8]) -> TSigner {
     TSigner::new(
@@ -165,6 +203,21 @@ fn start_script(case: Arc<Mutex<(Case, u32)>>) -> SocketAddr {
                         &mut s,
                         &reply(full(soa(serial), soa(serial + 7)), ResponseCode::NoError),
                     ),
+                    Case::BadRdata(t, bytes) => {
+                        let mut a = full(soa(serial), soa(serial));
+                        let null = hickory_proto::rr::rdata::NULL::with(bytes.to_vec());
+                        a.insert(
+                            2,
+                            rec(
+                                "x.bad.test.",
+                                RData::Unknown {
+                                    code: t,
+                                    rdata: null,
+                                },
+                            ),
+                        );
+                        send(&mut s, &reply(a, ResponseCode::NoError))
+                    }
                     Case::OutOfZone => {
                         let mut a = full(soa(serial), soa(serial));
                         a.insert(
@@ -235,22 +288,7 @@ fn notify(secondary: SocketAddr) {
 fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
     let case = Arc::new(Mutex::new((Case::Good, 1)));
     let primary = start_script(case.clone());
-    let b64 = {
-        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        SECRET.chunks(3).fold(String::new(), |mut s, c| {
-            let v = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
-            for i in 0..4 {
-                s.push(if i <= c.len() {
-                    T[(v >> (18 - 6 * i) & 63) as usize] as char
-                } else {
-                    '='
-                });
-            }
-            s
-        })
-    };
+    let b64 = data_encoding::BASE64.encode(SECRET);
     let cfg = format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n[[key]]\nname = \"xfr.test.\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{b64}\"\n\
          [[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\nprimaries = [\"{primary}\"]\ntransfer_key = \"xfr.test.\"\n\
@@ -267,19 +305,24 @@ fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
         (Case::IxfrDeletesMissing, "does not hold"),
         (Case::Endless, "larger than the limit"),
     ];
+
     for (bad, symptom) in expectations {
         *case.lock().unwrap() = (bad, 2);
         let before = s.log_text().len();
         notify(s.addr);
-        wait_for(
-            &format!("{bad:?} rejected ({symptom})"),
-            Duration::from_secs(30),
-            || {
-                let log = s.log_text();
-                (log[before..].contains(symptom) && log[before..].contains("refresh failed"))
-                    .then_some(())
-            },
-        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = s.log_text();
+            if log[before..].contains(symptom) && log[before..].contains("refresh failed") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{bad:?} not rejected with \"{symptom}\":\n{}",
+                &log[before..]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let m = s.q(ZONE, RecordType::SOA);
         assert_eq!(soa_serial(&m), Some(1), "{bad:?}: still the old version");
         assert_eq!(
@@ -292,10 +335,62 @@ fn every_bad_transfer_is_rejected_and_the_old_version_keeps_serving() {
             "{bad:?}"
         );
     }
+    assert!(!s.log_text().contains("panicked"), "{}", s.log_text());
+    assert_eq!(
+        s.tcp(&query("www.bad.test.", RecordType::A)).answers.len(),
+        1
+    );
     // A good transfer again: taken.
     *case.lock().unwrap() = (Case::Good, 3);
     notify(s.addr);
     wait_for("serial 3", Duration::from_secs(30), || {
         (soa_serial(&s.q(ZONE, RecordType::SOA)) == Some(3)).then_some(())
     });
+}
+
+/// Malformed rdata of known types in an AXFR from an unsigned primary (with
+/// TSIG, hickory's verifier already refuses such a message whole): the
+/// transfer is refused naming the record, the old version keeps serving,
+/// and no thread panics.
+#[test]
+fn malformed_rdata_in_a_transfer_is_refused_naming_the_record() {
+    let case = Arc::new(Mutex::new((Case::Good, 1)));
+    let primary = start_script(case.clone());
+    let cfg = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\nprimaries = [\"{primary}\"]\n\
+         min_refresh = 1\nmin_retry = 1\ntransfer_timeout = 20\n"
+    );
+    let s = Tandem::start(&cfg, ZONE);
+    let notify_unsigned = || {
+        let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Notify);
+        m.metadata.authoritative = true;
+        m.add_query(hickory_proto::op::Query::query(n(ZONE), RecordType::SOA));
+        assert_eq!(
+            udp_query(s.addr, &m).metadata.response_code,
+            ResponseCode::NoError
+        );
+    };
+    for &(t, bytes, symptom) in BAD_RDATA {
+        *case.lock().unwrap() = (Case::BadRdata(t, bytes), 2);
+        let before = s.log_text().len();
+        notify_unsigned();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = s.log_text();
+            if log[before..].contains(symptom) && log[before..].contains("refresh failed") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{t} not refused with \"{symptom}\":\n{}",
+                &log[before..]
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(soa_serial(&s.q(ZONE, RecordType::SOA)), Some(1), "{t}");
+        let m = s.tcp(&query("www.bad.test.", RecordType::A));
+        assert_eq!(m.answers.len(), 1, "{t}");
+    }
+    assert!(!s.log_text().contains("panicked"), "{}", s.log_text());
 }

@@ -247,10 +247,12 @@ fn a_secondary_killed_twenty_times_mid_transfer_or_save_restarts_whole() {
         std::thread::sleep(Duration::from_millis(rng.below(400) as u64));
         s.kill9();
         s = Tandem::start_in(sdir.path(), sport, &scfg, "hard.test.");
-        let got = consistent(s.addr).expect("answers right after the restart");
+        let got = consistent(s.addr)
+            .unwrap_or_else(|| panic!("answers right after the restart: {}", s.log_text()));
         assert!(
             got == serial - 1 || got == serial,
-            "round {round}: serial {got}"
+            "round {round}: serial {got}\n{}",
+            s.log_text()
         );
         wait_for(&format!("serial {serial}"), Duration::from_secs(60), || {
             (consistent(s.addr) == Some(serial)).then_some(())

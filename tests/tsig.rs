@@ -15,9 +15,7 @@ const SECRET: &str = "c2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0IHNlY3JldCE=";
 const ZONE: &str = "signed-xfr.test.";
 
 fn secret() -> Vec<u8> {
-    let mut out = Vec::new();
-    tandem::zone::rdata::base64_decode(SECRET.as_bytes(), &mut out).unwrap();
-    out
+    data_encoding::BASE64.decode(SECRET.as_bytes()).unwrap()
 }
 
 fn signer(name: &str, key: Vec<u8>) -> TSigner {

@@ -201,7 +201,7 @@ impl PrimaryZone {
             }
         };
         if let (Some(d), Some(j)) = (diff, self.journal.as_mut())
-            && let Err(e) = j.append(d)
+            && let Err(e) = j.append(d).and_then(|_| j.trim())
         {
             error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
             self.clear_journal();
@@ -267,11 +267,5 @@ impl PrimaryZone {
 }
 
 fn set_serial(soa: &mut Rr, serial: u32) {
-    let rd = &mut soa.rdata;
-    if let Some(a) = crate::zone::name::wire_len(rd)
-        && let Some(b) = crate::zone::name::wire_len(&rd[a..])
-        && rd.len() >= a + b + 4
-    {
-        rd[a + b..a + b + 4].copy_from_slice(&serial.to_be_bytes());
-    }
+    crate::zone::rdata::set_soa_serial(&mut soa.rdata, serial);
 }

@@ -14,6 +14,7 @@ use crate::primary::Announce;
 use crate::stats;
 use crate::status::{State, ZoneStatus};
 use crate::zone::diff::{self, Rr};
+use crate::zone::rdata::Soa;
 use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
 use hickory_proto::rr::TSigner;
 use std::net::{IpAddr, SocketAddr};
@@ -141,12 +142,14 @@ impl SecondaryZone {
     /// REFRESH, RETRY and EXPIRE of `zone`'s SOA, clamped to the config.
     fn timers_of(&self, zone: Option<&Zone>) -> (Duration, Duration, Duration) {
         let t = self.cfg.timers;
-        let f = zone
-            .and_then(|z| xfr_in::soa_fields(&z.soa_rr().rdata))
-            .unwrap_or([0, 0, 0, 0, 0]);
-        let refresh = f[1].clamp(t.min_refresh, t.max_refresh);
-        let retry = f[2].clamp(t.min_retry, t.max_retry);
-        let expire = f[3].clamp(t.min_expire, t.max_expire).max(refresh);
+        let soa = zone.map(|z| z.soa_rr());
+        let f = soa.as_ref().and_then(|s| Soa::parse(&s.rdata));
+        let field = |get: fn(&Soa) -> u32| f.as_ref().map_or(0, get);
+        let refresh = field(|s| s.refresh).clamp(t.min_refresh, t.max_refresh);
+        let retry = field(|s| s.retry).clamp(t.min_retry, t.max_retry);
+        let expire = field(|s| s.expire)
+            .clamp(t.min_expire, t.max_expire)
+            .max(refresh);
         (
             Duration::from_secs(refresh.into()),
             Duration::from_secs(retry.into()),

@@ -88,6 +88,9 @@ impl Store {
                 return None;
             }
         };
+        // The copy on disk, not the timers file (which may lag a crash
+        // behind it), says where replay starts.
+        self.timers.copy_serial = z.serial();
         let history = self.history();
         if let Some(last) = history.last()
             && let Some(links) = journal::chain(&history, z.serial(), last.to_serial())
@@ -117,14 +120,21 @@ impl Store {
             .unwrap_or_default()
     }
 
+    fn write_copy(&mut self, zone: &Zone) -> std::io::Result<()> {
+        write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
+        self.timers.copy_serial = zone.serial();
+        Ok(())
+    }
+
     /// Saves a whole new version: the copy, and (for followers' IXFR) the
     /// difference from the previous version if there was one.
     pub fn save_full(&mut self, zone: &Zone, diff: Option<Diff>) -> std::io::Result<()> {
-        write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
-        self.timers.copy_serial = zone.serial();
+        // The copy first: once it is on disk no journal entry is needed to
+        // replay, so the journal may be trimmed freely.
+        self.write_copy(zone)?;
         if let Some(j) = self.journal.as_mut() {
             let r = match diff {
-                Some(d) => j.append(d).map(|_| ()),
+                Some(d) => j.append(d).and_then(|_| j.trim()),
                 None => j.clear(),
             };
             if let Err(e) = r {
@@ -135,7 +145,9 @@ impl Store {
     }
 
     /// Saves incremental changes: appended to the journal; the copy is
-    /// rewritten only when the journal no longer reaches back to it.
+    /// rewritten when the journal no longer reaches back to it, or would not
+    /// once trimmed. The order (append, copy, trim) keeps a replayable chain
+    /// on disk whenever the process dies.
     pub fn save_diffs(&mut self, zone: &Zone, diffs: Vec<Diff>) -> std::io::Result<()> {
         let mut ok = self.journal.is_some();
         if let Some(j) = self.journal.as_mut() {
@@ -147,10 +159,19 @@ impl Store {
                 }
             }
         }
+        let from = self.timers.copy_serial;
         let history = self.history();
-        if !ok || journal::chain(&history, self.timers.copy_serial, zone.serial()).is_none() {
-            write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
-            self.timers.copy_serial = zone.serial();
+        let cut = self
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.trim_would_cut(from));
+        if !ok || cut || journal::chain(&history, from, zone.serial()).is_none() {
+            self.write_copy(zone)?;
+        }
+        if let Some(j) = self.journal.as_mut()
+            && let Err(e) = j.trim()
+        {
+            warn!("{e}");
         }
         self.save_timers()
     }

@@ -4,6 +4,7 @@
 
 use crate::wire;
 use crate::zone::diff::{Diff, Rr, soa_serial};
+use crate::zone::rdata::{self, Soa};
 use crate::zone::{name, rtype, serial::is_newer};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::SOA;
@@ -66,27 +67,16 @@ fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
     Name::from_labels(labels).map_err(|e| XfrError::Malformed(e.to_string()))
 }
 
-/// The SOA fields after MNAME and RNAME: serial, refresh, retry, expire, minimum.
-pub fn soa_fields(rd: &[u8]) -> Option<[u32; 5]> {
-    let a = name::wire_len(rd)?;
-    let b = name::wire_len(&rd[a..])?;
-    let f = rd.get(a + b..a + b + 20)?;
-    let n = |i: usize| u32::from_be_bytes([f[4 * i], f[4 * i + 1], f[4 * i + 2], f[4 * i + 3]]);
-    Some([n(0), n(1), n(2), n(3), n(4)])
-}
-
 fn soa_record(r: &Rr) -> Result<Record, XfrError> {
-    let a = name::wire_len(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
-    let b = name::wire_len(&r.rdata[a..]).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
-    let f = soa_fields(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
+    let f = Soa::parse(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
     let soa = SOA::new(
-        hname(&r.rdata[..a])?,
-        hname(&r.rdata[a..a + b])?,
-        f[0],
-        f[1] as i32,
-        f[2] as i32,
-        f[3] as i32,
-        f[4],
+        hname(f.mname)?,
+        hname(f.rname)?,
+        f.serial,
+        f.refresh as i32,
+        f.retry as i32,
+        f.expire as i32,
+        f.minimum,
     );
     Ok(Record::from_rdata(hname(&r.owner)?, r.ttl, RData::SOA(soa)))
 }
@@ -179,8 +169,7 @@ impl Client<'_> {
                 "SOA answer is not authoritative".into(),
             ));
         }
-        let answers = wire::answers(&raw)
-            .ok_or_else(|| XfrError::Malformed("unreadable SOA answer".into()))?;
+        let answers = answers(&raw).map_err(|e| XfrError::Malformed(format!("SOA answer: {e}")))?;
         answers
             .iter()
             .find(|r| r.rtype == rtype::SOA && r.owner.eq_ignore_ascii_case(self.apex))
@@ -214,8 +203,7 @@ impl Client<'_> {
             bytes += raw.len() as u64 + 2;
             messages += 1;
             self.check(&raw, id, &mut verifier)?;
-            let records = wire::answers(&raw)
-                .ok_or_else(|| XfrError::Malformed("unreadable message".into()))?;
+            let records = answers(&raw).map_err(XfrError::Malformed)?;
             if records.is_empty() {
                 return Err(XfrError::Malformed("message with no records".into()));
             }
@@ -444,8 +432,7 @@ pub fn parse_messages(
         if parser.done {
             break;
         }
-        let records =
-            wire::answers(raw).ok_or_else(|| XfrError::Malformed("unreadable message".into()))?;
+        let records = answers(raw).map_err(XfrError::Malformed)?;
         if records.is_empty() {
             return Err(XfrError::Malformed("message with no records".into()));
         }
@@ -465,4 +452,64 @@ pub fn parse_messages(
         ));
     }
     parser.finish()
+}
+
+/// Reads one resource record at `pos`: owner, type, class, TTL and rdata,
+/// with names inside the rdata of the types that may carry compression
+/// (RFC 3597 §4) decompressed. The error says what was wrong with it.
+fn read_rr(msg: &[u8], pos: usize) -> Result<(Rr, u16, usize), String> {
+    let (owner, p) = name::read_compressed(msg, pos).ok_or("an owner name that cannot be read")?;
+    let what = || name::to_text(&owner);
+    let fixed = msg
+        .get(p..p + 10)
+        .ok_or_else(|| format!("{}: the message ends inside the record", what()))?;
+    let t = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let class = u16::from_be_bytes([fixed[2], fixed[3]]);
+    let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
+    let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+    let start = p + 10;
+    let end = start + rdlen;
+    if end > msg.len() {
+        return Err(format!("{}: the message ends inside the record", what()));
+    }
+    let rdata = rdata::decompress(t, msg, start, end).ok_or_else(|| {
+        format!(
+            "{} {}: rdata does not hold the type's fields",
+            what(),
+            rtype::to_text(t)
+        )
+    })?;
+    // RFC 2181 §8: a TTL with the top bit set is taken as zero.
+    let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
+    Ok((
+        Rr {
+            owner: owner.into(),
+            rtype: t,
+            ttl,
+            rdata: rdata.into(),
+        },
+        class,
+        end,
+    ))
+}
+
+/// The answer records of a response message (question skipped).
+fn answers(msg: &[u8]) -> Result<Vec<Rr>, String> {
+    let (Some(qd), Some(an)) = (wire::u16_at(msg, 4), wire::u16_at(msg, 6)) else {
+        return Err("a message shorter than its header".into());
+    };
+    let mut pos = wire::HEADER;
+    for _ in 0..qd {
+        pos = wire::skip_name(msg, pos).ok_or("a question that cannot be read")? + 4;
+    }
+    let mut out = Vec::with_capacity(an as usize);
+    for i in 0..an {
+        let (rr, class, next) = read_rr(msg, pos).map_err(|e| format!("record {}: {e}", i + 1))?;
+        if class != 1 {
+            return Err(format!("record {}: class {class}, not IN", i + 1));
+        }
+        out.push(rr);
+        pos = next;
+    }
+    Ok(out)
 }

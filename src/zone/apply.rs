@@ -2,8 +2,8 @@
 //! zone: only the shards holding touched names are rebuilt; every other
 //! shard is shared with the old version.
 
-use super::build::check_embedded_names;
 use super::diff::Rr;
+use super::rdata::{self, Soa};
 use super::{F_CNAME, F_NS, Node, Shard, Zone, name, rtype};
 use hashbrown::HashTable;
 use std::collections::HashMap;
@@ -172,7 +172,14 @@ impl<'z> Editor<'z> {
                 rtype::to_text(r.rtype)
             ));
         }
-        check_embedded_names(r.rtype, &r.rdata)?;
+        // The door for IXFR and journal replay, as the builder is for whole zones.
+        rdata::validate(r.rtype, &r.rdata).map_err(|e| {
+            format!(
+                "{} {}: {e}",
+                name::to_text(&r.owner),
+                rtype::to_text(r.rtype)
+            )
+        })?;
         self.ensure_node(&r.owner);
         let apex = self.apex.clone();
         let cov = covered(r.rtype, &r.rdata);
@@ -251,7 +258,9 @@ impl Zone {
         if soa.rtype != rtype::SOA || !soa.owner.eq_ignore_ascii_case(&apex) {
             return Err("the new SOA is not the zone's".into());
         }
-        check_embedded_names(rtype::SOA, &soa.rdata)?;
+        let Some(new_soa) = Soa::parse(&soa.rdata) else {
+            return Err("the new SOA's rdata is malformed".into());
+        };
         let a = ed.get(&apex);
         a.sets.retain(|s| s.rtype != rtype::SOA);
         a.sets.push(EditSet {
@@ -322,12 +331,7 @@ impl Zone {
                 data: data.into_boxed_slice(),
             });
         }
-        let rd = &soa.rdata;
-        let serial = super::diff::soa_serial(rd).unwrap_or(0);
-        let minimum = rd
-            .get(rd.len().saturating_sub(4)..)
-            .map(|m| u32::from_be_bytes([m[0], m[1], m[2], m[3]]))
-            .unwrap_or(0);
+        let (serial, minimum) = (new_soa.serial, new_soa.minimum);
         Ok(Zone {
             origin: self.origin.clone(),
             hasher: self.hasher.clone(),

@@ -1,6 +1,7 @@
 //! Collects records (from a file or, later, a transfer), checks them as
 //! named-checkzone does, and lays them out as an immutable `Zone`.
 
+use super::rdata::{self, Soa};
 use super::{F_CNAME, F_NS, NameHasher, Shard, Zone, name, rtype};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -135,6 +136,9 @@ impl ZoneBuilder {
                 rtype::to_text(rtype)
             ));
         }
+        // The door: nothing enters the store that is not what its type says.
+        rdata::validate(rtype, rdata)
+            .map_err(|e| format!("{} {}: {e}", name::to_text(owner), rtype::to_text(rtype)))?;
         let rdlen =
             u16::try_from(rdata.len()).map_err(|_| "rdata longer than 65535 octets".to_string())?;
         let owner = self.intern(owner);
@@ -379,10 +383,10 @@ impl ZoneBuilder {
                     }
                     if t == rtype::SOA {
                         let rd = &self.rdata[rdset[0].0..rdset[0].0 + rdset[0].1 as usize];
-                        let tail = &rd[rd.len() - 20..];
-                        let serial = u32::from_be_bytes([tail[0], tail[1], tail[2], tail[3]]);
-                        let minimum = u32::from_be_bytes([tail[16], tail[17], tail[18], tail[19]]);
-                        soa = (ttl, serial, minimum);
+                        // Validated when added: an SOA always parses.
+                        if let Some(s) = Soa::parse(rd) {
+                            soa = (ttl, s.serial, s.minimum);
+                        }
                     }
                     data.extend_from_slice(&t.to_be_bytes());
                     data.extend_from_slice(&ttl.to_be_bytes());
@@ -429,27 +433,6 @@ impl ZoneBuilder {
             },
             self.warnings,
         ))
-    }
-}
-
-/// Rdata carried with `\#` or typed in must still hold valid names where the
-/// query path will read them (targets for CNAME chasing and additional data).
-pub fn check_embedded_names(t: u16, rd: &[u8]) -> Result<(), String> {
-    let ok = match t {
-        rtype::NS | rtype::CNAME | rtype::PTR | rtype::DNAME => {
-            name::wire_len(rd) == Some(rd.len())
-        }
-        rtype::MX => rd.len() > 2 && name::wire_len(&rd[2..]) == Some(rd.len() - 2),
-        rtype::SRV => rd.len() > 6 && name::wire_len(&rd[6..]) == Some(rd.len() - 6),
-        rtype::SOA => name::wire_len(rd)
-            .and_then(|a| name::wire_len(&rd[a..]).map(|b| a + b))
-            .is_some_and(|n| n + 20 == rd.len()),
-        _ => true,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("malformed {} rdata", rtype::to_text(t)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The difference between two versions of a zone, as IXFR carries it
 //! (RFC 1995): the records deleted and added between two SOAs.
 
+use super::rdata::Soa;
 use super::{Node, Zone, name, rtype};
 
 /// One resource record, owner in wire form as written in the zone.
@@ -51,12 +52,9 @@ impl Rr {
     }
 }
 
-/// The serial field of SOA rdata (after MNAME and RNAME).
+/// The serial field of SOA rdata.
 pub fn soa_serial(rd: &[u8]) -> Option<u32> {
-    let a = name::wire_len(rd)?;
-    let b = name::wire_len(&rd[a..])?;
-    let s = rd.get(a + b..a + b + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    Soa::parse(rd).map(|s| s.serial)
 }
 
 /// Changes from the version with SOA `from` to the version with SOA `to`.
@@ -152,10 +150,9 @@ pub fn content_hash(z: &Zone) -> u64 {
                 h = fnv(h, &set.ttl.to_be_bytes());
                 if set.rtype == rtype::SOA && owner == apex {
                     // Everything but the serial.
-                    let a = name::wire_len(rd).unwrap_or(0);
-                    let b = name::wire_len(&rd[a..]).unwrap_or(0);
-                    h = fnv(h, &rd[..a + b]);
-                    h = fnv(h, rd.get(a + b + 4..).unwrap_or(&[]));
+                    let at = Soa::parse(rd).map_or(0, |s| s.serial_offset());
+                    h = fnv(h, &rd[..at]);
+                    h = fnv(h, rd.get(at + 4..).unwrap_or(&[]));
                 } else {
                     h = fnv(h, rd);
                 }

@@ -3,7 +3,8 @@
 
 use super::build::{BuildError, Origin, ZoneBuilder};
 use super::lexer::{Lexer, Tok};
-use super::rdata::{self, Fields};
+use super::rdata::Soa;
+use super::rdata::parse::{self as rdata, Fields};
 use super::{Zone, name, rtype};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -252,8 +253,9 @@ impl Loader {
                 (Some(t), _) | (None, Some(t)) => t,
                 (None, None) if rt == rtype::SOA => {
                     // BIND: no $TTL and no TTL on the SOA → the SOA's MINIMUM.
-                    let m = &self.rdata[self.rdata.len() - 4..];
-                    let t = u32::from_be_bytes([m[0], m[1], m[2], m[3]]);
+                    let t = Soa::parse(&self.rdata)
+                        .ok_or("SOA record: malformed rdata")?
+                        .minimum;
                     self.last_ttl = Some(t);
                     t
                 }

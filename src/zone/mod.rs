@@ -277,9 +277,7 @@ impl Zone {
                     // rrset header (12) + rdata length (2), then MNAME, RNAME, serial.
                     let rd_at = node_at + before + 14;
                     let rd = set.iter().next()?;
-                    let a = name::wire_len(rd)?;
-                    let b = name::wire_len(&rd[a..])?;
-                    return Some(rd_at + a + b);
+                    return Some(rd_at + rdata::Soa::parse(rd)?.serial_offset());
                 }
             }
         });

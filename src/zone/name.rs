@@ -13,23 +13,6 @@ pub fn lowercase(name: &mut [u8]) {
     name.make_ascii_lowercase();
 }
 
-/// Case-insensitive equality of two wire names.
-#[inline]
-pub fn eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.eq_ignore_ascii_case(b)
-}
-
-/// Number of labels, not counting the root.
-pub fn label_count(name: &[u8]) -> usize {
-    let mut n = 0;
-    let mut i = 0;
-    while i < name.len() && name[i] != 0 {
-        i += name[i] as usize + 1;
-        n += 1;
-    }
-    n
-}
-
 /// The name with its first label removed (`None` for the root).
 #[inline]
 pub fn parent(name: &[u8]) -> Option<&[u8]> {
@@ -55,12 +38,6 @@ pub fn is_subdomain(name: &[u8], ancestor: &[u8]) -> bool {
         }
         i += name[i] as usize + 1;
     }
-}
-
-/// Is the first label `*`?
-#[inline]
-pub fn is_wildcard(name: &[u8]) -> bool {
-    name.len() >= 2 && name[0] == 1 && name[1] == b'*'
 }
 
 /// Appends one byte in presentation form: `\\X` for the `special` ones,
@@ -213,6 +190,41 @@ pub fn wire_len(buf: &[u8]) -> Option<usize> {
     }
 }
 
+/// Reads a possibly compressed name at `pos` of a message; returns it
+/// uncompressed and the offset after it. Pointers must point backwards, so
+/// loops are impossible.
+pub fn read_compressed(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::with_capacity(32);
+    let mut end = None;
+    let mut limit = pos;
+    loop {
+        let l = *msg.get(pos)?;
+        match l {
+            0 => {
+                out.push(0);
+                return (out.len() <= MAX_NAME).then_some((out, end.unwrap_or(pos + 1)));
+            }
+            1..=63 => {
+                out.extend_from_slice(msg.get(pos..pos + 1 + l as usize)?);
+                if out.len() > MAX_NAME {
+                    return None;
+                }
+                pos += 1 + l as usize;
+            }
+            0xc0..=0xff => {
+                let target = (((l & 0x3f) as usize) << 8) | *msg.get(pos + 1)? as usize;
+                if target >= limit {
+                    return None;
+                }
+                end.get_or_insert(pos + 2);
+                limit = target;
+                pos = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,12 +250,26 @@ mod tests {
     }
 
     #[test]
+    fn compressed_names_decompress_and_loops_fail() {
+        let msg =
+            b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03www\x07example\x00\x01a\xc0\x10";
+        assert_eq!(
+            read_compressed(msg, 12).unwrap().0,
+            b"\x03www\x07example\x00"
+        );
+        let (n, end) = read_compressed(msg, 25).unwrap();
+        assert_eq!(n, b"\x01a\x07example\x00");
+        assert_eq!(end, msg.len());
+        let looped = b"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc0\x0c";
+        assert!(read_compressed(looped, 12).is_none());
+    }
+
+    #[test]
     fn subdomains() {
         assert!(is_subdomain(&wire("a.b.example.com"), &wire("example.com")));
         assert!(is_subdomain(&wire("EXAMPLE.com"), &wire("example.com")));
         assert!(!is_subdomain(&wire("xexample.com"), &wire("example.com")));
         assert!(is_subdomain(&wire("x"), &wire(".")));
         assert_eq!(parent(&wire("a.b")), Some(&wire("b")[..]));
-        assert_eq!(label_count(&wire("a.b.c")), 3);
     }
 }

@@ -2,14 +2,21 @@
 
 pub const A: u16 = 1;
 pub const NS: u16 = 2;
+pub const MD: u16 = 3;
+pub const MF: u16 = 4;
 pub const CNAME: u16 = 5;
 pub const SOA: u16 = 6;
+pub const MB: u16 = 7;
+pub const MG: u16 = 8;
+pub const MR: u16 = 9;
 pub const PTR: u16 = 12;
 pub const HINFO: u16 = 13;
+pub const MINFO: u16 = 14;
 pub const MX: u16 = 15;
 pub const TXT: u16 = 16;
 pub const RP: u16 = 17;
 pub const AFSDB: u16 = 18;
+pub const RT: u16 = 21;
 pub const AAAA: u16 = 28;
 pub const LOC: u16 = 29;
 pub const SRV: u16 = 33;
@@ -51,14 +58,21 @@ pub const CAA: u16 = 257;
 const NAMES: &[(&str, u16)] = &[
     ("A", A),
     ("NS", NS),
+    ("MD", MD),
+    ("MF", MF),
     ("CNAME", CNAME),
     ("SOA", SOA),
+    ("MB", MB),
+    ("MG", MG),
+    ("MR", MR),
     ("PTR", PTR),
     ("HINFO", HINFO),
+    ("MINFO", MINFO),
     ("MX", MX),
     ("TXT", TXT),
     ("RP", RP),
     ("AFSDB", AFSDB),
+    ("RT", RT),
     ("AAAA", AAAA),
     ("LOC", LOC),
     ("SRV", SRV),
@@ -122,15 +136,4 @@ pub fn to_text(t: u16) -> String {
 /// Types that may never appear in zone data.
 pub fn is_meta(t: u16) -> bool {
     t == OPT || (128..=255).contains(&t)
-}
-
-/// RFC 3597 §4: only the RFC 1035 types may have names compressed on output.
-/// Returns the offset of the compressible name(s) in the rdata.
-pub fn compressible_names(t: u16) -> Option<(usize, u8)> {
-    match t {
-        NS | CNAME | PTR => Some((0, 1)),
-        MX => Some((2, 1)),
-        SOA => Some((0, 2)),
-        _ => None,
-    }
 }
