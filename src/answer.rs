@@ -3,9 +3,9 @@
 //! free: names are handled in fixed buffers, RRsets copied from the zone.
 
 use crate::acl;
-use crate::catalog::{Catalog, Served};
+use crate::catalog::{Catalog, Served, key_ok};
 use crate::stats::METRICS;
-use crate::tsig::{self, Keyring};
+use crate::tsig::{self, SharedKeyring};
 use crate::wire::{
     self, ADDITIONAL, ANSWER, AUTHORITY, Full, Reject, Request, Writer, opcode, rcode,
 };
@@ -19,9 +19,6 @@ pub enum Transport {
     Tcp,
 }
 
-/// Largest UDP payload we send (the 2020 DNS flag day value; BIND, Knot and
-/// NSD default to it too).
-pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
 /// Room kept free for the OPT record.
 const OPT_LEN: usize = 11;
 /// Longest CNAME chain followed inside a zone.
@@ -36,14 +33,25 @@ const CD: u16 = 0x0010;
 pub struct Options {
     pub udp_payload: u16,
     /// Swapped whole when the config is reloaded.
-    pub keys: arc_swap::ArcSwap<Keyring>,
+    pub keys: SharedKeyring,
+    /// The CHAOS-class identity answers, swapped on reload.
+    pub chaos: arc_swap::ArcSwap<Chaos>,
+}
+
+/// What `version.bind`/`version.server` and `id.server`/`hostname.bind`
+/// say (CH TXT, as NSD and Knot answer them); empty hides one (REFUSED).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Chaos {
+    pub identity: String,
+    pub version: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            udp_payload: DEFAULT_UDP_PAYLOAD,
-            keys: arc_swap::ArcSwap::from_pointee(Keyring::default()),
+            udp_payload: crate::config::DEFAULT_UDP_PAYLOAD,
+            keys: Default::default(),
+            chaos: Default::default(),
         }
     }
 }
@@ -82,16 +90,16 @@ fn answer_signed(
     peer: IpAddr,
     opts: &Options,
 ) -> Option<usize> {
-    let now = tsig::now();
+    let now = crate::clock::unix_secs();
     let mut msg = match tsig::verify(&opts.keys.load(), req, now) {
         Ok(v) => {
-            let n = respond(catalog, parsed, out, tr, peer, opts, Some(&v.key_name()));
+            let n = respond(catalog, parsed, out, tr, peer, opts, Some(&v.key));
             let mut msg = out[..n].to_vec();
             tsig::sign_response(&v, &mut msg, now)?;
             msg
         }
         Err(f) => {
-            tracing::warn!(%peer, "refused signed request: {}", f.describe());
+            crate::warn_limited!(%peer, "refused signed request: {}", f.describe());
             let rc = if matches!(f, tsig::Failure::Malformed) {
                 rcode::FORMERR
             } else {
@@ -120,7 +128,7 @@ fn respond(
     tr: Transport,
     peer: IpAddr,
     opts: &Options,
-    key: Option<&str>,
+    key: Option<&[u8]>,
 ) -> usize {
     let reserve = if key.is_some() { TSIG_ROOM } else { 0 };
     let edns = parsed.edns;
@@ -141,7 +149,7 @@ fn respond(
     } else if parsed.opcode != opcode::QUERY {
         rcode::NOTIMP
     } else {
-        query(catalog, parsed, &mut w, tr, peer, key)
+        query(catalog, parsed, &mut w, tr, peer, key, opts)
     };
     let mut flags = w.flags() | (rc & 0xf);
     if rc == rcode::FORMERR || rc == rcode::BADVERS {
@@ -187,7 +195,8 @@ fn query(
     w: &mut Writer,
     tr: Transport,
     peer: IpAddr,
-    key: Option<&str>,
+    key: Option<&[u8]>,
+    opts: &Options,
 ) -> u16 {
     match q.qtype {
         rtype::OPT | rtype::TSIG | rtype::TKEY => return rcode::FORMERR,
@@ -196,6 +205,9 @@ fn query(
         rtype::AXFR => return rcode::FORMERR,
         rtype::IXFR => return ixfr_over_udp(catalog, q, w, peer, key),
         _ => {}
+    }
+    if q.qclass == CHAOS {
+        return chaos(q, w, &opts.chaos.load());
     }
     if q.qclass != 1 && q.qclass != 255 {
         return rcode::REFUSED;
@@ -243,6 +255,37 @@ fn query(
     }
 }
 
+const CHAOS: u16 = 3;
+
+/// `version.bind`, `version.server`, `id.server`, `hostname.bind` in class
+/// CH (RFC 4892): TXT (or ANY) answered with the configured text, TTL 0;
+/// other names and types, and hidden (empty) values, REFUSED as NSD and Knot
+/// do. AA is set, as BIND does.
+fn chaos(q: &Request, w: &mut Writer, c: &Chaos) -> u16 {
+    let mut lower = [0u8; name::MAX_NAME];
+    let qname = &mut lower[..q.qname.len()];
+    qname.copy_from_slice(q.qname);
+    name::lowercase(qname);
+    let text = match &qname[..] {
+        b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => &c.version,
+        b"\x02id\x06server\x00" | b"\x08hostname\x04bind\x00" => &c.identity,
+        _ => return rcode::REFUSED,
+    };
+    if text.is_empty() || !matches!(q.qtype, rtype::TXT | rtype::ANY) || text.len() > 255 {
+        return rcode::REFUSED;
+    }
+    let mut rd = [0u8; 256];
+    rd[0] = text.len() as u8;
+    rd[1..1 + text.len()].copy_from_slice(text.as_bytes());
+    w.set_flags(w.flags() | AA);
+    if w.rr_in_class(ANSWER, q.qname, rtype::TXT, CHAOS, 0, &rd[..1 + text.len()])
+        .is_err()
+    {
+        w.set_flags(w.flags() | TC);
+    }
+    rcode::NOERROR
+}
+
 /// The zone a transfer request names, if the name is exactly a zone apex.
 pub fn transfer_zone<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Served> {
     let mut lower = [0u8; name::MAX_NAME];
@@ -255,23 +298,19 @@ pub fn transfer_zone<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Serve
 /// NOTIFY in (RFC 1996): for a secondary zone, from an allowed source
 /// (with the zone's key, if it has one), it asks the zone's task to check
 /// its primary now. Anything else is refused and logged.
-fn notify(catalog: &Catalog, q: &Request, w: &mut Writer, peer: IpAddr, key: Option<&str>) -> u16 {
+fn notify(catalog: &Catalog, q: &Request, w: &mut Writer, peer: IpAddr, key: Option<&[u8]>) -> u16 {
     let zname = || name::to_text(q.qname);
     let Some(served) = transfer_zone(catalog, q.qname) else {
-        tracing::warn!(zone = %zname(), %peer, "NOTIFY for a zone not served here; refused");
+        crate::warn_limited!(zone = %zname(), %peer, rcode = "NOTAUTH", "NOTIFY for a zone not served here");
         return rcode::NOTAUTH;
     };
     let Some(door) = served.notify_in.as_ref() else {
-        tracing::warn!(zone = %zname(), %peer, "NOTIFY for a primary zone; refused");
+        crate::warn_limited!(zone = %zname(), %peer, rcode = "NOTAUTH", "NOTIFY for a primary zone");
         return rcode::NOTAUTH;
     };
-    let key_ok = match (&door.key, key) {
-        (None, _) => true,
-        (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-        (Some(_), None) => false,
-    };
-    if !acl::allows(&door.allow, peer) || !key_ok {
-        tracing::warn!(zone = %zname(), %peer, key = key.unwrap_or("none"), "NOTIFY from a source not in allow_notify (or without the zone's key); ignored");
+    if !acl::allows(&door.allow, peer) || !key_ok(door.key.as_deref(), key) {
+        let key = key.map_or("none".to_string(), name::to_text);
+        crate::warn_limited!(zone = %zname(), %peer, %key, rcode = "REFUSED", "NOTIFY from a source not in allow_notify (or without the zone's key); ignored");
         METRICS.notify_refused.fetch_add(1, Relaxed);
         return rcode::REFUSED;
     }
@@ -282,13 +321,9 @@ fn notify(catalog: &Catalog, q: &Request, w: &mut Writer, peer: IpAddr, key: Opt
 }
 
 /// May `peer`, whose request was signed with `key` (if any), transfer the zone?
-pub fn transfer_allowed(served: &Served, peer: IpAddr, key: Option<&str>) -> bool {
+pub fn transfer_allowed(served: &Served, peer: IpAddr, key: Option<&[u8]>) -> bool {
     acl::allows(&served.policy.allow_transfer, peer)
-        && match (&served.policy.transfer_key, key) {
-            (None, _) => true,
-            (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
-            (Some(_), None) => false,
-        }
+        && key_ok(served.policy.transfer_key.as_deref(), key)
 }
 
 /// IXFR over UDP (RFC 1995 §2): the current SOA alone; a client that is
@@ -298,7 +333,7 @@ fn ixfr_over_udp(
     q: &Request,
     w: &mut Writer,
     peer: IpAddr,
-    key: Option<&str>,
+    key: Option<&[u8]>,
 ) -> u16 {
     let Some(served) = transfer_zone(catalog, q.qname) else {
         return rcode::NOTAUTH;

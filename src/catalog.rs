@@ -30,8 +30,8 @@ pub struct Served {
 pub struct NotifyIn {
     /// Who may notify (default: the primaries).
     pub allow: Vec<IpNet>,
-    /// The TSIG key a NOTIFY must be signed with.
-    pub key: Option<String>,
+    /// The TSIG key a NOTIFY must be signed with (lower-cased wire name).
+    pub key: Option<Box<[u8]>>,
     pub tx: tokio::sync::mpsc::UnboundedSender<std::net::IpAddr>,
 }
 
@@ -39,8 +39,31 @@ pub struct NotifyIn {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct TransferPolicy {
     pub allow_transfer: Vec<IpNet>,
-    /// The TSIG key every transfer request must be signed with.
-    pub transfer_key: Option<String>,
+    /// The TSIG key every transfer request must be signed with
+    /// (lower-cased wire name).
+    pub transfer_key: Option<Box<[u8]>>,
+}
+
+impl TransferPolicy {
+    pub fn from_config(zc: &crate::config::ZoneConfig) -> TransferPolicy {
+        TransferPolicy {
+            allow_transfer: zc.allow_transfer.clone(),
+            transfer_key: zc
+                .transfer_key
+                .as_deref()
+                .and_then(crate::tsig::wire_key_name),
+        }
+    }
+}
+
+/// Does the key a request was signed with (`used`, lower-cased wire name)
+/// satisfy a zone that asks for `wanted`?
+pub fn key_ok(wanted: Option<&[u8]>, used: Option<&[u8]>) -> bool {
+    match (wanted, used) {
+        (None, _) => true,
+        (Some(w), Some(u)) => w == u,
+        (Some(_), None) => false,
+    }
 }
 
 impl Served {
@@ -88,10 +111,6 @@ impl Catalog {
             .collect();
     }
 
-    pub fn zones(&self) -> &[Served] {
-        &self.zones
-    }
-
     /// A copy with `served` replacing the zone of the same apex (or added).
     pub fn with_zone(&self, served: Served) -> Catalog {
         let mut c = self.clone();
@@ -118,6 +137,11 @@ impl Catalog {
         };
         c.reindex();
         c
+    }
+
+    /// The zone whose apex is exactly the lower-cased `apex`.
+    pub fn get(&self, apex: &[u8]) -> Option<&Served> {
+        self.index.get(apex).map(|&i| &self.zones[i])
     }
 
     /// The most specific zone containing the lower-cased `name`.

@@ -41,6 +41,9 @@ struct RawServer {
     rrl_slip: Option<u32>,
     log_level: Option<String>,
     zone_watch: Option<String>,
+    identity: Option<String>,
+    version: Option<String>,
+    transfer_out_timeout: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -103,8 +106,15 @@ pub struct Server {
     pub max_transfers_out: usize,
     /// Response-rate limiting per client /24 or /56 (off when None).
     pub rrl: Option<crate::server::rrl::RrlConfig>,
+    /// An EnvFilter directive, validated (`warning` and `notice` accepted).
     pub log_level: Option<String>,
     pub zone_watch: ZoneWatch,
+    /// id.server / hostname.bind (CH TXT); empty hides them (REFUSED).
+    pub identity: String,
+    /// version.bind / version.server (CH TXT); empty hides them (REFUSED).
+    pub version: String,
+    /// The longest a whole transfer out may take (a slow reader is cut).
+    pub transfer_out_timeout: Duration,
 }
 
 /// How a primary notices zone-file edits.
@@ -127,6 +137,7 @@ pub enum Algorithm {
 
 #[derive(Debug, Clone)]
 pub struct Key {
+    /// Canonical: lower case, absolute, with the trailing dot.
     pub name: String,
     pub algorithm: Algorithm,
     pub secret: Vec<u8>,
@@ -181,6 +192,7 @@ pub struct ZoneConfig {
     pub file: PathBuf,
     pub notify: Vec<SocketAddr>,
     pub allow_transfer: Vec<IpNet>,
+    /// The `[[key]]`'s canonical name (lower case, trailing dot).
     pub transfer_key: Option<String>,
     pub serial_policy: SerialPolicy,
     pub primaries: Vec<SocketAddr>,
@@ -197,6 +209,74 @@ pub struct ZoneConfig {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:8053";
+
+/// Largest UDP payload we send by default (the 2020 DNS flag day value;
+/// BIND, Knot and NSD default to it too).
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
+
+/// A key name as written (`xfr.example` or `XFR.example.`) in canonical
+/// form: absolute, lower case, trailing dot. Names are compared in wire
+/// form, so the spelling in the file does not matter.
+pub fn key_name(text: &str) -> Result<String, String> {
+    let mut wire = name::parse_absolute(text).map_err(|e| e.to_string())?;
+    if wire == [0] {
+        return Err("the root is not a key name".into());
+    }
+    name::lowercase(&mut wire);
+    Ok(name::to_text(&wire))
+}
+
+/// A log level as an EnvFilter directive: `error`, `warn` (or `warning`),
+/// `info` (or `notice`), `debug`, `trace`, `off`, or `TARGET=LEVEL` pairs
+/// separated by commas. Anything else is an error rather than a filter that
+/// silently matches nothing.
+pub fn log_filter(text: &str) -> Result<String, String> {
+    let level = |l: &str| -> Option<&'static str> {
+        Some(match l.to_ascii_lowercase().as_str() {
+            "off" | "none" => "off",
+            "error" | "err" | "critical" => "error",
+            "warn" | "warning" => "warn",
+            "info" | "notice" => "info",
+            "debug" => "debug",
+            "trace" => "trace",
+            _ => return None,
+        })
+    };
+    let mut out = Vec::new();
+    for d in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let fixed = match d.split_once('=') {
+            None => level(d).map(str::to_string),
+            Some((target, l)) => {
+                let ok = !target.is_empty()
+                    && target
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"_:-".contains(&c));
+                level(l).filter(|_| ok).map(|l| format!("{target}={l}"))
+            }
+        };
+        out.push(fixed.ok_or_else(|| {
+            format!(
+                "\"{d}\" is not a log level (error, warn, info, debug, trace, off) or TARGET=LEVEL"
+            )
+        })?);
+    }
+    if out.is_empty() {
+        return Err("empty".into());
+    }
+    Ok(out.join(","))
+}
+
+/// This host's name, for id.server (NSD and Knot default to it too).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -285,9 +365,19 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         .map(|a| socket_addr(a, None))
         .transpose()
         .map_err(|m| err("[server] ", "control", m))?;
+    if s.control_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(err(
+            "[server] ",
+            "control_token",
+            "is empty: set a secret, or remove the key (loopback only)".into(),
+        ));
+    }
     if let Some(c) = control
         && !c.ip().is_loopback()
-        && s.control_token.as_deref().is_none_or(str::is_empty)
+        && s.control_token.is_none()
     {
         return Err(err(
             "[server] ",
@@ -295,7 +385,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             format!("control API on non-loopback {c} needs a control_token"),
         ));
     }
-    let udp_payload = s.udp_payload.unwrap_or(crate::answer::DEFAULT_UDP_PAYLOAD);
+    let udp_payload = s.udp_payload.unwrap_or(DEFAULT_UDP_PAYLOAD);
     if !(512..=4096).contains(&udp_payload) {
         return Err(err(
             "[server] ",
@@ -343,15 +433,36 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
                 responses_per_second: r,
                 slip: s.rrl_slip.unwrap_or(2),
             }),
-        log_level: s.log_level,
+        log_level: s
+            .log_level
+            .as_deref()
+            .map(log_filter)
+            .transpose()
+            .map_err(|m| err("[server] ", "log_level", m))?,
         zone_watch,
+        identity: match s.identity {
+            Some(i) => i,
+            None => hostname(),
+        },
+        version: s
+            .version
+            .unwrap_or_else(|| format!("tandem {}", env!("CARGO_PKG_VERSION"))),
+        transfer_out_timeout: Duration::from_secs(s.transfer_out_timeout.unwrap_or(7200).max(1)),
     };
+    for (key, v) in [("identity", &server.identity), ("version", &server.version)] {
+        if v.len() > 255 {
+            return Err(err(
+                "[server] ",
+                key,
+                "longer than a TXT string (255 octets)".into(),
+            ));
+        }
+    }
 
     let mut keys: Vec<Key> = Vec::new();
     for k in raw.key {
         let ctx = format!("key \"{}\": ", k.name);
-        let kname = name::parse_absolute(&k.name).map_err(|e| err(&ctx, "name", e.to_string()))?;
-        let kname = name::to_text(&kname).to_ascii_lowercase();
+        let kname = key_name(&k.name).map_err(|m| err(&ctx, "name", m))?;
         if keys.iter().any(|o| o.name == kname) {
             return Err(err(&ctx, "name", "key defined twice".into()));
         }
@@ -445,14 +556,16 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             Some(v) => nets("allow_notify", v)?,
             None => primaries.iter().map(|a| IpNet::from(a.ip())).collect(),
         };
-        if let Some(k) = &z.transfer_key {
-            let wanted = name::parse_absolute(k)
-                .map(|n| name::to_text(&n).to_ascii_lowercase())
-                .unwrap_or_default();
-            if !keys.iter().any(|key| key.name == wanted) {
-                return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
+        let transfer_key = match &z.transfer_key {
+            Some(k) => {
+                let wanted = key_name(k).map_err(|m| e("transfer_key", m))?;
+                if !keys.iter().any(|key| key.name == wanted) {
+                    return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
+                }
+                Some(wanted)
             }
-        }
+            None => None,
+        };
         let serial_policy = match z.serial_policy.as_deref().unwrap_or("increment") {
             "keep" => SerialPolicy::Keep,
             "increment" => SerialPolicy::Increment,
@@ -500,7 +613,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             file,
             notify,
             allow_transfer,
-            transfer_key: z.transfer_key,
+            transfer_key,
             serial_policy,
             primaries,
             allow_notify,
@@ -585,6 +698,26 @@ mod tests {
         assert!(e.contains("transfer_key"), "{e}");
         let e = p("[server]\ncontrol = \"0.0.0.0:8053\"\n").unwrap_err().0;
         assert!(e.contains("control_token"), "{e}");
+        let e = p("[server]\ncontrol_token = \"\"\n").unwrap_err().0;
+        assert!(e.contains("control_token") && e.contains("empty"), "{e}");
+        let e = p("[server]\nlog_level = \"verbose\"\n").unwrap_err().0;
+        assert!(e.contains("log_level") && e.contains("verbose"), "{e}");
+    }
+
+    #[test]
+    fn key_names_and_log_levels_are_normalised() {
+        let c = p("[[key]]\nname = \"XFR.example\"\nalgorithm = \"hmac-sha256\"\nsecret = \"c2VjcmV0\"\n\
+                   [[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1\"]\ntransfer_key = \"xfr.EXAMPLE.\"\n")
+        .unwrap();
+        assert_eq!(c.keys[0].name, "xfr.example.");
+        assert_eq!(c.zones[0].transfer_key.as_deref(), Some("xfr.example."));
+        assert_eq!(log_filter("warning").unwrap(), "warn");
+        assert_eq!(
+            log_filter("info,tandem=DEBUG").unwrap(),
+            "info,tandem=debug"
+        );
+        assert!(log_filter("warnings").is_err());
+        assert!(log_filter("tandem=loud").is_err());
     }
 
     #[test]

@@ -1,17 +1,34 @@
-//! The HTTP control API (axum): `GET /status`, `GET /metrics`,
+//! The HTTP control API (axum on hyper): `GET /status`, `GET /metrics`,
 //! `POST /zones/{name}/{reload|refresh|retransfer|notify}`, `POST /reload`.
 //! With `control_token` set, every request needs `Authorization: Bearer`.
+//! Zone actions wait for their outcome (or say that it is still running)
+//! and answer with a non-2xx status when they failed.
+//!
+//! The accept loop is ours, not `axum::serve`, for the limits a listener
+//! others can reach needs: at most `MAX_CONNECTIONS` at once (more are
+//! closed), request headers within `HEADER_TIMEOUT`, and no connection
+//! (idle or half-sent) kept beyond `CONNECTION_TIMEOUT`.
 
-use crate::daemon::{Action, ActionError, Daemon};
+use crate::daemon::{Action, ActionError, Daemon, Outcome};
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use std::sync::Arc;
-use tracing::{error, warn};
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+use tracing::{debug, error};
+
+pub const MAX_CONNECTIONS: usize = 64;
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than the longest action wait (30 s), with room to spare.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 struct Ctx {
@@ -34,8 +51,35 @@ pub async fn serve(listener: tokio::net::TcpListener, daemon: Arc<Daemon>, token
         })
         .layer(middleware::from_fn_with_state(ctx.clone(), auth))
         .with_state(ctx);
-    if let Err(e) = axum::serve(listener, app).await {
-        error!("control API stopped: {e}");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                error!("control API accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            crate::warn_limited!(%peer, "control API: too many connections; closed");
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                Ok(Err(e)) => debug!(%peer, "control API connection: {e}"),
+                Err(_) => {
+                    debug!(%peer, "control API connection closed after {CONNECTION_TIMEOUT:?}")
+                }
+                Ok(Ok(())) => {}
+            }
+        });
     }
 }
 
@@ -45,16 +89,10 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        // Constant-time comparison: a timing side channel must not leak the token.
-        let ok = given.is_some_and(|g| {
-            g.len() == token.len()
-                && g.bytes()
-                    .zip(token.bytes())
-                    .fold(0u8, |a, (x, y)| a | (x ^ y))
-                    == 0
-        });
+        // Constant time: a timing side channel must not leak the token.
+        let ok = given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(token.as_bytes())));
         if !ok {
-            warn!(path = %req.uri().path(), "control API: missing or wrong bearer token");
+            crate::warn_limited!(path = %req.uri().path(), "control API: missing or wrong bearer token");
             return (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({"error": "a valid bearer token is required"})),
@@ -82,12 +120,14 @@ async fn reload(State(ctx): State<Ctx>) -> Response {
         Ok(Ok(summary)) => Json(summary).into_response(),
         Ok(Err(e)) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": format!("config not reloaded, nothing changed: {e}")})),
+            Json(
+                json!({"ok": false, "error": format!("config not reloaded, nothing changed: {e}")}),
+            ),
         )
             .into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
+            Json(json!({"ok": false, "error": e.to_string()})),
         )
             .into_response(),
     }
@@ -107,8 +147,21 @@ async fn zone_action(
                 .into_response();
         }
     };
-    match ctx.daemon.zone_action(&name, a) {
-        Ok(()) => Json(json!({"ok": true, "zone": name, "action": action})).into_response(),
+    match ctx.daemon.zone_action(&name, a).await {
+        Ok(Outcome::Done(result)) => {
+            Json(json!({"ok": true, "zone": name, "action": action, "result": result}))
+                .into_response()
+        }
+        Ok(Outcome::Running(result)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"ok": true, "running": true, "zone": name, "action": action, "result": result})),
+        )
+            .into_response(),
+        Ok(Outcome::Failed(e)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"ok": false, "zone": name, "action": action, "error": e})),
+        )
+            .into_response(),
         Err(e @ ActionError::NoZone(_)) => {
             (StatusCode::NOT_FOUND, Json(json!({"error": e.to_string()}))).into_response()
         }

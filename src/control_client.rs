@@ -1,14 +1,20 @@
-//! The CLI's side of the control API: one HTTP/1.1 request per command over
-//! a plain TCP connection (the API is on loopback; no TLS, no pool needed).
+//! The CLI's side of the control API: one HTTP/1.1 request per command,
+//! with hyper's client (already in the tree for the server side).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
 use std::time::Duration;
+
+/// Connecting must be quick; an action may wait up to 30 s for its outcome.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "cannot reach the control API at {addr}; is `tandem serve` running with `control` set?"
+        "cannot reach the control API at {addr} ({source}); is `tandem serve` running with `control` set?"
     )]
     Connect {
         addr: SocketAddr,
@@ -25,51 +31,47 @@ pub fn request(
     path: &str,
     token: Option<&str>,
 ) -> Result<(u16, String), ClientError> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .map_err(|source| ClientError::Connect { addr, source })?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    let proto = |e: std::io::Error| ClientError::Protocol(addr, e.to_string());
-    s.write_all(req.as_bytes()).map_err(proto)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(proto)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| ClientError::Protocol(addr, "no HTTP response".into()))?;
-    let code: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| ClientError::Protocol(addr, "bad status line".into()))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Ok((code, body))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
+    let proto = |e: &dyn std::fmt::Display| ClientError::Protocol(addr, e.to_string());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| proto(&e))?;
+    rt.block_on(async {
+        let stream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(source)) => return Err(ClientError::Connect { addr, source }),
+                Err(_) => {
+                    return Err(ClientError::Connect {
+                        addr,
+                        source: std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
+                    });
+                }
+            };
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| proto(&e))?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, addr.to_string());
+        if let Some(t) = token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+        let req = req.body(Empty::<Bytes>::new()).map_err(|e| proto(&e))?;
+        let resp = tokio::time::timeout(ANSWER_TIMEOUT, sender.send_request(req))
+            .await
+            .map_err(|_| proto(&"no answer in time"))?
+            .map_err(|e| proto(&e))?;
+        let code = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| proto(&e))?
+            .to_bytes();
+        Ok((code, String::from_utf8_lossy(&body).into_owned()))
+    })
 }

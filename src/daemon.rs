@@ -1,17 +1,19 @@
 //! `tandem serve`: binds the sockets, runs each zone's lifecycle, serves the
 //! control API, and applies config reloads (SIGHUP, `POST /reload`) zone by
-//! zone: added zones start, removed ones stop, changed ones restart, and the
-//! others keep serving untouched.
+//! zone: added zones start, removed ones stop, changed ones take their new
+//! settings in place (their served version stays), and the others are not
+//! touched.
 
-use crate::answer::Options;
+use crate::answer::{Chaos, Options};
 use crate::catalog::{Catalog, Served, SharedCatalog, TransferPolicy};
 use crate::config::{self, Config, Role, ZoneConfig};
 use crate::memory;
-use crate::primary::{self, PrimaryZone, watch::FileWatch};
+use crate::primary::{self, Announce, PrimaryZone, Reloaded, watch::FileWatch};
 use crate::secondary::{self, SecondaryZone};
 use crate::server;
 use crate::status::ZoneStatus;
-use crate::tsig::Keyring;
+use crate::supervise::{self, lock};
+use crate::tsig::{Keyring, wire_key_name};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -19,7 +21,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,10 @@ pub enum StartError {
 /// writes (an editor saving, a script touching twice) makes one reload.
 const SETTLE: Duration = Duration::from_millis(100);
 
+/// How long the control API waits for a refresh or retransfer to finish
+/// before answering that it is still running.
+const ACTION_WAIT: Duration = Duration::from_secs(30);
+
 /// Where the config comes from, to read it again on reload.
 #[derive(Clone)]
 pub enum ConfigSource {
@@ -62,13 +69,23 @@ impl ConfigSource {
     }
 }
 
+/// A zone's lifecycle, by role.
+enum Lifecycle {
+    Primary(Arc<Mutex<PrimaryZone>>),
+    Secondary {
+        commands: mpsc::UnboundedSender<secondary::Command>,
+        task: JoinHandle<()>,
+    },
+}
+
 /// One running zone.
 struct Running {
     cfg: ZoneConfig,
     status: Arc<ZoneStatus>,
-    primary: Option<Arc<Mutex<PrimaryZone>>>,
-    commands: Option<mpsc::UnboundedSender<secondary::Command>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    announce: Announce,
+    /// One NOTIFY task per follower in `cfg.notify`.
+    notifiers: Vec<JoinHandle<()>>,
+    life: Lifecycle,
 }
 
 /// What the control API may ask of a zone.
@@ -78,6 +95,15 @@ pub enum Action {
     Refresh,
     Retransfer,
     Notify,
+}
+
+/// What became of an action.
+#[derive(Debug)]
+pub enum Outcome {
+    Done(String),
+    Failed(String),
+    /// Not finished within `ACTION_WAIT`; it goes on.
+    Running(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +118,8 @@ pub struct Daemon {
     pub catalog: SharedCatalog,
     opts: Arc<Options>,
     source: ConfigSource,
+    /// The config in effect: zones and keys as last reloaded, `[server]` as
+    /// at start (its changes need a restart).
     cfg: Mutex<Config>,
     zones: Mutex<BTreeMap<String, Running>>,
     watch: FileWatch,
@@ -99,306 +127,376 @@ pub struct Daemon {
     rt: tokio::runtime::Handle,
 }
 
+fn chaos(server: &config::Server) -> Chaos {
+    Chaos {
+        identity: server.identity.clone(),
+        version: server.version.clone(),
+    }
+}
+
+/// The `[server]` keys whose change needs a restart, named.
+fn restart_required(old: &config::Server, new: &config::Server) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key, changed: bool| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check("listen", old.listen != new.listen);
+    check("control", old.control != new.control);
+    check("control_token", old.control_token != new.control_token);
+    check("data_dir", old.data_dir != new.data_dir);
+    check("udp_workers", old.udp_workers != new.udp_workers);
+    check("udp_payload", old.udp_payload != new.udp_payload);
+    check(
+        "tcp_idle_timeout",
+        old.tcp_idle_timeout != new.tcp_idle_timeout,
+    );
+    check(
+        "tcp_max_connections",
+        old.tcp_max_connections != new.tcp_max_connections,
+    );
+    check(
+        "max_transfers_out",
+        old.max_transfers_out != new.max_transfers_out,
+    );
+    check(
+        "transfer_out_timeout",
+        old.transfer_out_timeout != new.transfer_out_timeout,
+    );
+    check(
+        "rrl_responses_per_second",
+        old.rrl.map(|r| r.responses_per_second) != new.rrl.map(|r| r.responses_per_second),
+    );
+    check(
+        "rrl_slip",
+        old.rrl.map(|r| r.slip) != new.rrl.map(|r| r.slip),
+    );
+    check("log_level", old.log_level != new.log_level);
+    check("zone_watch", old.zone_watch != new.zone_watch);
+    keys
+}
+
 impl Daemon {
-    /// Starts one zone's lifecycle (not its first load, for primaries).
-    fn start_zone(&self, zc: ZoneConfig, keys: &Keyring) -> Running {
-        let status = Arc::new(ZoneStatus::new(&zc));
-        let policy = Arc::new(TransferPolicy {
-            allow_transfer: zc.allow_transfer.clone(),
-            transfer_key: zc.transfer_key.clone(),
-        });
-        memory::publish(&self.catalog, |c| {
-            c.with_zone(Served::empty(&zc.apex, policy.clone(), status.clone()))
-        });
-        let data_dir = self
-            .cfg
-            .lock()
-            .map(|c| c.server.data_dir.clone())
-            .unwrap_or_default();
-        let key = zc
-            .transfer_key
-            .as_deref()
-            .and_then(|k| keys.get(k))
-            .cloned();
-        let (announce, rx) = tokio::sync::watch::channel(None);
+    fn data_dir(&self) -> PathBuf {
+        lock(&self.cfg).server.data_dir.clone()
+    }
+
+    fn notifiers(
+        &self,
+        zc: &ZoneConfig,
+        announce: &Announce,
+        status: &Arc<ZoneStatus>,
+    ) -> Vec<JoinHandle<()>> {
+        if zc.notify.is_empty() {
+            return Vec::new();
+        }
         let _guard = self.rt.enter();
-        let mut tasks = if zc.notify.is_empty() {
-            Vec::new()
-        } else {
-            primary::notify::spawn(
-                zc.name.clone(),
-                zc.apex.clone(),
-                &zc.notify,
-                key.clone(),
-                rx,
-                status.clone(),
-            )
+        primary::notify::spawn(
+            zc.name.clone(),
+            zc.apex.clone(),
+            &zc.notify,
+            primary::notify::Signing {
+                key: zc.transfer_key.as_deref().and_then(wire_key_name),
+                keys: self.opts.keys.clone(),
+            },
+            announce.subscribe(),
+            status.clone(),
+        )
+    }
+
+    /// Starts one zone's lifecycle (not its first load, for primaries). What
+    /// the catalog already serves under that name (a zone whose role
+    /// changed) stays served until the new lifecycle replaces it.
+    fn start_zone(&self, zc: ZoneConfig) -> Running {
+        let status = Arc::new(ZoneStatus::new(&zc));
+        let inherited = self
+            .catalog
+            .load()
+            .get(&zc.apex)
+            .and_then(|s| s.zone.clone());
+        let policy = Arc::new(TransferPolicy::from_config(&zc));
+        let served = Served {
+            zone: inherited.clone(),
+            ..Served::empty(&zc.apex, policy, status.clone())
         };
-        match zc.role {
+        memory::publish(&self.catalog, |c| c.with_zone(served.clone()));
+        let data_dir = self.data_dir();
+        let (announce, _) = tokio::sync::watch::channel(None);
+        let notifiers = self.notifiers(&zc, &announce, &status);
+        let life = match zc.role {
             Role::Primary => {
-                let pz = PrimaryZone::open(zc.clone(), &data_dir, announce, status.clone());
-                Running {
-                    cfg: zc,
-                    status,
-                    primary: Some(Arc::new(Mutex::new(pz))),
-                    commands: None,
-                    tasks,
-                }
+                let pz = PrimaryZone::open(zc.clone(), &data_dir, announce.clone(), status.clone());
+                Lifecycle::Primary(Arc::new(Mutex::new(pz)))
             }
             Role::Secondary => {
                 let (tx, commands) = mpsc::unbounded_channel();
                 let sz = SecondaryZone::new(
                     zc.clone(),
-                    key,
+                    self.opts.keys.clone(),
                     self.catalog.clone(),
                     &data_dir,
-                    announce,
+                    announce.clone(),
                     status.clone(),
                     commands,
+                    inherited,
                 );
-                tasks.push(self.rt.spawn(sz.run()));
-                Running {
-                    cfg: zc,
-                    status,
-                    primary: None,
-                    commands: Some(tx),
-                    tasks,
+                Lifecycle::Secondary {
+                    commands: tx,
+                    task: self.rt.spawn(sz.run()),
                 }
             }
+        };
+        Running {
+            cfg: zc,
+            status,
+            announce,
+            notifiers,
+            life,
         }
     }
 
-    fn stop_zone(&self, r: Running) {
-        for t in r.tasks {
+    /// Ends a zone's tasks; `unpublish` also stops serving it.
+    fn stop_zone(&self, r: Running, unpublish: bool) {
+        for t in r.notifiers {
             t.abort();
         }
+        if let Lifecycle::Secondary { task, .. } = r.life {
+            task.abort();
+        }
         self.watch.set_files(&r.cfg.name, &[]);
-        memory::publish(&self.catalog, |c| c.without(&r.cfg.apex));
+        if unpublish {
+            memory::publish(&self.catalog, |c| c.without(&r.cfg.apex));
+        }
+    }
+
+    /// Applies a zone's new settings without touching what it serves.
+    /// True when its file must be read again.
+    fn reconfigure_zone(&self, r: &mut Running, zc: ZoneConfig) -> bool {
+        let followers_changed = r.cfg.notify != zc.notify || r.cfg.transfer_key != zc.transfer_key;
+        let reload = match &r.life {
+            Lifecycle::Primary(pz) => lock(pz).reconfigure(zc.clone(), &self.catalog),
+            Lifecycle::Secondary { commands, .. } => {
+                let _ = commands.send(secondary::Command::Reconfigure(Box::new(zc.clone())));
+                false
+            }
+        };
+        r.status.set_primaries(&zc.primaries);
+        if followers_changed {
+            for t in r.notifiers.drain(..) {
+                t.abort();
+            }
+            r.status.set_listed(&zc.notify);
+            r.notifiers = self.notifiers(&zc, &r.announce, &r.status);
+        }
+        r.cfg = zc;
+        reload
     }
 
     /// Reads a primary zone's file (blocking) and re-registers its files.
-    fn load_primary(&self, name: &str) {
-        let pz = self
-            .zones
-            .lock()
-            .ok()
-            .and_then(|z| z.get(name).and_then(|r| r.primary.clone()));
-        if let Some(pz) = pz
-            && let Ok(mut z) = pz.lock()
-        {
-            z.reload(&self.catalog);
-            self.watch.set_files(name, &z.files);
-        }
+    /// A panic in the reload is caught: the zone keeps what it serves.
+    fn load_primary(&self, name: &str) -> Option<Reloaded> {
+        let pz = match &lock(&self.zones).get(name)?.life {
+            Lifecycle::Primary(pz) => pz.clone(),
+            Lifecycle::Secondary { .. } => return None,
+        };
+        let mut z = lock(&pz);
+        let r = supervise::supervised(|| z.reload(&self.catalog)).unwrap_or_else(|msg| {
+            supervise::count(supervise::Path::Zone);
+            let why = format!("internal error while reloading (please report it): {msg}");
+            error!(zone = %name, "{why}; keeping the served version");
+            Reloaded::Failed(why)
+        });
+        self.watch.set_files(name, &z.files);
+        Some(r)
     }
 
     /// Re-reads the config; a config that fails validation changes nothing.
     pub fn reload_config(&self) -> Result<serde_json::Value, String> {
         let new = self.source.read().map_err(|e| e.to_string())?;
         let keys = Keyring::from_config(&new.keys)?;
-        let mut zones = self
-            .zones
-            .lock()
-            .map_err(|_| "internal error".to_string())?;
-        let old_names: BTreeSet<String> = zones.keys().cloned().collect();
+        let mut zones = lock(&self.zones);
+        let old_server = lock(&self.cfg).server.clone();
+        let restart = restart_required(&old_server, &new.server);
+        if !restart.is_empty() {
+            warn!(keys = ?restart, "these [server] settings change only with a restart; the running values stay");
+        }
+        self.opts.keys.store(Arc::new(keys));
+        self.opts.chaos.store(Arc::new(chaos(&new.server)));
         let new_names: BTreeSet<String> = new.zones.iter().map(|z| z.name.clone()).collect();
-        self.opts.keys.store(Arc::new(keys.clone()));
-        let old_server = self
-            .cfg
-            .lock()
-            .map(|c| (c.server.listen.clone(), c.server.control))
-            .ok();
-        if old_server != Some((new.server.listen.clone(), new.server.control)) {
-            warn!("listen and control addresses change only with a restart");
-        }
-        if let Ok(mut c) = self.cfg.lock() {
-            *c = new.clone();
-        }
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
-        for name in old_names.difference(&new_names) {
-            if let Some(r) = zones.remove(name) {
-                self.stop_zone(r);
+        let mut unchanged = 0;
+        let gone: Vec<String> = zones
+            .keys()
+            .filter(|n| !new_names.contains(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(r) = zones.remove(&name) {
+                self.stop_zone(r, true);
                 info!(zone = %name, "zone removed from the config; no longer served");
-                removed.push(name.clone());
+                removed.push(name);
             }
         }
         let mut to_load = Vec::new();
-        for zc in new.zones {
+        for zc in new.zones.clone() {
             let name = zc.name.clone();
-            match zones.get(&name) {
-                Some(r) if r.cfg == zc => continue,
-                Some(_) => {
-                    if let Some(r) = zones.remove(&name) {
-                        self.stop_zone(r);
+            match zones.get_mut(&name) {
+                Some(r) if r.cfg == zc => unchanged += 1,
+                Some(r) if r.cfg.role == zc.role => {
+                    if self.reconfigure_zone(r, zc) {
+                        to_load.push(name.clone());
                     }
-                    changed.push(name.clone());
+                    changed.push(name);
                 }
-                None => added.push(name.clone()),
+                _ => {
+                    if let Some(old) = zones.remove(&name) {
+                        // A new role: the old lifecycle stops, what it
+                        // served stays until the new one replaces it.
+                        self.stop_zone(old, false);
+                        changed.push(name.clone());
+                    } else {
+                        added.push(name.clone());
+                    }
+                    info!(zone = %name, "starting zone from the new config");
+                    let is_primary = zc.role == Role::Primary;
+                    zones.insert(name.clone(), self.start_zone(zc));
+                    if is_primary {
+                        to_load.push(name);
+                    }
+                }
             }
-            let is_primary = zc.role == Role::Primary;
-            info!(zone = %name, "starting zone from the new config");
-            zones.insert(name.clone(), self.start_zone(zc, &keys));
-            if is_primary {
-                to_load.push(name);
-            }
+        }
+        {
+            let mut c = lock(&self.cfg);
+            c.keys = new.keys;
+            c.zones = new.zones;
+            c.source = new.source;
         }
         drop(zones);
         for name in to_load {
             let _ = self.reload_tx.send(name);
         }
-        info!(?added, ?removed, ?changed, "config reloaded");
-        Ok(serde_json::json!({"ok": true, "added": added, "removed": removed, "changed": changed}))
+        info!(?added, ?removed, ?changed, unchanged, "config reloaded");
+        Ok(serde_json::json!({
+            "ok": true,
+            "added": added,
+            "removed": removed,
+            "changed": changed,
+            "unchanged": unchanged,
+            "restart_required": restart,
+        }))
     }
 
-    pub fn zone_action(&self, name: &str, action: Action) -> Result<(), ActionError> {
+    /// Runs `action` on a zone and waits for its outcome (reload, refresh
+    /// and retransfer; NOTIFY is only queued).
+    pub async fn zone_action(
+        self: &Arc<Self>,
+        name: &str,
+        action: Action,
+    ) -> Result<Outcome, ActionError> {
         let mut apex = crate::zone::name::parse_absolute(name)
             .map_err(|_| ActionError::NoZone(name.to_string()))?;
         crate::zone::name::lowercase(&mut apex);
         let key = crate::zone::name::to_text(&apex);
-        let zones = self
-            .zones
-            .lock()
-            .map_err(|_| ActionError::NoZone(name.to_string()))?;
-        let r = zones
-            .get(&key)
-            .ok_or_else(|| ActionError::NoZone(key.clone()))?;
-        match (action, &r.primary, &r.commands) {
-            (Action::Reload, Some(_), _) => {
-                let _ = self.reload_tx.send(key);
-            }
-            (Action::Notify, Some(pz), _) => {
-                if let Ok(z) = pz.lock() {
-                    z.renotify();
-                }
-            }
-            (Action::Refresh | Action::Retransfer, Some(_), _) => {
-                return Err(ActionError::NotApplicable(format!(
-                    "{key} is a primary zone: refresh and retransfer are for secondaries"
-                )));
-            }
-            (a, None, Some(tx)) => {
-                let cmd = match a {
-                    Action::Reload | Action::Refresh => secondary::Command::Refresh,
-                    Action::Retransfer => secondary::Command::Retransfer,
-                    Action::Notify => secondary::Command::Notify,
-                };
-                let _ = tx.send(cmd);
-            }
-            (_, None, None) => return Err(ActionError::NoZone(key)),
+        enum Handle {
+            Primary(Arc<Mutex<PrimaryZone>>),
+            Secondary(mpsc::UnboundedSender<secondary::Command>),
         }
-        Ok(())
+        let handle = {
+            let zones = lock(&self.zones);
+            let r = zones
+                .get(&key)
+                .ok_or_else(|| ActionError::NoZone(key.clone()))?;
+            match &r.life {
+                Lifecycle::Primary(pz) => Handle::Primary(pz.clone()),
+                Lifecycle::Secondary { commands, .. } => Handle::Secondary(commands.clone()),
+            }
+        };
+        match (action, handle) {
+            (Action::Reload, Handle::Primary(_)) => {
+                let d = self.clone();
+                let k = key.clone();
+                let r = tokio::task::spawn_blocking(move || d.load_primary(&k))
+                    .await
+                    .ok()
+                    .flatten();
+                Ok(match r {
+                    Some(Reloaded::Published(s)) => {
+                        Outcome::Done(format!("{key} now serves serial {s}"))
+                    }
+                    Some(Reloaded::Unchanged(s)) => {
+                        Outcome::Done(format!("{key} unchanged: serving serial {s}"))
+                    }
+                    Some(Reloaded::Failed(e)) => Outcome::Failed(e),
+                    None => Outcome::Failed(format!("{key} is no longer configured")),
+                })
+            }
+            (Action::Notify, Handle::Primary(pz)) => Ok(if lock(&pz).renotify() {
+                Outcome::Done(format!("NOTIFY queued for {key}'s followers"))
+            } else {
+                Outcome::Failed(format!("{key} serves nothing yet"))
+            }),
+            (Action::Refresh | Action::Retransfer, Handle::Primary(_)) => {
+                Err(ActionError::NotApplicable(format!(
+                    "{key} is a primary zone: refresh and retransfer are for secondaries"
+                )))
+            }
+            (Action::Notify, Handle::Secondary(tx)) => {
+                let _ = tx.send(secondary::Command::Notify);
+                Ok(Outcome::Done(format!(
+                    "NOTIFY queued for {key}'s followers"
+                )))
+            }
+            (a, Handle::Secondary(tx)) => {
+                let (reply, outcome) = oneshot::channel();
+                let cmd = match a {
+                    Action::Retransfer => secondary::Command::Retransfer(Some(reply)),
+                    _ => secondary::Command::Refresh(Some(reply)),
+                };
+                if tx.send(cmd).is_err() {
+                    return Ok(Outcome::Failed(format!("{key} has stopped")));
+                }
+                Ok(match tokio::time::timeout(ACTION_WAIT, outcome).await {
+                    Ok(Ok(Ok(done))) => Outcome::Done(done),
+                    Ok(Ok(Err(e))) => Outcome::Failed(e),
+                    Ok(Err(_)) => Outcome::Failed(format!("{key} has stopped")),
+                    Err(_) => Outcome::Running(format!(
+                        "still running after {}s; see `tandem status`",
+                        ACTION_WAIT.as_secs()
+                    )),
+                })
+            }
+        }
     }
 
     pub fn status_json(&self) -> serde_json::Value {
-        let zones: Vec<serde_json::Value> = self
-            .zones
-            .lock()
-            .map(|z| z.values().map(|r| r.status.json()).collect())
-            .unwrap_or_default();
+        let zones: Vec<serde_json::Value> = lock(&self.zones)
+            .values()
+            .map(|r| r.status.json())
+            .collect();
         serde_json::json!({ "zones": zones })
     }
 
     pub fn metrics_text(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::with_capacity(8192);
-        crate::stats::render(&mut out);
-        if let Some(h) = memory::heap() {
-            let _ = writeln!(
-                out,
-                "# HELP tandem_heap_bytes Heap memory: in use (mapped included), held free by malloc, mapped directly.\n# TYPE tandem_heap_bytes gauge\n\
-                 tandem_heap_bytes{{kind=\"in_use\"}} {}\ntandem_heap_bytes{{kind=\"free\"}} {}\ntandem_heap_bytes{{kind=\"mapped\"}} {}",
-                h.in_use, h.free, h.mapped
-            );
-        }
-        let zones: Vec<Arc<ZoneStatus>> = self
-            .zones
-            .lock()
-            .map(|z| z.values().map(|r| r.status.clone()).collect())
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "# HELP tandem_zone_queries_total Queries answered from each zone.\n# TYPE tandem_zone_queries_total counter"
-        );
-        for z in &zones {
-            let _ = writeln!(
-                out,
-                "tandem_zone_queries_total{{zone=\"{}\"}} {}",
-                z.name,
-                z.queries.get()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tandem_zone_serial The serial each zone serves.\n# TYPE tandem_zone_serial gauge"
-        );
-        for z in &zones {
-            if let Some(s) = z.serial() {
-                let _ = writeln!(out, "tandem_zone_serial{{zone=\"{}\"}} {s}", z.name);
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tandem_zone_records Records in the served version.\n# TYPE tandem_zone_records gauge"
-        );
-        for z in &zones {
-            let _ = writeln!(
-                out,
-                "tandem_zone_records{{zone=\"{}\"}} {}",
-                z.name,
-                z.records()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tandem_zone_state 1 for the zone's current state.\n# TYPE tandem_zone_state gauge"
-        );
-        for z in &zones {
-            let st = z.state();
-            for s in crate::status::State::ALL {
-                let _ = writeln!(
-                    out,
-                    "tandem_zone_state{{zone=\"{}\",state=\"{}\"}} {}",
-                    z.name,
-                    s.name(),
-                    u8::from(s == st)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tandem_follower_serial The serial a follower last reached.\n# TYPE tandem_follower_serial gauge"
-        );
-        let mut lags = String::new();
-        for z in &zones {
-            for (f, serial, lag) in z.follower_gauges() {
-                let _ = writeln!(
-                    out,
-                    "tandem_follower_serial{{zone=\"{}\",follower=\"{f}\"}} {serial}",
-                    z.name
-                );
-                let _ = writeln!(
-                    lags,
-                    "tandem_follower_lag_serials{{zone=\"{}\",follower=\"{f}\"}} {lag}",
-                    z.name
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tandem_follower_lag_serials How many serials a follower is behind.\n# TYPE tandem_follower_lag_serials gauge"
-        );
-        out.push_str(&lags);
-        out
+        let zones: Vec<Arc<ZoneStatus>> = lock(&self.zones)
+            .values()
+            .map(|r| r.status.clone())
+            .collect();
+        crate::stats::render_all(&zones)
     }
 }
 
 pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
     memory::tune_malloc();
+    supervise::install_hook();
     info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
     let keys = Keyring::from_config(&cfg.keys).map_err(StartError::Keys)?;
     let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let opts = Arc::new(Options {
         udp_payload: cfg.server.udp_payload,
-        keys: ArcSwap::from_pointee(keys.clone()),
+        keys: Arc::new(ArcSwap::from_pointee(keys)),
+        chaos: ArcSwap::from_pointee(chaos(&cfg.server)),
     });
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -423,6 +521,10 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
             idle_timeout: cfg.server.tcp_idle_timeout,
             max_connections: cfg.server.tcp_max_connections,
             max_transfers_out: cfg.server.max_transfers_out,
+            transfer_deadlines: crate::transfer::Deadlines {
+                message: cfg.server.tcp_idle_timeout,
+                whole: cfg.server.transfer_out_timeout,
+            },
         };
         rt.spawn(server::tcp::serve(
             listener,
@@ -468,10 +570,8 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         rt: rt.handle().clone(),
     });
     for zc in &cfg.zones {
-        let r = daemon.start_zone(zc.clone(), &keys);
-        if let Ok(mut z) = daemon.zones.lock() {
-            z.insert(zc.name.clone(), r);
-        }
+        let r = daemon.start_zone(zc.clone());
+        lock(&daemon.zones).insert(zc.name.clone(), r);
         if zc.role == Role::Primary {
             daemon.load_primary(&zc.name);
         }
@@ -484,9 +584,11 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
 
     rt.block_on(async {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-            (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-        else {
+        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             error!("cannot install signal handlers");
             return;
         };
@@ -500,7 +602,11 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
                         Ok(Err(e)) => error!("config not reloaded, nothing changed: {e}"),
                         Err(e) => error!("config reload failed: {e}"),
                     }
-                    let names: Vec<String> = daemon.zones.lock().map(|z| z.iter().filter(|(_, r)| r.primary.is_some()).map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+                    let names: Vec<String> = lock(&daemon.zones)
+                        .iter()
+                        .filter(|(_, r)| matches!(r.life, Lifecycle::Primary(_)))
+                        .map(|(n, _)| n.clone())
+                        .collect();
                     for n in names {
                         let _ = reload_tx.send(n);
                     }
@@ -518,7 +624,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Reloads primary zones named by file events, SIGHUP and the control API,
+/// Reloads primary zones named by file events, SIGHUP and config reloads,
 /// once each per burst.
 async fn reloader(mut rx: mpsc::UnboundedReceiver<String>, daemon: Arc<Daemon>) {
     while let Some(first) = rx.recv().await {

@@ -185,6 +185,12 @@ impl Journal {
         Ok(diff)
     }
 
+    /// New bounds (a config reload); the next `trim` applies them.
+    pub fn set_bounds(&mut self, max_entries: usize, max_bytes: u64) {
+        self.max_entries = max_entries;
+        self.max_bytes = max_bytes;
+    }
+
     /// How many of the oldest entries `trim` would drop.
     fn excess(&self) -> usize {
         let mut n = 0;

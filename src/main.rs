@@ -146,15 +146,22 @@ fn check(path: &Path, origin: Option<&str>) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_logging(cfg: &Config, format: LogFormat) {
+/// Logging from `RUST_LOG` if set, else the config's `log_level`, else
+/// info. Either one that is not a level is a startup error naming it.
+fn init_logging(cfg: &Config, format: LogFormat) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let default = cfg
-        .server
-        .log_level
-        .clone()
-        .unwrap_or_else(|| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let directive = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            config::log_filter(&v).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?
+        }
+        _ => cfg
+            .server
+            .log_level
+            .clone()
+            .unwrap_or_else(|| "info".into()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
+        .map_err(|e| anyhow::anyhow!("log level {directive:?}: {e}"))?;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -162,6 +169,7 @@ fn init_logging(cfg: &Config, format: LogFormat) {
         LogFormat::Human => b.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => b.json().init(),
     }
+    Ok(())
 }
 
 fn serve(config_path: Option<PathBuf>, format: LogFormat) -> anyhow::Result<ExitCode> {
@@ -170,7 +178,7 @@ fn serve(config_path: Option<PathBuf>, format: LogFormat) -> anyhow::Result<Exit
         None => ConfigSource::Default(std::env::current_dir()?),
     };
     let cfg = source.read()?;
-    init_logging(&cfg, format);
+    init_logging(&cfg, format)?;
     daemon::run(cfg, source)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -197,17 +205,60 @@ fn call(ctl: &Control, method: &str, path: String) -> anyhow::Result<ExitCode> {
     let (code, body) = control_client::request(addr, method, &path, token.as_deref())?;
     let v: serde_json::Value =
         serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
+    if ctl.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
     if !(200..300).contains(&code) {
         let msg = v.get("error").and_then(|e| e.as_str()).unwrap_or(&body);
         eprintln!("tandem: {msg} (HTTP {code})");
         return Ok(ExitCode::FAILURE);
     }
     if ctl.json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if path == "/status" {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if path == "/status" {
         print_status(&v);
+    } else if path == "/reload" {
+        let list = |k: &str| -> String {
+            let names: Vec<String> = v[k]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        };
+        println!(
+            "config reloaded: added {}; removed {}; changed {}; {} unchanged",
+            list("added"),
+            list("removed"),
+            list("changed"),
+            v["unchanged"]
+        );
+        if v["restart_required"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            println!(
+                "not applied until a restart: [server] {}",
+                list("restart_required")
+            );
+        }
     } else {
-        println!("ok: {}", v);
+        let result = v["result"].as_str().unwrap_or_default();
+        if code == 202 {
+            println!(
+                "{}: {} still running: {result}",
+                v["zone"].as_str().unwrap_or(""),
+                v["action"].as_str().unwrap_or("")
+            );
+        } else {
+            println!("{result}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -247,6 +298,9 @@ fn print_status(v: &serde_json::Value) {
             s(&z["state"]),
             detail
         );
+        if let Some(e) = z["last_error"].as_str() {
+            println!("  last error ({}): {e}", s(&z["last_error_at"]));
+        }
         for f in z["followers"].as_array().into_iter().flatten() {
             println!(
                 "  follower {:<24} serial {:<12} lag {:<6} last seen {:<21} notify acked {}",

@@ -289,3 +289,121 @@ pub fn render(out: &mut String) {
     let _ = writeln!(out, "# TYPE tandem_propagation_seconds histogram");
     m.propagation.render("tandem_propagation_seconds", out);
 }
+
+/// Everything /metrics shows: the process-wide counters, the heap, and
+/// each zone's gauges.
+pub fn render_all(zones: &[std::sync::Arc<crate::status::ZoneStatus>]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(8192);
+    render(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP tandem_panics_total Panics caught (and recovered from), by where.\n# TYPE tandem_panics_total counter"
+    );
+    for (path, name) in crate::supervise::PATHS {
+        let _ = writeln!(
+            out,
+            "tandem_panics_total{{path=\"{name}\"}} {}",
+            crate::supervise::panics(path)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_log_suppressed_total Log lines a remote packet triggered that the rate limit held back.\n# TYPE tandem_log_suppressed_total counter\ntandem_log_suppressed_total {}",
+        crate::ratelog::SUPPRESSED_TOTAL.load(Relaxed)
+    );
+    if let Some(h) = crate::memory::heap() {
+        let _ = writeln!(
+            out,
+            "# HELP tandem_heap_bytes Heap memory: in use (mapped included), held free by malloc, mapped directly.\n# TYPE tandem_heap_bytes gauge\n\
+             tandem_heap_bytes{{kind=\"in_use\"}} {}\ntandem_heap_bytes{{kind=\"free\"}} {}\ntandem_heap_bytes{{kind=\"mapped\"}} {}",
+            h.in_use, h.free, h.mapped
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_queries_total Queries answered from each zone.\n# TYPE tandem_zone_queries_total counter"
+    );
+    for z in zones {
+        let _ = writeln!(
+            out,
+            "tandem_zone_queries_total{{zone=\"{}\"}} {}",
+            z.name,
+            z.queries.get()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_serial The serial each zone serves.\n# TYPE tandem_zone_serial gauge"
+    );
+    for z in zones {
+        if let Some(s) = z.serial() {
+            let _ = writeln!(out, "tandem_zone_serial{{zone=\"{}\"}} {s}", z.name);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_records Records in the served version.\n# TYPE tandem_zone_records gauge"
+    );
+    for z in zones {
+        let _ = writeln!(
+            out,
+            "tandem_zone_records{{zone=\"{}\"}} {}",
+            z.name,
+            z.records()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_state 1 for the zone's current state.\n# TYPE tandem_zone_state gauge"
+    );
+    for z in zones {
+        let st = z.state();
+        for s in crate::status::State::ALL {
+            let _ = writeln!(
+                out,
+                "tandem_zone_state{{zone=\"{}\",state=\"{}\"}} {}",
+                z.name,
+                s.name(),
+                u8::from(s == st)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_error 1 while the zone has a last error (see `tandem status`).\n# TYPE tandem_zone_error gauge"
+    );
+    for z in zones {
+        let _ = writeln!(
+            out,
+            "tandem_zone_error{{zone=\"{}\"}} {}",
+            z.name,
+            u8::from(z.last_error().is_some())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_follower_serial The serial a follower last reached.\n# TYPE tandem_follower_serial gauge"
+    );
+    let mut lags = String::new();
+    for z in zones {
+        for (f, serial, lag) in z.follower_gauges() {
+            let _ = writeln!(
+                out,
+                "tandem_follower_serial{{zone=\"{}\",follower=\"{f}\"}} {serial}",
+                z.name
+            );
+            let _ = writeln!(
+                lags,
+                "tandem_follower_lag_serials{{zone=\"{}\",follower=\"{f}\"}} {lag}",
+                z.name
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tandem_follower_lag_serials How many serials a follower is behind.\n# TYPE tandem_follower_lag_serials gauge"
+    );
+    out.push_str(&lags);
+    out
+}

@@ -22,6 +22,8 @@ pub enum State {
     Refreshing,
     Expired,
     Failed,
+    /// Serving, but what it serves cannot be persisted (see `last_error`).
+    Degraded,
 }
 
 impl State {
@@ -32,14 +34,16 @@ impl State {
             State::Refreshing => "refreshing",
             State::Expired => "expired",
             State::Failed => "failed",
+            State::Degraded => "degraded",
         }
     }
-    pub const ALL: [State; 5] = [
+    pub const ALL: [State; 6] = [
         State::Loading,
         State::Serving,
         State::Refreshing,
         State::Expired,
         State::Failed,
+        State::Degraded,
     ];
 }
 
@@ -65,13 +69,18 @@ struct Info {
     expires_at: Option<SystemTime>,
     /// Recent versions and when they were published.
     published: VecDeque<(u32, Instant)>,
+    /// What went wrong last (a file that does not load, a refresh that
+    /// failed, a version that cannot be saved), until it goes right.
+    last_error: Option<(SystemTime, String)>,
+    /// Why what is served cannot be persisted, while that lasts.
+    degraded: Option<String>,
 }
 
 #[derive(Debug)]
 pub struct ZoneStatus {
     pub name: String,
     pub role: Role,
-    pub primaries: Vec<SocketAddr>,
+    primaries: Mutex<Vec<SocketAddr>>,
     info: Mutex<Info>,
     /// Listed followers (the `notify` addresses) by address; others by IP
     /// with port 0 (their transfers come from any port).
@@ -82,18 +91,16 @@ pub struct ZoneStatus {
 
 /// RFC 3339 in UTC, seconds precision.
 pub fn rfc3339(t: SystemTime) -> String {
+    const F: &[time::format_description::BorrowedFormatItem] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (y, m, d) = crate::civil::civil_from_days((secs / 86400) as i64);
-    let rem = secs % 86400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|d| d.format(F).ok())
+        .unwrap_or_default()
 }
 
 fn lag(current: Option<u32>, theirs: Option<u32>) -> Option<u32> {
@@ -124,7 +131,7 @@ impl ZoneStatus {
         ZoneStatus {
             name: cfg.name.clone(),
             role: cfg.role,
-            primaries: cfg.primaries.clone(),
+            primaries: Mutex::new(cfg.primaries.clone()),
             info: Mutex::new(Info {
                 state: State::Loading,
                 serial: None,
@@ -133,6 +140,8 @@ impl ZoneStatus {
                 next_refresh: None,
                 expires_at: None,
                 published: VecDeque::new(),
+                last_error: None,
+                degraded: None,
             }),
             followers: Mutex::new(followers),
             queries: Default::default(),
@@ -140,26 +149,93 @@ impl ZoneStatus {
     }
 
     pub fn set_state(&self, s: State) {
-        if let Ok(mut i) = self.info.lock() {
+        {
+            let mut i = crate::supervise::lock(&self.info);
             i.state = s;
         }
     }
 
+    /// The state shown: `degraded` while serving something that cannot be
+    /// persisted.
     pub fn state(&self) -> State {
-        self.info.lock().map(|i| i.state).unwrap_or(State::Failed)
+        let i = crate::supervise::lock(&self.info);
+        Self::shown(&i)
+    }
+
+    fn shown(i: &Info) -> State {
+        match (i.state, &i.degraded) {
+            (State::Serving | State::Refreshing, Some(_)) => State::Degraded,
+            (s, _) => s,
+        }
+    }
+
+    /// The lifecycle's own state (refreshing, serving…), degradation aside.
+    pub fn base_state(&self) -> State {
+        crate::supervise::lock(&self.info).state
+    }
+
+    /// Records what went wrong (logged by the caller), or that it is over
+    /// (while degraded, the reason stays the last error).
+    pub fn set_error(&self, e: Option<String>) {
+        let mut i = crate::supervise::lock(&self.info);
+        i.last_error = match e {
+            Some(m) => Some((SystemTime::now(), m)),
+            None => i.degraded.clone().map(|d| (SystemTime::now(), d)),
+        };
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        crate::supervise::lock(&self.info)
+            .last_error
+            .as_ref()
+            .map(|e| e.1.clone())
+    }
+
+    /// Serving something that cannot be persisted (and why), or no longer.
+    pub fn set_degraded(&self, why: Option<String>) {
+        let mut i = crate::supervise::lock(&self.info);
+        match &why {
+            Some(w) => i.last_error = Some((SystemTime::now(), w.clone())),
+            None if i.degraded.is_some() => i.last_error = None,
+            None => {}
+        }
+        i.degraded = why;
+    }
+
+    pub fn set_primaries(&self, p: &[SocketAddr]) {
+        *crate::supervise::lock(&self.primaries) = p.to_vec();
+    }
+
+    /// The followers listed in the zone's `notify` (a config reload may
+    /// change them); unlisted ones seen transferring are kept.
+    pub fn set_listed(&self, notify: &[SocketAddr]) {
+        let mut f = crate::supervise::lock(&self.followers);
+        f.retain(|k, v| !v.listed || notify.contains(k));
+        for a in notify {
+            f.entry(*a).or_insert_with(|| Follower {
+                address: a.to_string(),
+                serial: None,
+                last_seen: None,
+                seen_at: None,
+                notify_acked: None,
+                listed: true,
+                counted: None,
+            });
+        }
     }
 
     pub fn serial(&self) -> Option<u32> {
-        self.info.lock().ok().and_then(|i| i.serial)
+        crate::supervise::lock(&self.info).serial
     }
 
     pub fn records(&self) -> usize {
-        self.info.lock().map(|i| i.records).unwrap_or(0)
+        crate::supervise::lock(&self.info).records
     }
 
     /// A new version is being served.
     pub fn published(&self, serial: u32, records: usize) {
-        if let Ok(mut i) = self.info.lock() {
+        {
+            let mut i = crate::supervise::lock(&self.info);
             i.state = State::Serving;
             i.serial = Some(serial);
             i.records = records;
@@ -172,7 +248,8 @@ impl ZoneStatus {
     }
 
     pub fn set_timers(&self, next_refresh: Option<SystemTime>, expires_at: Option<SystemTime>) {
-        if let Ok(mut i) = self.info.lock() {
+        {
+            let mut i = crate::supervise::lock(&self.info);
             i.next_refresh = next_refresh;
             i.expires_at = expires_at;
         }
@@ -222,9 +299,7 @@ impl ZoneStatus {
     /// A follower showed up (SOA, IXFR or AXFR); `reached` is the serial it
     /// has (from its IXFR request) or just transferred.
     pub fn follower_seen(&self, peer: IpAddr, reached: Option<u32>) {
-        let Ok(mut f) = self.followers.lock() else {
-            return;
-        };
+        let mut f = crate::supervise::lock(&self.followers);
         for key in Self::entries_for(&mut f, peer) {
             let Some(e) = f.get_mut(&key) else { continue };
             e.last_seen = Some(SystemTime::now());
@@ -241,15 +316,12 @@ impl ZoneStatus {
     /// took to get there, once per follower and version.
     pub fn follower_transferred(&self, peer: IpAddr, serial: u32) {
         self.follower_seen(peer, Some(serial));
-        let published = self.info.lock().ok().and_then(|i| {
-            i.published
-                .iter()
-                .find(|(s, _)| *s == serial)
-                .map(|(_, t)| *t)
-        });
-        let Ok(mut f) = self.followers.lock() else {
-            return;
-        };
+        let published = crate::supervise::lock(&self.info)
+            .published
+            .iter()
+            .find(|(s, _)| *s == serial)
+            .map(|(_, t)| *t);
+        let mut f = crate::supervise::lock(&self.followers);
         let Some(t) = published else { return };
         for key in Self::entries_for(&mut f, peer) {
             if let Some(e) = f.get_mut(&key)
@@ -264,9 +336,7 @@ impl ZoneStatus {
     }
 
     pub fn notify_result(&self, target: SocketAddr, acked: bool) {
-        if let Ok(mut f) = self.followers.lock()
-            && let Some(e) = f.get_mut(&target)
-        {
+        if let Some(e) = crate::supervise::lock(&self.followers).get_mut(&target) {
             e.notify_acked = Some(acked);
         }
     }
@@ -280,9 +350,14 @@ impl ZoneStatus {
         let Some(obj) = z.as_object_mut() else {
             return z;
         };
-        let serial = match self.info.lock() {
-            Ok(i) => {
-                obj.insert("state".into(), json!(i.state.name()));
+        let serial = {
+            let i = crate::supervise::lock(&self.info);
+            {
+                obj.insert("state".into(), json!(Self::shown(&i).name()));
+                if let Some((at, msg)) = &i.last_error {
+                    obj.insert("last_error".into(), json!(msg));
+                    obj.insert("last_error_at".into(), json!(rfc3339(*at)));
+                }
                 obj.insert("serial".into(), json!(i.serial));
                 obj.insert("records".into(), json!(i.records));
                 obj.insert("last_loaded".into(), json!(t(i.last_loaded)));
@@ -290,7 +365,7 @@ impl ZoneStatus {
                     obj.insert(
                         "primaries".into(),
                         json!(
-                            self.primaries
+                            crate::supervise::lock(&self.primaries)
                                 .iter()
                                 .map(|p| p.to_string())
                                 .collect::<Vec<_>>()
@@ -301,25 +376,19 @@ impl ZoneStatus {
                 }
                 i.serial
             }
-            Err(_) => None,
         };
-        let mut followers: Vec<Value> = self
-            .followers
-            .lock()
-            .map(|f| {
-                f.values()
-                    .map(|v| {
-                        json!({
-                            "address": v.address,
-                            "serial": v.serial,
-                            "lag_serials": lag(serial, v.serial),
-                            "last_seen": t(v.last_seen),
-                            "notify_acked": v.notify_acked,
-                        })
-                    })
-                    .collect()
+        let mut followers: Vec<Value> = crate::supervise::lock(&self.followers)
+            .values()
+            .map(|v| {
+                json!({
+                    "address": v.address,
+                    "serial": v.serial,
+                    "lag_serials": lag(serial, v.serial),
+                    "last_seen": t(v.last_seen),
+                    "notify_acked": v.notify_acked,
+                })
             })
-            .unwrap_or_default();
+            .collect();
         followers.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
         obj.insert("followers".into(), Value::Array(followers));
         z
@@ -328,14 +397,10 @@ impl ZoneStatus {
     /// (follower address, serial, lag) for metrics.
     pub fn follower_gauges(&self) -> Vec<(String, u32, u32)> {
         let serial = self.serial();
-        self.followers
-            .lock()
-            .map(|f| {
-                f.values()
-                    .filter_map(|v| Some((v.address.clone(), v.serial?, lag(serial, v.serial)?)))
-                    .collect()
-            })
-            .unwrap_or_default()
+        crate::supervise::lock(&self.followers)
+            .values()
+            .filter_map(|v| Some((v.address.clone(), v.serial?, lag(serial, v.serial)?)))
+            .collect()
     }
 }
 

@@ -12,8 +12,18 @@ use crate::wire::{ANSWER, Request, Writer, rcode};
 use crate::zone::diff::Rr;
 use crate::zone::{Zone, name, rtype};
 use std::net::IpAddr;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tracing::{info, warn};
+use tokio::time::Instant;
+
+/// How long a transfer out may take: each message must be taken by the
+/// reader within `message`, the whole stream within `whole`. A reader that
+/// stops reading is cut off, and its slot and zone version freed.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    pub message: Duration,
+    pub whole: Duration,
+}
 
 const QR: u16 = 0x8000;
 const AA: u16 = 0x0400;
@@ -66,6 +76,8 @@ fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = Rec<'a>
 /// 64 KiB allows, signing each one when the request was signed.
 struct Stream<'w, W> {
     wr: &'w mut W,
+    message_timeout: Duration,
+    deadline: Instant,
     id: u16,
     flags: u16,
     question: Vec<u8>,
@@ -77,9 +89,11 @@ struct Stream<'w, W> {
 }
 
 impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
-    fn new(wr: &'w mut W, req: &Request, sig: Option<Verified>) -> Self {
+    fn new(wr: &'w mut W, req: &Request, sig: Option<Verified>, limits: Deadlines) -> Self {
         Stream {
             wr,
+            message_timeout: limits.message,
+            deadline: Instant::now() + limits.whole,
             id: req.id,
             flags: QR | AA | (req.flags & 0x7800),
             question: req.question.to_vec(),
@@ -113,7 +127,7 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
                 if n == 0 {
                     // A record that cannot fit any message: skip it, loudly.
                     if let Some(r) = records.next() {
-                        warn!(owner = %name::to_text(r.owner), "record too large for a transfer message; skipped");
+                        crate::warn_limited!(owner = %name::to_text(r.owner), "record too large for a transfer message; skipped");
                     }
                     continue;
                 }
@@ -128,7 +142,7 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
 
     async fn write(&mut self, mut msg: Vec<u8>) -> std::io::Result<()> {
         if let Some((v, prev)) = &mut self.sig {
-            let now = tsig::now();
+            let now = crate::clock::unix_secs();
             let mac = match prev {
                 None => tsig::sign_response(v, &mut msg, now),
                 Some(p) => tsig::sign_next(v, p, &mut msg, now),
@@ -138,7 +152,18 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         let mut framed = Vec::with_capacity(msg.len() + 2);
         framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
         framed.extend_from_slice(&msg);
-        self.wr.write_all(&framed).await?;
+        let by = self.deadline.min(Instant::now() + self.message_timeout);
+        match tokio::time::timeout_at(by, self.wr.write_all(&framed)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let what = if by == self.deadline {
+                    "the whole-transfer deadline passed"
+                } else {
+                    "the reader took no message within the write deadline"
+                };
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, what));
+            }
+        }
         self.messages += 1;
         self.bytes += framed.len();
         Ok(())
@@ -174,6 +199,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     catalog: &Catalog,
     peer: IpAddr,
     keys: &Keyring,
+    limits: Deadlines,
 ) -> std::io::Result<()> {
     let kind = if parsed.qtype == rtype::AXFR {
         "AXFR"
@@ -187,11 +213,11 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         stats::IXFR
     };
     let verified = if parsed.signed {
-        match tsig::verify(keys, req, tsig::now()) {
+        match tsig::verify(keys, req, crate::clock::unix_secs()) {
             Ok(v) => Some(v),
             Err(f) => {
-                warn!(zone = %zname, %peer, kind, "transfer refused: {}", f.describe());
-                let mut s = Stream::new(wr, parsed, None);
+                crate::warn_limited!(zone = %zname, %peer, kind, rcode = "NOTAUTH", "transfer refused: {}", f.describe());
+                let mut s = Stream::new(wr, parsed, None, limits);
                 let len = {
                     let mut w = Writer::new(&mut s.buf, 512);
                     w.header(parsed.id, QR | rcode::NOTAUTH);
@@ -199,7 +225,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                     w.finish()
                 };
                 let mut msg = s.buf[..len].to_vec();
-                tsig::error_response(&f, &mut msg, tsig::now());
+                tsig::error_response(&f, &mut msg, crate::clock::unix_secs());
                 stats::transfer_out(kind_idx, false, 0);
                 return s.write(msg).await;
             }
@@ -207,15 +233,16 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     } else {
         None
     };
-    let key = verified.as_ref().map(|v| v.key_name());
-    let mut s = Stream::new(wr, parsed, verified);
+    let key = verified.as_ref().map(|v| v.key.clone());
+    let mut s = Stream::new(wr, parsed, verified, limits);
     let Some(served) = transfer_zone(catalog, parsed.qname) else {
-        warn!(zone = %zname, %peer, kind, "transfer refused: not a zone served here");
+        crate::warn_limited!(zone = %zname, %peer, kind, rcode = "NOTAUTH", "transfer refused: not a zone served here");
         stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::NOTAUTH).await;
     };
     if !transfer_allowed(served, peer, key.as_deref()) {
-        warn!(zone = %zname, %peer, kind, key = key.as_deref().unwrap_or("none"), "transfer refused by allow_transfer/transfer_key");
+        let key = key.as_deref().map_or("none".to_string(), name::to_text);
+        crate::warn_limited!(zone = %zname, %peer, kind, %key, rcode = "REFUSED", "transfer refused by allow_transfer/transfer_key");
         stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::REFUSED).await;
     }
@@ -226,11 +253,11 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     let soa = zone.soa_rr();
     let current = zone.serial();
     let started = std::time::Instant::now();
-    info!(zone = %zname, %peer, kind, serial = current, "transfer out started");
+    crate::info_limited!(zone = %zname, %peer, kind, serial = current, "transfer out started");
     let style = if parsed.qtype == rtype::IXFR {
         match client_serial(req) {
             None => {
-                warn!(zone = %zname, %peer, "IXFR without the client's SOA");
+                crate::warn_limited!(zone = %zname, %peer, rcode = "FORMERR", "IXFR without the client's SOA");
                 stats::transfer_out(kind_idx, false, 0);
                 return s.error(rcode::FORMERR).await;
             }
@@ -238,7 +265,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                 served.status.follower_seen(peer, Some(c));
                 s.send(std::iter::once(Rec::from(&soa))).await?;
                 stats::transfer_out(kind_idx, true, s.bytes as u64);
-                info!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
+                crate::info_limited!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
                 return Ok(());
             }
             Some(c) => match journal::chain(&served.history, c, current)
@@ -276,7 +303,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     };
     stats::transfer_out(kind_idx, true, s.bytes as u64);
     served.status.follower_transferred(peer, current);
-    info!(
+    crate::info_limited!(
         zone = %zname,
         %peer,
         serial = current,

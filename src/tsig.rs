@@ -12,9 +12,23 @@ use std::str::FromStr;
 /// Seconds of clock difference tolerated (RFC 8945 recommends 300).
 pub const FUDGE: u16 = 300;
 
+/// The configured keys, each with its name in lower-cased wire form (how
+/// zones name the key they want: compared in wire form, not as spelled).
+/// Swapped whole on config reload; whoever signs looks the key up when it
+/// signs, so a new secret reaches every zone at once.
 #[derive(Clone, Default)]
 pub struct Keyring {
-    keys: Vec<TSigner>,
+    keys: Vec<(Box<[u8]>, TSigner)>,
+}
+
+/// The keyring every part of the server reads, swapped on reload.
+pub type SharedKeyring = std::sync::Arc<arc_swap::ArcSwap<Keyring>>;
+
+/// A key name as lower-cased wire form.
+pub fn wire_key_name(canonical: &str) -> Option<Box<[u8]>> {
+    let mut w = crate::zone::name::parse_absolute(canonical).ok()?;
+    crate::zone::name::lowercase(&mut w);
+    Some(w.into())
 }
 
 impl Keyring {
@@ -29,23 +43,22 @@ impl Keyring {
             let name = Name::from_str(&k.name).map_err(|e| format!("key {}: {e}", k.name))?;
             let signer = TSigner::new(k.secret.clone(), alg, name, FUDGE)
                 .map_err(|e| format!("key {}: {e}", k.name))?;
-            ring.keys.push(signer);
+            let wire = wire_key_name(&k.name).ok_or_else(|| format!("key {}: bad name", k.name))?;
+            ring.keys.push((wire, signer));
         }
         Ok(ring)
     }
 
-    /// The key named `name` (as written in the config; case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&TSigner> {
-        let n = Name::from_str(name).ok()?;
-        self.keys
-            .iter()
-            .find(|s| s.signer_name().eq_case(&n) || *s.signer_name() == n)
+    /// The key whose lower-cased wire name is `wire`.
+    pub fn get(&self, wire: &[u8]) -> Option<&TSigner> {
+        self.keys.iter().find(|(w, _)| **w == *wire).map(|(_, s)| s)
     }
 
-    fn find(&self, name: &Name, alg: &TsigAlgorithm) -> Option<&TSigner> {
+    fn find(&self, name: &Name, alg: &TsigAlgorithm) -> Option<(&[u8], &TSigner)> {
         self.keys
             .iter()
-            .find(|s| s.signer_name() == name && s.algorithm() == alg)
+            .find(|(_, s)| s.signer_name() == name && s.algorithm() == alg)
+            .map(|(w, s)| (&w[..], s))
     }
 }
 
@@ -53,6 +66,8 @@ impl Keyring {
 #[derive(Clone)]
 pub struct Verified {
     pub signer: TSigner,
+    /// The key's lower-cased wire name.
+    pub key: Box<[u8]>,
     pub mac: Vec<u8>,
     pub id: u16,
 }
@@ -100,19 +115,12 @@ impl Failure {
     }
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// Verifies the TSIG that ends `req` (RFC 8945 §5.2).
 pub fn verify(keys: &Keyring, req: &[u8], now: u64) -> Result<Verified, Failure> {
     let msg = Message::from_vec(req).map_err(|_| Failure::Malformed)?;
     let sig = msg.signature().ok_or(Failure::Malformed)?;
     let id = msg.metadata.id;
-    let Some(signer) = keys.find(&sig.name, &sig.data.algorithm) else {
+    let Some((key, signer)) = keys.find(&sig.name, &sig.data.algorithm) else {
         return Err(Failure::BadKey {
             key_name: sig.name.clone(),
             id,
@@ -137,6 +145,7 @@ pub fn verify(keys: &Keyring, req: &[u8], now: u64) -> Result<Verified, Failure>
     }
     Ok(Verified {
         signer: signer.clone(),
+        key: key.into(),
         mac,
         id,
     })
@@ -275,7 +284,7 @@ mod tests {
         };
         let mut msg = crate::primary::notify::message(b"\x01t\x00", &soa, 77);
         let unsigned = msg.clone();
-        sign_request(&signer, &mut msg, now()).unwrap();
+        sign_request(&signer, &mut msg, crate::clock::unix_secs()).unwrap();
         let (tbs, _) =
             hickory_proto::rr::rdata::tsig::signed_bitmessage_to_buf(&msg, None, true).unwrap();
         assert_eq!(&tbs[..unsigned.len()], &unsigned[..], "message part");

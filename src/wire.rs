@@ -15,6 +15,30 @@ pub mod rcode {
     pub const REFUSED: u16 = 5;
     pub const NOTAUTH: u16 = 9;
     pub const BADVERS: u16 = 16;
+
+    /// The mnemonic of an rcode (RFC 6895 §2.3), for log lines.
+    pub fn name(rc: u16) -> String {
+        const NAMES: [&str; 12] = [
+            "NOERROR",
+            "FORMERR",
+            "SERVFAIL",
+            "NXDOMAIN",
+            "NOTIMP",
+            "REFUSED",
+            "YXDOMAIN",
+            "YXRRSET",
+            "NXRRSET",
+            "NOTAUTH",
+            "NOTZONE",
+            "DSOTYPENI",
+        ];
+        match rc {
+            16 => "BADVERS".into(),
+            _ => NAMES
+                .get(rc as usize)
+                .map_or_else(|| format!("RCODE{rc}"), |n| n.to_string()),
+        }
+    }
 }
 
 pub mod opcode {
@@ -51,6 +75,17 @@ pub enum Reject {
     Drop,
     /// Reply with this rcode, echoing the ID and opcode (and OPT if parsed).
     Rcode(u16),
+}
+
+/// A message ID for a query or NOTIFY of ours: from the OS's random source,
+/// so that nobody can predict it from the clock (RFC 5452 §4.3).
+pub fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    // getrandom fails only where the OS has no random source at all.
+    if getrandom::getrandom(&mut b).is_err() {
+        b = (crate::clock::unix_secs() as u16).to_be_bytes();
+    }
+    u16::from_be_bytes(b)
 }
 
 pub fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -350,8 +385,21 @@ impl<'b> Writer<'b> {
         ttl: u32,
         rdata: &[u8],
     ) -> Result<(), Full> {
+        self.rr_in_class(section, owner, t, 1, ttl, rdata)
+    }
+
+    /// As `rr`, in class `class` (CHAOS answers).
+    pub fn rr_in_class(
+        &mut self,
+        section: usize,
+        owner: &[u8],
+        t: u16,
+        class: u16,
+        ttl: u32,
+        rdata: &[u8],
+    ) -> Result<(), Full> {
         let m = self.mark();
-        let r = self.rr_inner(section, owner, t, ttl, rdata);
+        let r = self.rr_inner(section, owner, t, class, ttl, rdata);
         if r.is_err() {
             self.rollback(m);
         }
@@ -363,6 +411,7 @@ impl<'b> Writer<'b> {
         section: usize,
         owner: &[u8],
         t: u16,
+        class: u16,
         ttl: u32,
         rdata: &[u8],
     ) -> Result<(), Full> {
@@ -381,7 +430,7 @@ impl<'b> Writer<'b> {
         }
         let mut fixed = [0u8; 10];
         fixed[0..2].copy_from_slice(&t.to_be_bytes());
-        fixed[2..4].copy_from_slice(&1u16.to_be_bytes());
+        fixed[2..4].copy_from_slice(&class.to_be_bytes());
         fixed[4..8].copy_from_slice(&ttl.to_be_bytes());
         match rdata::info(t).filter(|i| i.compress) {
             None => {

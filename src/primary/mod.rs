@@ -38,11 +38,14 @@ pub struct PrimaryZone {
     status: Arc<ZoneStatus>,
 }
 
+/// What a reload did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reloaded {
     Published(u32),
-    Unchanged,
-    Failed,
+    /// The file holds what is served.
+    Unchanged(u32),
+    /// Why nothing changed: FILE:LINE and what is wrong, or what failed.
+    Failed(String),
 }
 
 impl PrimaryZone {
@@ -69,15 +72,11 @@ impl PrimaryZone {
                 None
             }
         };
-        let policy = Arc::new(TransferPolicy {
-            allow_transfer: cfg.allow_transfer.clone(),
-            transfer_key: cfg.transfer_key.clone(),
-        });
         PrimaryZone {
             files: vec![cfg.file.clone()],
             state_path: data_dir.join(format!("{stem}state")),
+            policy: Arc::new(TransferPolicy::from_config(&cfg)),
             cfg,
-            policy,
             journal,
             served: None,
             content: 0,
@@ -86,8 +85,21 @@ impl PrimaryZone {
         }
     }
 
-    pub fn policy(&self) -> Arc<TransferPolicy> {
-        self.policy.clone()
+    /// New settings from a config reload, applied in place: the served
+    /// version stays, published again with the new transfer policy. True
+    /// when the zone file must be read again (its path changed).
+    pub fn reconfigure(&mut self, cfg: ZoneConfig, catalog: &SharedCatalog) -> bool {
+        let file_changed = cfg.file != self.cfg.file;
+        self.policy = Arc::new(TransferPolicy::from_config(&cfg));
+        if let Some(j) = self.journal.as_mut() {
+            j.set_bounds(cfg.journal_max_entries, cfg.journal_max_bytes);
+        }
+        self.cfg = cfg;
+        if let Some(z) = self.served.clone() {
+            self.publish(catalog, z);
+        }
+        info!(zone = %self.cfg.name, "new settings applied; the served version stays");
+        file_changed
     }
 
     fn load(&mut self) -> Result<Zone, ZoneError> {
@@ -108,23 +120,39 @@ impl PrimaryZone {
         Ok(loaded.zone)
     }
 
+    fn publish(&self, catalog: &SharedCatalog, zone: Arc<Zone>) {
+        let history = self
+            .journal
+            .as_ref()
+            .map(|j| j.entries())
+            .unwrap_or_default();
+        let served = Served {
+            apex: self.cfg.apex.clone().into(),
+            zone: Some(zone),
+            history: history.into(),
+            policy: self.policy.clone(),
+            notify_in: None,
+            status: self.status.clone(),
+        };
+        memory::publish(catalog, |c| c.with_zone(served.clone()));
+    }
+
     /// Reads the zone file and, if it changed, publishes the new version.
     pub fn reload(&mut self, catalog: &SharedCatalog) -> Reloaded {
         let _span = tracing::info_span!("zone", name = %self.cfg.name).entered();
         let fresh = match self.load() {
             Ok(z) => z,
-            Err(e) => {
-                error!(zone = %self.cfg.name, "{e}; keeping the served version");
-                return self.failed();
-            }
+            Err(e) => return self.failed(catalog, e.to_string()),
         };
         let hash = content_hash(&fresh);
         let file_serial = fresh.serial();
-        let now = crate::tsig::now();
-        let (next, diff) = match (&self.served, state::read(&self.state_path)) {
+        let now = crate::clock::unix_secs();
+        let on_disk = state::read(&self.state_path);
+        let (next, diff) = match (&self.served, on_disk) {
             (Some(old), _) => {
                 if hash == self.content && !is_newer(file_serial, old.serial()) {
-                    return Reloaded::Unchanged;
+                    self.status.set_error(None);
+                    return Reloaded::Unchanged(old.serial());
                 }
                 let serial = match serial_policy::next(
                     self.cfg.serial_policy,
@@ -134,8 +162,8 @@ impl PrimaryZone {
                 ) {
                     Ok(s) => s,
                     Err(e) => {
-                        error!(zone = %self.cfg.name, "{}: {e}; keeping the served version", self.cfg.file.display());
-                        return self.failed();
+                        let msg = format!("{}: {e}", self.cfg.file.display());
+                        return self.failed(catalog, msg);
                     }
                 };
                 let next = if serial == file_serial {
@@ -177,8 +205,8 @@ impl PrimaryZone {
                 ) {
                     Ok(s) => s,
                     Err(e) => {
-                        error!(zone = %self.cfg.name, "{}: {e}; not serving the zone", self.cfg.file.display());
-                        return self.failed();
+                        let msg = format!("{}: {e}", self.cfg.file.display());
+                        return self.failed(catalog, msg);
                     }
                 };
                 warn!(
@@ -200,6 +228,35 @@ impl PrimaryZone {
                 (fresh, None)
             }
         };
+        let serial = next.serial();
+        // Persisted before published: after a restart the zone starts from
+        // this serial, never an older one. A version whose serial cannot be
+        // persisted is published only if a restart would come back to it
+        // anyway: the state on disk already says so, or the zone file
+        // itself carries the serial.
+        let state = State {
+            serial,
+            content: hash,
+        };
+        match state::write(&self.state_path, state) {
+            Ok(()) => self.status.set_degraded(None),
+            Err(e) if on_disk == Some(state) || serial == file_serial => {
+                let why = format!(
+                    "cannot persist the served serial to {}: {e}; serving serial {serial}, which the zone file holds",
+                    self.state_path.display()
+                );
+                warn!(zone = %self.cfg.name, "{why}");
+                self.status.set_degraded(Some(why));
+            }
+            Err(e) => {
+                let why = format!(
+                    "cannot persist serial {serial} to {}: {e}; not publishing it (the serial must not go backwards after a restart)",
+                    self.state_path.display()
+                );
+                self.status.set_degraded(Some(why.clone()));
+                return self.failed(catalog, why);
+            }
+        }
         if let (Some(d), Some(j)) = (diff, self.journal.as_mut())
             && let Err(e) = j.append(d).and_then(|_| j.trim())
         {
@@ -207,52 +264,46 @@ impl PrimaryZone {
             self.clear_journal();
         }
         let next = Arc::new(next);
-        let serial = next.serial();
-        if let Err(e) = state::write(
-            &self.state_path,
-            State {
-                serial,
-                content: hash,
-            },
-        ) {
-            error!(zone = %self.cfg.name, path = %self.state_path.display(), "cannot persist the served serial: {e}");
-        }
-        let history = self
-            .journal
-            .as_ref()
-            .map(|j| j.entries())
-            .unwrap_or_default();
         self.content = hash;
         self.served = Some(next.clone());
-        let served = Served {
-            apex: self.cfg.apex.clone().into(),
-            zone: Some(next.clone()),
-            history: history.into(),
-            policy: self.policy.clone(),
-            notify_in: None,
-            status: self.status.clone(),
-        };
-        memory::publish(catalog, |c| c.with_zone(served.clone()));
+        self.publish(catalog, next.clone());
         self.status.published(serial, next.record_count());
+        self.status.set_error(None);
         info!(zone = %self.cfg.name, serial, "serving new version");
         self.announce.send_replace(Some(next.soa_rr()));
         Reloaded::Published(serial)
     }
 
-    fn failed(&self) -> Reloaded {
+    /// A reload that changed nothing: logged, counted, kept for `status`.
+    fn failed(&self, catalog: &SharedCatalog, why: String) -> Reloaded {
         crate::stats::METRICS
             .reload_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.served.is_none() {
-            self.status.set_state(crate::status::State::Failed);
+        let served = catalog
+            .load()
+            .get(&self.cfg.apex)
+            .and_then(|s| s.zone.as_ref().map(|z| z.serial()));
+        match served {
+            Some(serial) => {
+                error!(zone = %self.cfg.name, "{why}; keeping the served version (serial {serial})")
+            }
+            None => {
+                error!(zone = %self.cfg.name, "{why}; the zone is not served");
+                self.status.set_state(crate::status::State::Failed);
+            }
         }
-        Reloaded::Failed
+        self.status.set_error(Some(why.clone()));
+        Reloaded::Failed(why)
     }
 
     /// The SOA followers are told about, sent again (`tandem notify`).
-    pub fn renotify(&self) {
-        if let Some(z) = &self.served {
-            self.announce.send_replace(Some(z.soa_rr()));
+    pub fn renotify(&self) -> bool {
+        match &self.served {
+            Some(z) => {
+                self.announce.send_replace(Some(z.soa_rr()));
+                true
+            }
+            None => false,
         }
     }
 

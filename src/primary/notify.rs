@@ -5,12 +5,10 @@
 
 use crate::stats::METRICS;
 use crate::status::ZoneStatus;
-use crate::tsig;
-use crate::wire::{ANSWER, Writer};
+use crate::tsig::{self, SharedKeyring};
+use crate::wire::{ANSWER, Writer, rcode};
 use crate::zone::diff::Rr;
 use crate::zone::{name, rtype};
-use hickory_proto::rr::TSigner;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,13 +24,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// After this many attempts for one version, give up (logged) until the next.
 const MAX_ATTEMPTS: u32 = 8;
 
+/// The TSIG key NOTIFYs are signed with: its name, looked up in the
+/// current keyring at each send (a rotated secret is used at once).
+#[derive(Clone)]
+pub struct Signing {
+    pub key: Option<Box<[u8]>>,
+    pub keys: SharedKeyring,
+}
+
 /// Starts one task per follower; returns their handles (stopped when the
-/// zone is removed from the config).
+/// zone is removed from the config or its followers change).
 pub fn spawn(
     zone: String,
     apex: Vec<u8>,
     targets: &[SocketAddr],
-    key: Option<TSigner>,
+    signing: Signing,
     rx: watch::Receiver<Option<Rr>>,
     status: Arc<ZoneStatus>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -43,7 +49,7 @@ pub fn spawn(
                 zone.clone(),
                 apex.clone(),
                 target,
-                key.clone(),
+                signing.clone(),
                 rx.clone(),
                 status.clone(),
             ))
@@ -55,7 +61,7 @@ async fn follower(
     zone: String,
     apex: Vec<u8>,
     target: SocketAddr,
-    key: Option<TSigner>,
+    signing: Signing,
     mut rx: watch::Receiver<Option<Rr>>,
     status: Arc<ZoneStatus>,
 ) {
@@ -67,7 +73,7 @@ async fn follower(
             let mut superseded = false;
             for attempt in 1..=MAX_ATTEMPTS {
                 METRICS.notify_sent.fetch_add(1, Relaxed);
-                let result = send_once(&apex, &soa, target, key.as_ref()).await;
+                let result = send_once(&apex, &soa, target, &signing).await;
                 if result.is_ok() || attempt == MAX_ATTEMPTS {
                     let acked = matches!(result, Ok(0));
                     status.notify_result(target, acked);
@@ -84,7 +90,7 @@ async fn follower(
                         break;
                     }
                     Ok(rc) => {
-                        warn!(zone = %zone, follower = %target, serial, rcode = rc, "NOTIFY answered with an error");
+                        warn!(zone = %zone, follower = %target, serial, rcode = %rcode::name(rc), "NOTIFY answered with an error");
                         break;
                     }
                     Err(e) if attempt == MAX_ATTEMPTS => {
@@ -116,12 +122,6 @@ async fn follower(
     }
 }
 
-fn random_id() -> u16 {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    foldhash::fast::RandomState::default().hash_one((n, std::time::SystemTime::now())) as u16
-}
-
 /// The NOTIFY message: opcode NOTIFY, AA, the zone's SOA as question and,
 /// as a hint, in the answer section.
 pub fn message(apex: &[u8], soa: &Rr, id: u16) -> Vec<u8> {
@@ -143,7 +143,7 @@ async fn send_once(
     apex: &[u8],
     soa: &Rr,
     target: SocketAddr,
-    key: Option<&TSigner>,
+    signing: &Signing,
 ) -> std::io::Result<u16> {
     let bind: SocketAddr = if target.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
@@ -151,35 +151,36 @@ async fn send_once(
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let sock = UdpSocket::bind(bind).await?;
-    let id = random_id();
+    // Connected: an ICMP port unreachable comes back as "connection refused".
+    sock.connect(target).await?;
+    let id = crate::wire::random_id();
     let mut msg = message(apex, soa, id);
-    if let Some(k) = key {
-        tsig::sign_request(k, &mut msg, tsig::now())
+    if let Some(name) = &signing.key {
+        let keys = signing.keys.load();
+        let k = keys
+            .get(name)
+            .ok_or_else(|| std::io::Error::other("the zone's TSIG key is not configured"))?;
+        tsig::sign_request(k, &mut msg, crate::clock::unix_secs())
             .ok_or_else(|| std::io::Error::other("cannot sign NOTIFY"))?;
     }
-    sock.send_to(&msg, target).await?;
+    sock.send(&msg).await?;
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + ATTEMPT_TIMEOUT;
     loop {
-        let (n, from) = match tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await {
+        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
-                    "no answer",
+                    "timed out",
                 ));
             }
         };
         let r = &buf[..n];
         // Only the follower's answer to this NOTIFY counts.
-        if from == target
-            && n >= 12
-            && r[..2] == id.to_be_bytes()
-            && r[2] & 0x80 != 0
-            && (r[2] >> 3) & 0xf == 4
-        {
+        if n >= 12 && r[..2] == id.to_be_bytes() && r[2] & 0x80 != 0 && (r[2] >> 3) & 0xf == 4 {
             return Ok((r[3] & 0xf) as u16);
         }
-        debug!(zone = %name::to_text(apex), %from, "ignored a stray datagram while waiting for a NOTIFY answer");
+        debug!(zone = %name::to_text(apex), "ignored a stray datagram while waiting for a NOTIFY answer");
     }
 }

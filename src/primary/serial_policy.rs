@@ -27,8 +27,10 @@ pub fn next(policy: SerialPolicy, file: u32, served: u32, unix_now: u64) -> Resu
 
 /// YYYYMMDD00 for a Unix time (UTC).
 fn date_serial(unix: u64) -> u32 {
-    let (y, m, d) = crate::civil::civil_from_days((unix / 86400) as i64);
-    (y * 1_000_000 + m * 10_000 + d * 100) as u32
+    let d = time::OffsetDateTime::from_unix_timestamp(unix as i64)
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MIN);
+    (d.year() as u32) * 1_000_000 + (d.month() as u32) * 10_000 + d.day() as u32 * 100
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use crate::memory;
 use crate::primary::Announce;
 use crate::stats;
 use crate::status::{State, ZoneStatus};
+use crate::tsig::{SharedKeyring, wire_key_name};
 use crate::zone::diff::{self, Rr};
 use crate::zone::rdata::Soa;
 use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
@@ -22,17 +23,22 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use store::Store;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 use xfr_in::{Client, Fetched, XfrError};
 
+/// Where the answer to a control API command goes: what the refresh did,
+/// or why it failed.
+pub type Reply = oneshot::Sender<Result<String, String>>;
+
 pub struct SecondaryZone {
     cfg: ZoneConfig,
-    key: Option<TSigner>,
+    keys: SharedKeyring,
     catalog: SharedCatalog,
     policy: Arc<TransferPolicy>,
     notify_in: Arc<NotifyIn>,
+    notify_tx: mpsc::UnboundedSender<IpAddr>,
     notify_rx: mpsc::UnboundedReceiver<IpAddr>,
     announce: Announce,
     /// `None` only while a blocking task holds it.
@@ -45,51 +51,70 @@ pub struct SecondaryZone {
     commands: mpsc::UnboundedReceiver<Command>,
     /// Set by `retransfer`: the next transfer is a full AXFR.
     force_axfr: bool,
+    /// Who waits for the outcome of the refresh under way.
+    waiting: Vec<Reply>,
+    /// The wait before the next try while the zone has no data.
+    backoff: Option<Duration>,
 }
 
 /// What the control API asks of a secondary zone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Command {
     /// Check the primary's SOA now.
-    Refresh,
+    Refresh(Option<Reply>),
     /// Transfer the whole zone now.
-    Retransfer,
+    Retransfer(Option<Reply>),
     /// Send NOTIFY to this zone's own followers.
     Notify,
+    /// New settings from a config reload; the data stays.
+    Reconfigure(Box<ZoneConfig>),
 }
+
+/// The first wait after a failed refresh of a zone that has no data yet;
+/// it doubles up to `NEVER_LOADED_MAX` (or RETRY, if shorter), so a new
+/// secondary serves within a minute of its primary appearing (BIND waits
+/// longer, with a similar backoff).
+const NEVER_LOADED_FIRST: Duration = Duration::from_secs(2);
+const NEVER_LOADED_MAX: Duration = Duration::from_secs(60);
 
 /// Seconds from now until a Unix time (0 if past).
 fn until(unix: u64) -> Duration {
-    Duration::from_secs(unix.saturating_sub(crate::tsig::now()))
+    Duration::from_secs(unix.saturating_sub(crate::clock::unix_secs()))
 }
 
-/// A little randomness so that many zones do not refresh in lockstep.
+/// A little randomness so that many zones do not refresh in lockstep:
+/// up to 10 % shorter.
 fn jitter(d: Duration) -> Duration {
-    use std::hash::BuildHasher;
-    let r = foldhash::fast::RandomState::default().hash_one(std::time::SystemTime::now()) % 1000;
+    let r = crate::wire::random_id() % 1000;
     d.mul_f64(1.0 - r as f64 / 10_000.0)
 }
 
+fn notify_door(cfg: &ZoneConfig, tx: mpsc::UnboundedSender<IpAddr>) -> Arc<NotifyIn> {
+    Arc::new(NotifyIn {
+        allow: cfg.allow_notify.clone(),
+        key: cfg.transfer_key.as_deref().and_then(wire_key_name),
+        tx,
+    })
+}
+
 impl SecondaryZone {
+    /// `inherited` is what the zone served before this lifecycle started (a
+    /// role change in a config reload): served until a saved copy or a
+    /// transfer replaces it.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: ZoneConfig,
-        key: Option<TSigner>,
+        keys: SharedKeyring,
         catalog: SharedCatalog,
         data_dir: &Path,
         announce: Announce,
         status: Arc<ZoneStatus>,
         commands: mpsc::UnboundedReceiver<Command>,
+        inherited: Option<Arc<Zone>>,
     ) -> SecondaryZone {
-        let (tx, notify_rx) = mpsc::unbounded_channel();
-        let notify_in = Arc::new(NotifyIn {
-            allow: cfg.allow_notify.clone(),
-            key: cfg.transfer_key.clone(),
-            tx,
-        });
-        let policy = Arc::new(TransferPolicy {
-            allow_transfer: cfg.allow_transfer.clone(),
-            transfer_key: cfg.transfer_key.clone(),
-        });
+        let (notify_tx, notify_rx) = mpsc::unbounded_channel();
+        let notify_in = notify_door(&cfg, notify_tx.clone());
+        let policy = Arc::new(TransferPolicy::from_config(&cfg));
         let stem = zone_file_stem(&cfg.name);
         let store = Store::open(
             cfg.file.clone(),
@@ -101,18 +126,21 @@ impl SecondaryZone {
         SecondaryZone {
             primaries: cfg.primaries.clone(),
             cfg,
-            key,
+            keys,
             catalog,
             policy,
             notify_in,
+            notify_tx,
             notify_rx,
             announce,
             store: Some(store),
-            current: None,
+            current: inherited,
             expire_at: None,
             status,
             commands,
             force_axfr: false,
+            waiting: Vec::new(),
+            backoff: None,
         }
     }
 
@@ -157,6 +185,24 @@ impl SecondaryZone {
         )
     }
 
+    /// New settings, applied in place: policy, NOTIFY door, primaries,
+    /// limits and timer clamps. What is served stays.
+    fn reconfigure(&mut self, cfg: ZoneConfig) -> bool {
+        let primaries_changed = cfg.primaries != self.cfg.primaries;
+        self.policy = Arc::new(TransferPolicy::from_config(&cfg));
+        self.notify_in = notify_door(&cfg, self.notify_tx.clone());
+        if primaries_changed {
+            self.primaries = cfg.primaries.clone();
+        }
+        if let Some(s) = self.store.as_mut() {
+            s.set_journal_bounds(cfg.journal_max_entries, cfg.journal_max_bytes);
+        }
+        self.cfg = cfg;
+        self.publish();
+        info!(zone = %self.cfg.name, "new settings applied; the served version stays");
+        primaries_changed
+    }
+
     pub async fn run(mut self) {
         let span = info_span!("zone", name = %self.cfg.name);
         async move {
@@ -169,30 +215,39 @@ impl SecondaryZone {
                     _ = tokio::time::sleep_until(next_check) => {}
                     from = self.notify_rx.recv() => {
                         let Some(from) = from else { return };
-                        info!(zone = %self.cfg.name, %from, "NOTIFY received; checking the primary now");
+                        crate::info_limited!(zone = %self.cfg.name, %from, "NOTIFY received; checking the primary now");
                     }
                     cmd = self.commands.recv() => {
+                        let Some(cmd) = cmd else { return };
                         match cmd {
-                            None => return,
-                            Some(Command::Notify) => {
+                            Command::Notify => {
                                 self.announce.send_replace(self.current.as_ref().map(|z| z.soa_rr()));
                                 continue;
                             }
-                            Some(Command::Retransfer) => self.force_axfr = true,
-                            Some(Command::Refresh) => {}
+                            Command::Reconfigure(cfg) => {
+                                if !self.reconfigure(*cfg) {
+                                    continue;
+                                }
+                            }
+                            Command::Retransfer(reply) => {
+                                self.force_axfr = true;
+                                self.waiting.extend(reply);
+                            }
+                            Command::Refresh(reply) => self.waiting.extend(reply),
                         }
-                        info!(zone = %self.cfg.name, command = ?cmd, "asked by the control API");
+                        info!(zone = %self.cfg.name, "asked by the control API or a config reload");
                     }
                     _ = sleep_opt(expire_at) => {
                         warn!(zone = %self.cfg.name, "EXPIRE passed without a successful refresh; answering SERVFAIL until a transfer succeeds");
                         self.current = None;
                         self.expire_at = None;
                         self.status.set_state(State::Expired);
+                        self.status.set_error(Some("expired: no successful refresh within EXPIRE".into()));
                         self.publish();
                         continue;
                     }
                 }
-                let before = self.status.state();
+                let before = self.status.base_state();
                 if before != State::Expired {
                     self.status.set_state(State::Refreshing);
                 }
@@ -200,13 +255,33 @@ impl SecondaryZone {
                 // The timers of the version now served: a transfer may have
                 // brought a new SOA (or the first one).
                 let (refresh, retry, _) = self.timers();
-                let wait = match outcome {
-                    Ok(()) => jitter(refresh),
+                let wait = match &outcome {
+                    Ok(_) => {
+                        self.backoff = None;
+                        self.status.set_error(None);
+                        jitter(refresh)
+                    }
                     Err(e) => {
-                        warn!(zone = %self.cfg.name, "refresh failed: {e}; retrying in {}s", retry.as_secs());
-                        jitter(retry)
+                        self.status.set_error(Some(e.clone()));
+                        let wait = if self.current.is_some() {
+                            retry
+                        } else {
+                            // Never loaded (or expired): try again soon,
+                            // backing off.
+                            let b = self
+                                .backoff
+                                .map_or(NEVER_LOADED_FIRST, |b| b * 2)
+                                .min(NEVER_LOADED_MAX.min(retry));
+                            self.backoff = Some(b);
+                            b
+                        };
+                        warn!(zone = %self.cfg.name, "refresh failed: {e}; retrying in {}s", wait.as_secs());
+                        jitter(wait)
                     }
                 };
+                for reply in self.waiting.drain(..) {
+                    let _ = reply.send(outcome.clone());
+                }
                 next_check = Instant::now() + wait;
                 self.status.set_state(match (&self.current, before) {
                     (Some(_), _) => State::Serving,
@@ -249,8 +324,17 @@ impl SecondaryZone {
         };
         let t = store.timers;
         self.store = Some(store);
-        let Some(zone) = zone else { return };
-        if t.expires_at != 0 && t.expires_at <= crate::tsig::now() {
+        let Some(zone) = zone else {
+            if let Some(z) = &self.current {
+                // Inherited from the zone's previous role.
+                self.status.published(z.serial(), z.record_count());
+                let (_, _, expire) = self.timers();
+                self.expire_at = Some(Instant::now() + expire);
+                self.publish();
+            }
+            return;
+        };
+        if t.expires_at != 0 && t.expires_at <= crate::clock::unix_secs() {
             warn!(zone = %self.cfg.name, serial = zone.serial(), "the saved copy expired while tandem was stopped; not serving it");
             return;
         }
@@ -271,10 +355,22 @@ impl SecondaryZone {
             .send_replace(self.current.as_ref().map(|z| z.soa_rr()));
     }
 
-    fn client(&self) -> Client<'_> {
+    /// The zone's TSIG key as the keyring holds it now (a reloaded secret
+    /// is used at the next request).
+    fn signer(&self) -> Result<Option<TSigner>, String> {
+        match &self.cfg.transfer_key {
+            None => Ok(None),
+            Some(name) => wire_key_name(name)
+                .and_then(|w| self.keys.load().get(&w).cloned())
+                .map(Some)
+                .ok_or_else(|| format!("TSIG key {name} is not configured")),
+        }
+    }
+
+    fn client<'a>(&'a self, key: Option<&'a TSigner>) -> Client<'a> {
         Client {
             apex: &self.cfg.apex,
-            key: self.key.as_ref(),
+            key,
             max_records: self.cfg.max_transfer_records,
             max_bytes: self.cfg.max_transfer_bytes,
             timeout: self.cfg.transfer_timeout,
@@ -282,15 +378,16 @@ impl SecondaryZone {
     }
 
     /// REFRESH: ask the primaries in order; transfer when one is ahead.
-    async fn refresh(&mut self) -> Result<(), String> {
+    /// Says what happened.
+    async fn refresh(&mut self) -> Result<String, String> {
         let mut errors = Vec::new();
         for i in 0..self.primaries.len() {
             let primary = self.primaries[i];
             match self.refresh_from(primary).await {
-                Ok(()) => {
+                Ok(done) => {
                     // The one that answered goes first next time.
                     self.primaries[..=i].rotate_right(1);
-                    return Ok(());
+                    return Ok(done);
                 }
                 Err(e) => {
                     warn!(zone = %self.cfg.name, %primary, "{e}");
@@ -301,39 +398,51 @@ impl SecondaryZone {
         Err(errors.join("; "))
     }
 
-    async fn refresh_from(&mut self, primary: SocketAddr) -> Result<(), String> {
+    async fn refresh_from(&mut self, primary: SocketAddr) -> Result<String, String> {
+        let key = self.signer()?;
         if std::mem::take(&mut self.force_axfr) {
             let started = std::time::Instant::now();
-            let (style, serial, records) =
-                self.transfer(primary, None, true).await.map_err(|e| {
-                    self.force_axfr = true;
-                    format!("AXFR: {e}")
-                })?;
+            let (style, serial, records) = self
+                .transfer(primary, key.as_ref(), None, true)
+                .await
+                .map_err(|e| {
+                self.force_axfr = true;
+                format!("AXFR: {e}")
+            })?;
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
-            return Ok(());
+            return Ok(format!("{style} from {primary}: serving serial {serial}"));
         }
         let theirs = self
-            .client()
+            .client(key.as_ref())
             .soa_serial(primary)
             .await
             .map_err(|e| format!("SOA query: {e}"))?;
         if let Some(z) = &self.current
             && !is_newer(theirs, z.serial())
         {
+            let serial = z.serial();
             self.refreshed();
-            return Ok(());
+            return Ok(format!(
+                "up to date at serial {serial} ({primary} has {theirs})"
+            ));
         }
         let current_soa = self.current.as_ref().map(|z| z.soa_rr());
         let started = std::time::Instant::now();
         let (kind, result) = match &current_soa {
-            Some(soa) => match self.transfer(primary, Some(soa), false).await {
+            Some(soa) => match self.transfer(primary, key.as_ref(), Some(soa), false).await {
                 Ok(v) => ("IXFR", Ok(v)),
                 Err(e) => {
                     warn!(zone = %self.cfg.name, %primary, "IXFR failed ({e}); trying AXFR");
-                    ("AXFR", self.transfer(primary, None, false).await)
+                    (
+                        "AXFR",
+                        self.transfer(primary, key.as_ref(), None, false).await,
+                    )
                 }
             },
-            None => ("AXFR", self.transfer(primary, None, false).await),
+            None => (
+                "AXFR",
+                self.transfer(primary, key.as_ref(), None, false).await,
+            ),
         };
         let (style, serial, records) = result.map_err(|e| format!("{kind}: {e}"))?;
         info!(
@@ -344,7 +453,7 @@ impl SecondaryZone {
             ms = started.elapsed().as_millis() as u64,
             "{style} received and applied"
         );
-        Ok(())
+        Ok(format!("{style} from {primary}: serving serial {serial}"))
     }
 
     /// Records a successful refresh: timers moved and saved.
@@ -354,8 +463,8 @@ impl SecondaryZone {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        store.timers.last_refresh = crate::tsig::now();
-        store.timers.expires_at = crate::tsig::now() + expire.as_secs();
+        store.timers.last_refresh = crate::clock::unix_secs();
+        store.timers.expires_at = crate::clock::unix_secs() + expire.as_secs();
         if let Err(e) = store.save_timers() {
             error!(zone = %self.cfg.name, "cannot save timers: {e}");
         }
@@ -366,6 +475,7 @@ impl SecondaryZone {
     async fn transfer(
         &mut self,
         primary: SocketAddr,
+        key: Option<&TSigner>,
         current: Option<&Rr>,
         any_serial: bool,
     ) -> Result<(&'static str, u32, usize), XfrError> {
@@ -374,7 +484,7 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        let (fetched, _messages, bytes) = match self.client().fetch(primary, current).await {
+        let (fetched, _messages, bytes) = match self.client(key).fetch(primary, current).await {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);
@@ -389,12 +499,10 @@ impl SecondaryZone {
                 return Ok(("up to date", old.map(|z| z.serial()).unwrap_or(0), 0));
             }
             Fetched::Full(records) => {
-                let n = records.len();
                 let z = tokio::task::spawn_blocking(move || build_full(&apex, records))
                     .await
                     .map_err(|e| XfrError::Malformed(e.to_string()))?
                     .map_err(XfrError::Malformed)?;
-                let _ = n;
                 (
                     if current.is_some() {
                         "IXFR (answered AXFR-style)"
@@ -431,13 +539,13 @@ impl SecondaryZone {
         let records = next.record_count();
         let expire = self.timers_of(Some(&next)).2;
         let next = Arc::new(next);
-        // FLUSH before the swap: what is served is always on disk, with the
-        // timers this successful refresh sets.
-        let saved = {
+        // FLUSH before the swap: what is served is on disk, with the timers
+        // this successful refresh sets.
+        let (saved, on_disk) = {
             let Some(mut store) = self.store.take() else {
                 return Err(XfrError::Malformed("store busy".into()));
             };
-            let now = crate::tsig::now();
+            let now = crate::clock::unix_secs();
             store.timers.last_refresh = now;
             store.timers.expires_at = now + expire.as_secs();
             let z = next.clone();
@@ -449,19 +557,42 @@ impl SecondaryZone {
                         store.save_full(&z, d)
                     }
                 };
-                (store, r)
+                let on_disk = store.holds_a_version();
+                (store, r, on_disk)
             })
             .await;
             match r {
-                Ok((store, r)) => {
+                Ok((store, r, on_disk)) => {
                     self.store = Some(store);
-                    r
+                    (r, on_disk)
                 }
                 Err(e) => return Err(XfrError::Malformed(format!("saving: {e}"))),
             }
         };
-        if let Err(e) = saved {
-            error!(zone = %self.cfg.name, "cannot save the new version: {e}; serving it anyway");
+        match saved {
+            Ok(()) => self.status.set_degraded(None),
+            // An older version on disk would come back after a restart: the
+            // serial would go backwards. Keep serving what is saved.
+            Err(e) if on_disk => {
+                let why = format!(
+                    "cannot save serial {} under {}: {e}; still serving the saved serial",
+                    next.serial(),
+                    self.cfg.file.display()
+                );
+                error!(zone = %self.cfg.name, "{why}");
+                self.status.set_degraded(Some(why.clone()));
+                return Err(XfrError::Malformed(why));
+            }
+            // Nothing on disk: a restart starts empty and transfers afresh,
+            // so serving from memory cannot make the serial go backwards.
+            Err(e) => {
+                let why = format!(
+                    "cannot save the new version: {e}; serving serial {} from memory only",
+                    next.serial()
+                );
+                error!(zone = %self.cfg.name, "{why}");
+                self.status.set_degraded(Some(why));
+            }
         }
         self.current = Some(next.clone());
         self.expire_at = Some(Instant::now() + expire);

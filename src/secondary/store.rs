@@ -113,6 +113,17 @@ impl Store {
         Some(z)
     }
 
+    /// Is a version on disk that a restart would serve?
+    pub fn holds_a_version(&self) -> bool {
+        self.copy.exists()
+    }
+
+    pub fn set_journal_bounds(&mut self, max_entries: usize, max_bytes: u64) {
+        if let Some(j) = self.journal.as_mut() {
+            j.set_bounds(max_entries, max_bytes);
+        }
+    }
+
     pub fn history(&self) -> Vec<Arc<Diff>> {
         self.journal
             .as_ref()

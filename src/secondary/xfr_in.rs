@@ -24,8 +24,8 @@ pub enum XfrError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
-    #[error("answered {0}")]
-    Rcode(u16),
+    #[error("answered {}{}", crate::wire::rcode::name(*.0), .1.as_deref().map(|t| format!(" (TSIG {t})")).unwrap_or_default())]
+    Rcode(u16, Option<String>),
     #[error("TSIG: {0}")]
     Tsig(String),
     #[error("malformed: {0}")]
@@ -81,17 +81,13 @@ fn soa_record(r: &Rr) -> Result<Record, XfrError> {
     Ok(Record::from_rdata(hname(&r.owner)?, r.ttl, RData::SOA(soa)))
 }
 
-fn now() -> u64 {
-    crate::tsig::now()
-}
-
 impl Client<'_> {
     fn request(
         &self,
         t: RecordType,
         client_soa: Option<&Rr>,
     ) -> Result<(Vec<u8>, Option<TSigVerifier>, u16), XfrError> {
-        let id = rand_id();
+        let id = wire::random_id();
         let mut m = Message::new(id, MessageType::Query, OpCode::Query);
         m.add_query(Query::query(hname(self.apex)?, t));
         if let Some(soa) = client_soa {
@@ -99,7 +95,7 @@ impl Client<'_> {
         }
         let verifier = match self.key {
             Some(k) => m
-                .finalize(k, now())
+                .finalize(k, crate::clock::unix_secs())
                 .map_err(|e| XfrError::Tsig(e.to_string()))?,
             None => None,
         };
@@ -118,7 +114,13 @@ impl Client<'_> {
         }
         let rcode = (raw[3] & 0xf) as u16;
         if rcode != 0 {
-            return Err(XfrError::Rcode(rcode));
+            // A NOTAUTH names the TSIG error (BADKEY, BADSIG, BADTIME) in
+            // the TSIG record it carries.
+            let tsig = Message::from_vec(raw)
+                .ok()
+                .and_then(|m| m.signature().and_then(|s| s.data.error))
+                .map(|e| format!("{e:?}").to_uppercase());
+            return Err(XfrError::Rcode(rcode, tsig));
         }
         match (verifier.as_mut(), self.key) {
             (Some(v), _) => v
@@ -139,14 +141,17 @@ impl Client<'_> {
             (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let sock = UdpSocket::bind(bind).await?;
-        sock.send_to(&req, primary).await?;
+        // Connected: a closed port comes back as "connection refused", not
+        // as a timeout.
+        sock.connect(primary).await?;
+        sock.send(&req).await?;
         let mut buf = vec![0u8; 65535];
         let deadline = Instant::now() + Duration::from_secs(3);
         let raw = loop {
-            let (n, from) = timeout_at(deadline, sock.recv_from(&mut buf))
+            let n = timeout_at(deadline, sock.recv(&mut buf))
                 .await
                 .map_err(|_| XfrError::Timeout)??;
-            if from == primary && n >= 12 && buf[..2] == id.to_be_bytes() {
+            if n >= 12 && buf[..2] == id.to_be_bytes() {
                 break buf[..n].to_vec();
             }
         };
@@ -248,11 +253,6 @@ async fn recv(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, XfrError>
         .await
         .map_err(|_| XfrError::Timeout)??;
     Ok(buf)
-}
-
-fn rand_id() -> u16 {
-    use std::hash::BuildHasher;
-    foldhash::fast::RandomState::default().hash_one(std::time::SystemTime::now()) as u16
 }
 
 /// Reads the record stream of an AXFR or IXFR answer (RFC 1995 §4, RFC 5936 §2.2).

@@ -6,6 +6,7 @@
 
 use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
+use crate::supervise;
 use crate::transfer;
 use crate::wire::{self, Writer, rcode};
 use crate::zone::rtype;
@@ -16,12 +17,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::debug;
 
 pub struct TcpSettings {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_transfers_out: usize,
+    pub transfer_deadlines: transfer::Deadlines,
 }
 
 /// The timeout used while the connection table is more than half full.
@@ -34,6 +36,7 @@ struct Shared {
     max: usize,
     active: AtomicUsize,
     transfers: Arc<Semaphore>,
+    deadlines: transfer::Deadlines,
 }
 
 impl Shared {
@@ -59,6 +62,7 @@ pub async fn serve(
         max: settings.max_connections,
         active: AtomicUsize::new(0),
         transfers: Arc::new(Semaphore::new(settings.max_transfers_out)),
+        deadlines: settings.transfer_deadlines,
     });
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -75,17 +79,35 @@ pub async fn serve(
             debug!(%peer, "tcp connection refused: connection limit reached");
             continue;
         }
-        let shared = shared.clone();
+        let slot = Slot(shared.clone());
+        // The connection runs in a task of its own, so that a panic in it
+        // (a transfer, a query) ends that connection only, is counted and
+        // logged, and still gives its slot back.
+        let conn = tokio::spawn(connection(stream, peer.ip(), shared.clone()));
         tokio::spawn(async move {
-            if let Err(e) = connection(stream, peer.ip(), &shared).await {
-                debug!(%peer, error = %e, "tcp connection ended");
+            let _slot = slot;
+            match conn.await {
+                Ok(Err(e)) => debug!(%peer, error = %e, "tcp connection ended"),
+                Err(e) if e.is_panic() => {
+                    supervise::count(supervise::Path::Tcp);
+                    crate::error_limited!(%peer, "TCP connection closed after a panic");
+                }
+                _ => {}
             }
-            shared.active.fetch_sub(1, Relaxed);
         });
     }
 }
 
-async fn connection(stream: TcpStream, peer: IpAddr, sh: &Shared) -> std::io::Result<()> {
+/// A connection's place in the count, given back however it ends.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::new(rd);
@@ -108,7 +130,7 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: &Shared) -> std::io::Re
             && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
         {
             let Ok(_permit) = sh.transfers.clone().try_acquire_owned() else {
-                warn!(%peer, zone = %crate::zone::name::to_text(parsed.qname), "transfer refused: too many transfers out at once");
+                crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), rcode = "REFUSED", "transfer refused: too many transfers out at once");
                 let n = {
                     let mut w = Writer::new(&mut resp[2..], 512);
                     w.header(parsed.id, 0x8000 | (parsed.flags & 0x7800) | rcode::REFUSED);
@@ -122,19 +144,25 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: &Shared) -> std::io::Re
             // The catalog snapshot (and with it the zone version) lives
             // as long as the transfer; edits publish new ones meanwhile.
             let cat = sh.catalog.load_full();
-            transfer::respond(&mut wr, request, &parsed, &cat, peer, &sh.opts.keys.load()).await?;
+            let keys = sh.opts.keys.load();
+            if let Err(e) =
+                transfer::respond(&mut wr, request, &parsed, &cat, peer, &keys, sh.deadlines).await
+            {
+                crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), "transfer out abandoned: {e}");
+                return Err(e);
+            }
             continue;
         }
         let answered = {
             let cat = sh.catalog.load();
-            answer::answer(
-                &cat,
-                request,
-                &mut resp[2..],
-                Transport::Tcp,
-                peer,
-                &sh.opts,
-            )
+            let out = &mut resp[2..];
+            supervise::supervised(|| {
+                answer::answer(&cat, request, out, Transport::Tcp, peer, &sh.opts)
+            })
+            .unwrap_or_else(|msg| {
+                supervise::caught(supervise::Path::Tcp, &msg, request);
+                None
+            })
         };
         if let Some(n) = answered {
             crate::stats::count_response(true, &resp[2..n + 2]);

@@ -5,6 +5,7 @@
 use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
 use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
+use crate::supervise;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -44,12 +45,29 @@ struct Batch {
     hdr_out: [libc::mmsghdr; BATCH],
 }
 
-/// Runs one worker until `stop` is set.
+/// Runs one worker until `stop` is set. A panic outside the per-query
+/// supervision restarts the loop on the same socket.
 pub fn run_worker(
     sock: Socket,
     catalog: SharedCatalog,
     opts: Arc<Options>,
     stop: Arc<AtomicBool>,
+    rrl: Option<RrlConfig>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let r = supervise::supervised(|| worker_loop(&sock, &catalog, &opts, &stop, rrl));
+        if let Err(msg) = r {
+            supervise::count(supervise::Path::Udp);
+            crate::error_limited!("UDP worker restarted after a panic: {msg}");
+        }
+    }
+}
+
+fn worker_loop(
+    sock: &Socket,
+    catalog: &SharedCatalog,
+    opts: &Options,
+    stop: &AtomicBool,
     rrl: Option<RrlConfig>,
 ) {
     let mut rrl = rrl.map(Rrl::new);
@@ -97,7 +115,14 @@ pub fn run_worker(
                 continue;
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
-            if let Some(mut rlen) = answer::answer(&cat, recv, send, Transport::Udp, peer, &opts) {
+            let answered = supervise::supervised(|| {
+                answer::answer(&cat, recv, send, Transport::Udp, peer, opts)
+            })
+            .unwrap_or_else(|msg| {
+                supervise::caught(supervise::Path::Udp, &msg, recv);
+                None
+            });
+            if let Some(mut rlen) = answered {
                 crate::stats::count_response(false, &b.send[m][..rlen]);
                 if let Some(r) = rrl.as_mut() {
                     match r.check(peer) {
