@@ -216,6 +216,7 @@ fn query(
     let qname = &mut lower[..q.qname.len()];
     qname.copy_from_slice(q.qname);
     name::lowercase(qname);
+    crate::supervise::inject_fault(qname);
     let Some(mut served) = catalog.find(qname) else {
         return rcode::REFUSED;
     };

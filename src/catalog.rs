@@ -84,6 +84,27 @@ impl Served {
     }
 }
 
+impl Served {
+    /// A zone served on its own, transfers allowed from anywhere (fuzzing,
+    /// benchmarks and tests that drive the answer path directly).
+    pub fn standalone(zone: Arc<Zone>) -> Served {
+        let mut apex = zone.origin().to_vec();
+        name::lowercase(&mut apex);
+        let status = Arc::new(crate::status::ZoneStatus::standalone(&name::to_text(&apex)));
+        let policy = Arc::new(TransferPolicy {
+            allow_transfer: vec![
+                "0.0.0.0/0".parse().expect("a net"),
+                "::/0".parse().expect("a net"),
+            ],
+            transfer_key: None,
+        });
+        Served {
+            zone: Some(zone),
+            ..Served::empty(&apex, policy, status)
+        }
+    }
+}
+
 #[derive(Default, Clone)]
 pub struct Catalog {
     zones: Vec<Served>,

@@ -303,9 +303,10 @@ impl Daemon {
         let mut z = lock(&pz);
         let r = supervise::supervised(|| z.reload(&self.catalog)).unwrap_or_else(|msg| {
             supervise::count(supervise::Path::Zone);
-            let why = format!("internal error while reloading (please report it): {msg}");
-            error!(zone = %name, "{why}; keeping the served version");
-            Reloaded::Failed(why)
+            z.failed(
+                &self.catalog,
+                format!("internal error while reloading (please report it): {msg}"),
+            )
         });
         self.watch.set_files(name, &z.files);
         Some(r)
@@ -343,7 +344,12 @@ impl Daemon {
             let name = zc.name.clone();
             match zones.get_mut(&name) {
                 Some(r) if r.cfg == zc => unchanged += 1,
-                Some(r) if r.cfg.role == zc.role => {
+                // Same role (and, for a secondary, the same copy on disk):
+                // new settings in place.
+                Some(r)
+                    if r.cfg.role == zc.role
+                        && (zc.role == Role::Primary || r.cfg.file == zc.file) =>
+                {
                     if self.reconfigure_zone(r, zc) {
                         to_load.push(name.clone());
                     }
@@ -351,8 +357,9 @@ impl Daemon {
                 }
                 _ => {
                     if let Some(old) = zones.remove(&name) {
-                        // A new role: the old lifecycle stops, what it
-                        // served stays until the new one replaces it.
+                        // A new role (or a secondary's copy moved): the old
+                        // lifecycle stops, what it served stays until the
+                        // new one replaces it.
                         self.stop_zone(old, false);
                         changed.push(name.clone());
                     } else {

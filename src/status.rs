@@ -76,6 +76,22 @@ struct Info {
     degraded: Option<String>,
 }
 
+impl Info {
+    fn new(state: State) -> Info {
+        Info {
+            state,
+            serial: None,
+            records: 0,
+            last_loaded: None,
+            next_refresh: None,
+            expires_at: None,
+            published: VecDeque::new(),
+            last_error: None,
+            degraded: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ZoneStatus {
     pub name: String,
@@ -132,18 +148,20 @@ impl ZoneStatus {
             name: cfg.name.clone(),
             role: cfg.role,
             primaries: Mutex::new(cfg.primaries.clone()),
-            info: Mutex::new(Info {
-                state: State::Loading,
-                serial: None,
-                records: 0,
-                last_loaded: None,
-                next_refresh: None,
-                expires_at: None,
-                published: VecDeque::new(),
-                last_error: None,
-                degraded: None,
-            }),
+            info: Mutex::new(Info::new(State::Loading)),
             followers: Mutex::new(followers),
+            queries: Default::default(),
+        }
+    }
+
+    /// The status of a zone outside any config (fuzzing, benchmarks).
+    pub fn standalone(name: &str) -> ZoneStatus {
+        ZoneStatus {
+            name: name.to_string(),
+            role: Role::Primary,
+            primaries: Mutex::new(Vec::new()),
+            info: Mutex::new(Info::new(State::Serving)),
+            followers: Mutex::new(HashMap::new()),
             queries: Default::default(),
         }
     }
@@ -182,6 +200,10 @@ impl ZoneStatus {
             Some(m) => Some((SystemTime::now(), m)),
             None => i.degraded.clone().map(|d| (SystemTime::now(), d)),
         };
+    }
+
+    pub fn is_degraded(&self) -> bool {
+        crate::supervise::lock(&self.info).degraded.is_some()
     }
 
     pub fn last_error(&self) -> Option<String> {

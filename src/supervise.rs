@@ -95,6 +95,41 @@ pub fn caught(path: Path, msg: &str, request: &[u8]) {
     );
 }
 
+/// Test hook, off unless `TANDEM_FAULT_PANIC` names a domain when the
+/// server starts: a query for that name panics, and so does the first reload
+/// of a zone of that name. Tests use it to check that supervision holds;
+/// it costs one load per query when unset.
+fn fault_here(lower_name: &[u8]) -> bool {
+    static FAULT: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let fault = FAULT.get_or_init(|| {
+        let mut n =
+            crate::zone::name::parse_absolute(&std::env::var("TANDEM_FAULT_PANIC").ok()?).ok()?;
+        crate::zone::name::lowercase(&mut n);
+        Some(n)
+    });
+    fault.as_deref() == Some(lower_name)
+}
+
+pub fn inject_fault(lower_name: &[u8]) {
+    if fault_here(lower_name) {
+        panic!(
+            "fault injected for {}",
+            crate::zone::name::to_text(lower_name)
+        );
+    }
+}
+
+/// As `inject_fault`, the first time only (a zone reload).
+pub fn inject_fault_once(lower_name: &[u8]) {
+    static FIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if fault_here(lower_name) && !FIRED.swap(true, Relaxed) {
+        panic!(
+            "fault injected for {}",
+            crate::zone::name::to_text(lower_name)
+        );
+    }
+}
+
 /// Locks `m`, taking it over from a thread that panicked while holding it.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| {

@@ -307,7 +307,10 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// Does the (possibly compressed) name at `off` equal `s`, ignoring case?
+    /// Does the (possibly compressed) name at `off` equal `s`, octet for
+    /// octet? Case counts: compressing `NS1.Example.` against `ns1.example.`
+    /// would hand the reader the other spelling (RFC 4343 asks servers to
+    /// preserve case; a transfer then carries the zone exactly).
     fn name_at_eq(&self, mut off: usize, s: &[u8]) -> bool {
         let mut i = 0;
         for _ in 0..128 {
@@ -332,7 +335,7 @@ impl<'b> Writer<'b> {
             else {
                 return false;
             };
-            if !a.eq_ignore_ascii_case(b) {
+            if a != b {
                 return false;
             }
             off += l + 1;
@@ -547,7 +550,7 @@ mod tests {
             .unwrap();
         w.rr(
             ANSWER,
-            b"\x03WWW\x07example\x00",
+            b"\x03www\x07example\x00",
             rtype::CNAME,
             60,
             b"\x01a\x07example\x00",
@@ -557,5 +560,21 @@ mod tests {
         // owner → pointer to 12; rdata "a" + pointer to "example" at 16.
         assert_eq!(&buf[29..31], &[0xc0, 12]);
         assert_eq!(&buf[41..n], b"\x01a\xc0\x10");
+        // Another spelling is not folded into the first one.
+        let mut buf = [0u8; 512];
+        let mut w = Writer::new(&mut buf, 512);
+        w.question(b"\x03www\x07example\x00\x00\x01\x00\x01")
+            .unwrap();
+        w.rr(
+            ANSWER,
+            b"\x03WWW\x07example\x00",
+            rtype::A,
+            60,
+            &[1, 2, 3, 4],
+        )
+        .unwrap();
+        let n = w.finish();
+        assert_eq!(&buf[29..35], b"\x03WWW\xc0\x10");
+        assert_eq!(n, 35 + 14);
     }
 }

@@ -79,10 +79,7 @@ fn transfers_out_beyond_the_limit_are_refused() {
     std::fs::write(&file, zone_text(1, &body)).unwrap();
     let t = Tandem::start(&primary(&file, "max_transfers_out = 1"), "hard.test.");
     // A slow reader holds the only transfer slot.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.connect(&t.addr.into()).unwrap();
-    let mut slow: std::net::TcpStream = sock.into();
+    let mut slow = slow_reader(t.addr);
     slow.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     tcp_send(

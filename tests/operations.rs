@@ -7,47 +7,8 @@ use common::*;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tandem::control_client::request;
-
-fn zone_text(origin: &str, serial: u32, body: &str) -> String {
-    format!(
-        "$ORIGIN {origin}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
-    )
-}
-
-fn get(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let (code, body) = request(addr, "GET", path, None).unwrap();
-    assert_eq!(code, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-fn metrics(addr: SocketAddr) -> Vec<prometheus_parse::Sample> {
-    let (code, body) = request(addr, "GET", "/metrics", None).unwrap();
-    assert_eq!(code, 200);
-    let lines = body.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines)
-        .expect("valid Prometheus text")
-        .samples
-}
-
-fn value(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            prometheus_parse::Value::Histogram(ref h) => {
-                h.iter().map(|b| b.count).fold(0.0, f64::max)
-            }
-            _ => 0.0,
-        })
-        .sum()
-}
 
 #[test]
 fn status_and_metrics_show_a_propagation() {
@@ -76,7 +37,7 @@ fn status_and_metrics_show_a_propagation() {
         "the follower at serial 2 in /status",
         Duration::from_secs(20),
         || {
-            let st = get(pc, "/status");
+            let st = api_get(pc, "/status");
             let f = st["zones"][0]["followers"][0].clone();
             (f["serial"] == 2 && f["notify_acked"] == true).then_some(f)
         },
@@ -88,7 +49,7 @@ fn status_and_metrics_show_a_propagation() {
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
-    let st = get(pc, "/status");
+    let st = api_get(pc, "/status");
     let z = &st["zones"][0];
     assert_eq!(
         (
@@ -107,7 +68,7 @@ fn status_and_metrics_show_a_propagation() {
         "the secondary serving serial 2",
         Duration::from_secs(20),
         || {
-            let st = get(sc, "/status");
+            let st = api_get(sc, "/status");
             (st["zones"][0]["state"] == "serving" && st["zones"][0]["serial"] == 2).then_some(st)
         },
     );
@@ -125,28 +86,28 @@ fn status_and_metrics_show_a_propagation() {
 
     // Metrics, parsed as Prometheus text.
     let _ = udp_query(p.addr, &query("new.ops.test.", RecordType::A));
-    let m = metrics(pc);
+    let m = scrape(pc);
     assert!(
-        value(
+        sample(
             &m,
             "tandem_transfers_out_total",
             &[("kind", "IXFR"), ("result", "ok")]
         ) >= 1.0
     );
     assert!(
-        value(
+        sample(
             &m,
             "tandem_transfers_out_total",
             &[("kind", "AXFR"), ("result", "ok")]
         ) >= 1.0
     );
-    assert!(value(&m, "tandem_notify_acked_total", &[]) >= 1.0);
+    assert!(sample(&m, "tandem_notify_acked_total", &[]) >= 1.0);
     assert_eq!(
-        value(&m, "tandem_zone_serial", &[("zone", "ops.test.")]),
+        sample(&m, "tandem_zone_serial", &[("zone", "ops.test.")]),
         2.0
     );
     assert_eq!(
-        value(
+        sample(
             &m,
             "tandem_zone_state",
             &[("zone", "ops.test."), ("state", "serving")]
@@ -154,36 +115,36 @@ fn status_and_metrics_show_a_propagation() {
         1.0
     );
     assert_eq!(
-        value(&m, "tandem_follower_serial", &[("zone", "ops.test.")]),
+        sample(&m, "tandem_follower_serial", &[("zone", "ops.test.")]),
         2.0
     );
     assert_eq!(
-        value(&m, "tandem_follower_lag_serials", &[("zone", "ops.test.")]),
+        sample(&m, "tandem_follower_lag_serials", &[("zone", "ops.test.")]),
         0.0
     );
     assert!(
-        value(&m, "tandem_propagation_seconds", &[]) >= 1.0,
+        sample(&m, "tandem_propagation_seconds", &[]) >= 1.0,
         "propagation observed"
     );
     // The heap holds at least the served zone.
-    assert!(value(&m, "tandem_heap_bytes", &[("kind", "in_use")]) > 100_000.0);
+    assert!(sample(&m, "tandem_heap_bytes", &[("kind", "in_use")]) > 100_000.0);
     assert!(
-        value(
+        sample(
             &m,
             "tandem_queries_total",
             &[("transport", "udp"), ("qtype", "A"), ("rcode", "NOERROR")]
         ) >= 1.0
     );
-    assert!(value(&m, "tandem_zone_queries_total", &[("zone", "ops.test.")]) >= 1.0);
-    let m = metrics(sc);
+    assert!(sample(&m, "tandem_zone_queries_total", &[("zone", "ops.test.")]) >= 1.0);
+    let m = scrape(sc);
     assert!(
-        value(
+        sample(
             &m,
             "tandem_transfers_in_total",
             &[("kind", "IXFR"), ("result", "ok")]
         ) >= 1.0
     );
-    assert!(value(&m, "tandem_notify_received_total", &[]) >= 1.0);
+    assert!(sample(&m, "tandem_notify_received_total", &[]) >= 1.0);
 
     // The CLI: a table, JSON, actions, a clear failure.
     let cli = |args: &[&str]| {
@@ -338,28 +299,7 @@ fn config_reload_adds_and_removes_zones_while_another_is_under_load() {
     let port = t.addr.port().to_string();
 
     // Load on the untouched zone; every answer must be right.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, ok, failed, addr) = (stop.clone(), ok.clone(), failed.clone(), t.addr);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match udp_query_timeout(
-                    addr,
-                    &query("www.keep.test.", RecordType::A),
-                    Duration::from_secs(1),
-                ) {
-                    Some(m)
-                        if m.metadata.response_code == ResponseCode::NoError
-                            && m.answers.len() == 1 =>
-                    {
-                        ok.fetch_add(1, Ordering::Relaxed)
-                    }
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        })
-    };
+    let load = QueryLoad::start(t.addr, &["www.keep.test."]);
     // SIGHUP: new.test. added, old.test. removed.
     std::fs::write(
         t.dir.join("tandem.toml"),
@@ -414,12 +354,10 @@ fn config_reload_adds_and_removes_zones_while_another_is_under_load() {
     assert_eq!(code, 400);
     assert!(body.contains("bogus"), "{body}");
     assert_eq!(t.q("www.old.test.", RecordType::A).answers.len(), 1);
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    assert!(ok.load(Ordering::Relaxed) > 100, "the load ran");
+    let (ok, failed) = load.stop();
+    assert!(ok > 100, "the load ran");
     assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
+        failed, 0,
         "queries for the untouched zone failed during reloads"
     );
 }

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, LazyLock};
 use tandem::answer::{Options, Transport, answer};
-use tandem::catalog::{Catalog, Served, TransferPolicy};
+use tandem::catalog::{Catalog, Served};
 use tandem::zone::{load_zone_str, name};
 
 static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
@@ -26,14 +26,8 @@ static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
         zones
             .iter()
             .map(|(origin, text)| {
-                let mut apex = name::parse_absolute(origin).unwrap();
-                let z = load_zone_str(text, "fuzz", &apex).unwrap();
-                name::lowercase(&mut apex);
-                let cfg = tandem::config::parse(&format!("[[zone]]\nname = \"{origin}\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1\"]\n"), "fuzz").unwrap();
-                let status = Arc::new(tandem::status::ZoneStatus::new(&cfg.zones[0]));
-                let mut s = Served::empty(&apex, Arc::new(TransferPolicy { allow_transfer: vec!["127.0.0.0/8".parse().unwrap()], transfer_key: None }), status);
-                s.zone = Some(Arc::new(z));
-                s
+                let apex = name::parse_absolute(origin).unwrap();
+                Served::standalone(Arc::new(load_zone_str(text, "fuzz", &apex).unwrap()))
             })
             .collect(),
     )

@@ -1,6 +1,10 @@
 //! Any sequence of AXFR/IXFR response messages applied to a zone: the
-//! result is the old zone (an error) or a valid new version.
+//! result is the old zone (an error) or a valid new version, which is then
+//! queried by every name and transferred out again.
 #![no_main]
+
+#[path = "shared.rs"]
+mod shared;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
@@ -18,16 +22,17 @@ static BASE: LazyLock<Zone> = LazyLock::new(|| {
     .unwrap()
 });
 
+fn check(z: Zone) {
+    if z.name_count() <= 200 {
+        let z = std::sync::Arc::new(z);
+        shared::ask_everything(&z);
+        shared::axfr_round_trip(&z);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     // Messages separated as on TCP: 2-byte length, then the message.
-    let mut messages = Vec::new();
-    let mut rest = data.get(1..).unwrap_or(&[]);
-    while rest.len() >= 2 {
-        let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-        let end = (2 + len).min(rest.len());
-        messages.push(rest[2..end].to_vec());
-        rest = &rest[end..];
-    }
+    let messages = shared::split_framed(data.get(1..).unwrap_or(&[]));
     let client = data
         .first()
         .is_some_and(|b| b & 1 == 1)
@@ -36,12 +41,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(Fetched::Full(records)) => {
             if let Ok(z) = build_full(APEX, records) {
                 assert!(z.record_count() >= 2);
+                check(z);
             }
         }
         Ok(Fetched::Incremental(diffs)) => {
             if let Ok(z) = apply_all(&BASE, &diffs) {
                 assert!(z.record_count() >= 2);
                 assert!(z.apex().get(tandem::zone::rtype::SOA).is_some());
+                check(z);
             }
         }
         Ok(Fetched::UpToDate) | Err(_) => {}

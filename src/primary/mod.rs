@@ -140,6 +140,7 @@ impl PrimaryZone {
     /// Reads the zone file and, if it changed, publishes the new version.
     pub fn reload(&mut self, catalog: &SharedCatalog) -> Reloaded {
         let _span = tracing::info_span!("zone", name = %self.cfg.name).entered();
+        crate::supervise::inject_fault_once(&self.cfg.apex);
         let fresh = match self.load() {
             Ok(z) => z,
             Err(e) => return self.failed(catalog, e.to_string()),
@@ -151,6 +152,15 @@ impl PrimaryZone {
         let (next, diff) = match (&self.served, on_disk) {
             (Some(old), _) => {
                 if hash == self.content && !is_newer(file_serial, old.serial()) {
+                    // Nothing new; persist what is served if that failed before.
+                    let state = State {
+                        serial: old.serial(),
+                        content: hash,
+                    };
+                    if self.status.is_degraded() && state::write(&self.state_path, state).is_ok() {
+                        info!(zone = %self.cfg.name, serial = old.serial(), "the served serial is persisted again");
+                        self.status.set_degraded(None);
+                    }
                     self.status.set_error(None);
                     return Reloaded::Unchanged(old.serial());
                 }
@@ -275,7 +285,7 @@ impl PrimaryZone {
     }
 
     /// A reload that changed nothing: logged, counted, kept for `status`.
-    fn failed(&self, catalog: &SharedCatalog, why: String) -> Reloaded {
+    pub fn failed(&self, catalog: &SharedCatalog, why: String) -> Reloaded {
         crate::stats::METRICS
             .reload_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -6,16 +6,19 @@ use super::diff::Rr;
 use super::rdata::{self, Soa};
 use super::{F_CNAME, F_NS, Node, Shard, Zone, name, rtype};
 use hashbrown::HashTable;
+use indexmap::IndexSet;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One RRset being edited: type, the type an RRSIG set covers, TTL, rdatas.
+/// One RRset being edited: type, the type an RRSIG set covers, TTL, rdatas
+/// (a set keeping their order: adding or deleting one is O(1), however
+/// large the RRset).
 #[derive(Clone)]
 struct EditSet {
     rtype: u16,
     covered: u16,
     ttl: u32,
-    rdatas: Vec<Vec<u8>>,
+    rdatas: IndexSet<Box<[u8]>>,
 }
 
 /// A node being edited.
@@ -42,7 +45,7 @@ fn decode(node: Node) -> Edit {
             rtype: s.rtype,
             covered: s.iter().next().map(|rd| covered(s.rtype, rd)).unwrap_or(0),
             ttl: s.ttl,
-            rdatas: s.iter().map(<[u8]>::to_vec).collect(),
+            rdatas: s.iter().map(Box::from).collect(),
         })
         .collect();
     Edit {
@@ -142,9 +145,7 @@ impl<'z> Editor<'z> {
                 if s.rtype != r.rtype || s.covered != covered(r.rtype, &r.rdata) {
                     return false;
                 }
-                let before = s.rdatas.len();
-                s.rdatas.retain(|rd| rd[..] != r.rdata[..]);
-                s.rdatas.len() < before
+                s.rdatas.swap_remove(&r.rdata[..])
             });
         if !found {
             return Err(format!(
@@ -193,16 +194,22 @@ impl<'z> Editor<'z> {
             Some(s) => {
                 // One TTL per RRset (RFC 2181 §5.2): the newest wins.
                 s.ttl = r.ttl;
-                if s.rdatas.iter().any(|rd| rd[..] == r.rdata[..]) {
+                if s.rdatas.len() >= u16::MAX as usize && !s.rdatas.contains(&r.rdata) {
+                    return Err(format!(
+                        "{} {}: more than 65,535 records in one RRset",
+                        name::to_text(&r.owner),
+                        rtype::to_text(r.rtype)
+                    ));
+                }
+                if !s.rdatas.insert(r.rdata.clone()) {
                     return Ok(());
                 }
-                s.rdatas.push(r.rdata.to_vec());
             }
             None => e.sets.push(EditSet {
                 rtype: r.rtype,
                 covered: cov,
                 ttl: r.ttl,
-                rdatas: vec![r.rdata.to_vec()],
+                rdatas: IndexSet::from([r.rdata.clone()]),
             }),
         }
         if r.rtype == rtype::NS && !is_apex {
@@ -267,7 +274,7 @@ impl Zone {
             rtype: rtype::SOA,
             covered: 0,
             ttl: soa.ttl,
-            rdatas: vec![soa.rdata.to_vec()],
+            rdatas: IndexSet::from([soa.rdata.clone()]),
         });
         a.sets.sort_by_key(|s| (s.rtype, s.covered));
         ed.prune();
@@ -301,30 +308,33 @@ impl Zone {
         let mut shards = self.shards.to_vec();
         for (idx, edits) in by_shard {
             let old = &self.shards[idx];
-            let mut nodes: Vec<(u64, Edit)> = Vec::new();
-            let mut rest = &old.data[..];
             let edited: HashMap<&[u8], &Edit> =
                 edits.iter().map(|(k, e)| (k.as_slice(), *e)).collect();
+            let mut data = Vec::with_capacity(old.data.len() + 256);
+            let mut table = HashTable::with_capacity(old.table.len() + edits.len());
+            // Nodes nobody touched are copied as they are; edited ones are
+            // encoded again.
+            let mut rest = &old.data[..];
+            let mut key = Vec::with_capacity(name::MAX_NAME);
             while !rest.is_empty() {
                 let node = Node { bytes: rest };
                 let len = node.total_len();
-                let key = lower(node.name());
+                key.clear();
+                key.extend_from_slice(node.name());
+                name::lowercase(&mut key);
                 if !edited.contains_key(&key[..]) {
-                    nodes.push((self.hash(&key), decode(node)));
+                    let off = data.len() as u32;
+                    data.extend_from_slice(&rest[..len]);
+                    table.insert_unique(self.hash(&key), off, |_| 0);
                 }
                 rest = &rest[len..];
             }
             for (key, e) in edits {
                 if !e.removed {
-                    nodes.push((self.hash(key), e.clone()));
+                    let off = data.len() as u32;
+                    encode(e, &mut data);
+                    table.insert_unique(self.hash(key), off, |_| 0);
                 }
-            }
-            let mut data = Vec::with_capacity(old.data.len() + 256);
-            let mut table = HashTable::with_capacity(nodes.len());
-            for (hash, e) in &nodes {
-                let off = data.len() as u32;
-                encode(e, &mut data);
-                table.insert_unique(*hash, off, |_| 0);
             }
             shards[idx] = Arc::new(Shard {
                 table,
@@ -334,6 +344,7 @@ impl Zone {
         let (serial, minimum) = (new_soa.serial, new_soa.minimum);
         Ok(Zone {
             origin: self.origin.clone(),
+            apex_key: self.apex_key.clone(),
             hasher: self.hasher.clone(),
             shards: shards.into_boxed_slice(),
             shard_mask: self.shard_mask,

@@ -336,13 +336,32 @@ impl ZoneBuilder {
                     let first = &self.recs[keys[k].3 as usize];
                     let ttl = first.ttl;
                     rdset.clear();
+                    // Duplicates: a scan for small RRsets, a hash set for
+                    // large ones (an RRset of 25,000 records took a minute
+                    // to load with the scan alone).
+                    let mut seen: Option<hashbrown::HashSet<&[u8], NameHasher>> = None;
                     while k < keys.len() && keys[k].1 == t && keys[k].2 == covered {
                         let r = &self.recs[keys[k].3 as usize];
                         let rd = &self.rdata[r.rdata..r.rdata + r.rdlen as usize];
-                        if rdset
-                            .iter()
-                            .any(|&(o, l)| &self.rdata[o..o + l as usize] == rd)
-                        {
+                        let dup = match seen.as_mut() {
+                            Some(set) => !set.insert(rd),
+                            None => {
+                                let dup = rdset
+                                    .iter()
+                                    .any(|&(o, l)| &self.rdata[o..o + l as usize] == rd);
+                                if !dup && rdset.len() >= 16 {
+                                    let mut set =
+                                        hashbrown::HashSet::with_hasher(NameHasher::default());
+                                    set.extend(
+                                        rdset.iter().map(|&(o, l)| &self.rdata[o..o + l as usize]),
+                                    );
+                                    set.insert(rd);
+                                    seen = Some(set);
+                                }
+                                dup
+                            }
+                        };
+                        if dup {
                             self.warnings.push((
                                 r.at,
                                 format!(
@@ -368,6 +387,16 @@ impl ZoneBuilder {
                             rdset.push((r.rdata, r.rdlen));
                         }
                         k += 1;
+                    }
+                    if rdset.len() > u16::MAX as usize {
+                        return Err(self.err(
+                            Some(first.at),
+                            format!(
+                                "{} {}: more than 65,535 records in one RRset",
+                                name::to_text(&owner),
+                                rtype::to_text(t)
+                            ),
+                        ));
                     }
                     if t == rtype::CNAME && rdset.len() > 1 {
                         return Err(self.err(
@@ -418,9 +447,11 @@ impl ZoneBuilder {
             }));
         }
         let origin = self.owner_name(apex).to_vec().into_boxed_slice();
+        let apex_key = origin_lower.into_boxed_slice();
         Ok((
             Zone {
                 origin,
+                apex_key,
                 hasher: self.hasher,
                 shards: shards.into_boxed_slice(),
                 shard_mask: mask,

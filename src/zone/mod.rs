@@ -38,6 +38,8 @@ pub struct Shard {
 
 pub struct Zone {
     origin: Box<[u8]>,
+    /// `origin` lower-cased: the apex's key (negative answers look it up).
+    apex_key: Box<[u8]>,
     hasher: NameHasher,
     shards: Box<[Arc<Shard>]>,
     shard_mask: u64,
@@ -235,10 +237,8 @@ impl Zone {
     }
 
     pub fn apex(&self) -> Node<'_> {
-        let mut lower = self.origin.to_vec();
-        name::lowercase(&mut lower);
         // The builder refuses a zone without an apex node.
-        self.find(&lower).unwrap_or(Node {
+        self.find(&self.apex_key).unwrap_or(Node {
             bytes: &[0, 0, 0, 0, 0, 0, 0, 0, 0],
         })
     }
@@ -261,13 +261,12 @@ impl Zone {
     /// A copy of this version whose SOA carries `serial`. Only the apex's
     /// shard is copied; every other shard is shared.
     pub fn with_serial(&self, serial: u32) -> Zone {
-        let mut lower = self.origin.to_vec();
-        name::lowercase(&mut lower);
-        let hash = self.hash(&lower);
+        let lower = &self.apex_key;
+        let hash = self.hash(lower);
         let idx = ((hash >> 32) & self.shard_mask) as usize;
         let shard = &self.shards[idx];
         let mut data = shard.data.to_vec();
-        let found = self.find(&lower).and_then(|node| {
+        let found = self.find(lower).and_then(|node| {
             let node_at = node.bytes.as_ptr() as usize - shard.data.as_ptr() as usize;
             let mut it = node.rrsets_raw();
             loop {
@@ -291,6 +290,7 @@ impl Zone {
         });
         Zone {
             origin: self.origin.clone(),
+            apex_key: self.apex_key.clone(),
             hasher: self.hasher.clone(),
             shards: shards.into_boxed_slice(),
             shard_mask: self.shard_mask,

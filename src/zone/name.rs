@@ -53,6 +53,19 @@ pub fn escape_byte(c: u8, special: &[u8], lowest: u8, out: &mut String) {
     }
 }
 
+/// The octet a presentation-format escape stands for (`rest` follows the
+/// backslash: `DDD` or one character), and how many octets of `rest` it
+/// takes.
+pub fn escaped(rest: &[u8]) -> Option<(u8, usize)> {
+    if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
+        let v =
+            (rest[0] - b'0') as u32 * 100 + (rest[1] - b'0') as u32 * 10 + (rest[2] - b'0') as u32;
+        u8::try_from(v).ok().map(|c| (c, 3))
+    } else {
+        rest.first().map(|&c| (c, 1))
+    }
+}
+
 /// Presentation form, with RFC 1035 escapes, always ending in a dot.
 pub fn to_text(name: &[u8]) -> String {
     let mut out = String::new();
@@ -120,22 +133,9 @@ pub fn from_text(text: &[u8], origin: Option<&[u8]>, out: &mut Vec<u8>) -> Resul
                 continue;
             }
             b'\\' => {
-                let rest = &text[i + 1..];
-                if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
-                    let v = (rest[0] - b'0') as u32 * 100
-                        + (rest[1] - b'0') as u32 * 10
-                        + (rest[2] - b'0') as u32;
-                    if v > 255 {
-                        return Err(NameError::BadEscape);
-                    }
-                    out.push(v as u8);
-                    i += 4;
-                } else if let Some(&e) = rest.first() {
-                    out.push(e);
-                    i += 2;
-                } else {
-                    return Err(NameError::BadEscape);
-                }
+                let (c, n) = escaped(&text[i + 1..]).ok_or(NameError::BadEscape)?;
+                out.push(c);
+                i += 1 + n;
             }
             _ => {
                 out.push(c);

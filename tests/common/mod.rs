@@ -80,6 +80,11 @@ impl Tandem {
     /// Starts tandem in `dir` on `port` (a restart keeps both) without
     /// waiting for any zone.
     pub fn spawn_in(dir: &Path, port: u16, config: &str) -> Tandem {
+        Tandem::spawn_env(dir, port, config, &[])
+    }
+
+    /// As `spawn_in`, with extra environment variables for the server.
+    pub fn spawn_env(dir: &Path, port: u16, config: &str, env: &[(&str, &str)]) -> Tandem {
         let cfg = config
             .replace("{PORT}", &port.to_string())
             .replace("{DATA}", DATA);
@@ -94,6 +99,7 @@ impl Tandem {
             .args(["serve", "--config", "tandem.toml"])
             .current_dir(dir)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(logf)
             .spawn()
@@ -117,6 +123,53 @@ impl Tandem {
             t.log_text()
         );
         t
+    }
+
+    /// Starts tandem in a fresh directory with extra environment variables
+    /// and waits until `ready_zone` answers its SOA.
+    pub fn start_env(config: &str, ready_zone: &str, env: &[(&str, &str)]) -> Tandem {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().to_path_buf();
+        let mut t = Tandem::spawn_env(&dir, free_port(), config, env);
+        t._tmp = Some(tmp);
+        assert!(
+            t.wait_ready(ready_zone),
+            "tandem did not start:\n{}",
+            t.log_text()
+        );
+        t
+    }
+
+    /// Runs the `tandem` CLI in this server's directory: (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("run tandem");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Waits until the log, from byte `from` on, holds every one of
+    /// `needles`; panics showing that part of the log.
+    pub fn wait_log(&self, from: usize, needles: &[&str], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log_text();
+            let part = log.get(from..).unwrap_or("");
+            if needles.iter().all(|n| part.contains(n)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needles:?} in the log:\n{part}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL, no cleanup: what a crash looks like.
@@ -259,6 +312,108 @@ pub const TEST_ZONES: &[(&str, &str)] = &[
     ("signed.test.", "signed.test.zone"),
     ("2.0.192.in-addr.arpa.", "2.0.192.in-addr.arpa.zone"),
 ];
+
+/// Queries `names` (type A) over UDP in a loop on a thread of its own,
+/// counting answers that are NOERROR with one record and everything else.
+pub struct QueryLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    counts: std::thread::JoinHandle<(usize, usize)>,
+}
+
+impl QueryLoad {
+    pub fn start(addr: SocketAddr, names: &[&str]) -> QueryLoad {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let s = stop.clone();
+        let counts = std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, 0);
+            while !s.load(Relaxed) {
+                for n in &names {
+                    match udp_query_timeout(addr, &query(n, RecordType::A), Duration::from_secs(1))
+                    {
+                        Some(m)
+                            if m.metadata.response_code
+                                == hickory_proto::op::ResponseCode::NoError
+                                && m.answers.len() == 1 =>
+                        {
+                            ok += 1
+                        }
+                        _ => failed += 1,
+                    }
+                }
+            }
+            (ok, failed)
+        });
+        QueryLoad { stop, counts }
+    }
+
+    /// (right answers, anything else).
+    pub fn stop(self) -> (usize, usize) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.counts.join().expect("query load")
+    }
+}
+
+/// A TCP connection to `addr` with a 4 KiB receive buffer: a reader that
+/// stalls the sender as soon as it stops reading.
+pub fn slow_reader(addr: SocketAddr) -> TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    sock.connect(&addr.into()).expect("connect");
+    sock.into()
+}
+
+/// A small zone: SOA (REFRESH 3600, RETRY 600, EXPIRE 86400, MINIMUM 60),
+/// NS ns1 with its address, then `body`.
+pub fn zone_text(origin: &str, serial: u32, body: &str) -> String {
+    format!(
+        "$ORIGIN {origin}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
+    )
+}
+
+/// GET a control API path; the JSON body.
+pub fn api_get(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (code, body) =
+        tandem::control_client::request(addr, "GET", path, None).expect("control API");
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// Every sample of the server's /metrics.
+pub fn scrape(addr: SocketAddr) -> Vec<prometheus_parse::Sample> {
+    let (code, body) =
+        tandem::control_client::request(addr, "GET", "/metrics", None).expect("control API");
+    assert_eq!(code, 200);
+    let lines = body.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines)
+        .expect("valid Prometheus text")
+        .samples
+}
+
+/// The samples of metric `name` whose labels match, summed (a histogram
+/// counts its largest bucket).
+pub fn sample(samples: &[prometheus_parse::Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(ref h) => {
+                h.iter().map(|b| b.count).fold(0.0, f64::max)
+            }
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// One metric of the server at `addr`, as `sample` sums it.
+pub fn metric(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(&scrape(addr), name, labels)
+}
 
 pub fn data(p: &str) -> PathBuf {
     Path::new(DATA).join(p)

@@ -269,35 +269,11 @@ pub fn validate(t: u16, rd: &[u8]) -> Result<(), RdataError> {
     }
     let byte = |i: usize| vals[i].first().copied().unwrap_or(0);
     match t {
+        // Digest lengths of the digest types BIND checks.
         rtype::DS | rtype::CDS => {
-            let want = match byte(2) {
-                1 => Some(20),
-                2 => Some(32),
-                4 => Some(48),
-                _ => None,
-            };
-            if let Some(w) = want.filter(|&w| w != vals[3].len()) {
-                return err(format!(
-                    "digest of {} octets, but digest type {} has {w}",
-                    vals[3].len(),
-                    byte(2)
-                ));
-            }
+            digest_len("digest", byte(2), vals[3], &[(1, 20), (2, 32), (4, 48)])?
         }
-        rtype::SSHFP => {
-            let want = match byte(1) {
-                1 => Some(20),
-                2 => Some(32),
-                _ => None,
-            };
-            if let Some(w) = want.filter(|&w| w != vals[2].len()) {
-                return err(format!(
-                    "fingerprint of {} octets, but fingerprint type {} has {w}",
-                    vals[2].len(),
-                    byte(1)
-                ));
-            }
-        }
+        rtype::SSHFP => digest_len("fingerprint", byte(1), vals[2], &[(1, 20), (2, 32)])?,
         rtype::NAPTR => naptr_regexp(vals[4].get(1..).unwrap_or_default())?,
         rtype::ZONEMD => {
             let want = match byte(2) {
@@ -315,6 +291,22 @@ pub fn validate(t: u16, rd: &[u8]) -> Result<(), RdataError> {
         _ => {}
     }
     Ok(())
+}
+
+/// A digest whose type has a known length must have that length.
+fn digest_len(
+    what: &str,
+    kind: u8,
+    digest: &[u8],
+    known: &[(u8, usize)],
+) -> Result<(), RdataError> {
+    match known.iter().find(|k| k.0 == kind) {
+        Some(&(_, want)) if want != digest.len() => err(format!(
+            "{what} of {} octets, but {what} type {kind} has {want}",
+            digest.len()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_field(t: u16, field: Field, v: &[u8]) -> Result<(), RdataError> {

@@ -84,14 +84,6 @@ impl<'a> Fields<'a> {
         let t = self.next("type")?;
         rtype::from_text(t).ok_or_else(|| format!("unknown type '{}'", lossy(t)))
     }
-
-    fn addr<A: std::str::FromStr>(&mut self, what: &str) -> R<A> {
-        let s = self.next(what)?;
-        std::str::from_utf8(s)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad {what} '{}'", lossy(s)))
-    }
 }
 
 /// TTL as seconds or with units (`1w2d3h4m5s`), at most 2^31-1 (RFC 2181 §8).
@@ -151,22 +143,10 @@ pub fn unescape(t: &[u8], out: &mut Vec<u8>) -> R<()> {
     let mut i = 0;
     while i < t.len() {
         if t[i] == b'\\' {
-            let rest = &t[i + 1..];
-            if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) {
-                let v = (rest[0] - b'0') as u32 * 100
-                    + (rest[1] - b'0') as u32 * 10
-                    + (rest[2] - b'0') as u32;
-                if v > 255 {
-                    return Err("bad \\DDD escape".into());
-                }
-                out.push(v as u8);
-                i += 4;
-            } else if let Some(&c) = rest.first() {
-                out.push(c);
-                i += 2;
-            } else {
-                return Err("dangling backslash".into());
-            }
+            let (c, n) = name::escaped(&t[i + 1..])
+                .ok_or("bad escape (\\DDD above 255, or a dangling backslash)")?;
+            out.push(c);
+            i += 1 + n;
         } else {
             out.push(t[i]);
             i += 1;
@@ -408,8 +388,8 @@ fn field(t: u16, field: Field, f: &mut Fields, out: &mut Vec<u8>) -> R<()> {
         Field::Period => out.extend_from_slice(&f.ttl("period")?.to_be_bytes()),
         Field::Time => out.extend_from_slice(&sig_time(f.next("time")?)?.to_be_bytes()),
         Field::Type => out.extend_from_slice(&f.rtype()?.to_be_bytes()),
-        Field::Ipv4 => out.extend_from_slice(&f.addr::<Ipv4Addr>("IPv4 address")?.octets()),
-        Field::Ipv6 => out.extend_from_slice(&f.addr::<Ipv6Addr>("IPv6 address")?.octets()),
+        Field::Ipv4 => out.extend_from_slice(&f.num::<Ipv4Addr>("IPv4 address")?.octets()),
+        Field::Ipv6 => out.extend_from_slice(&f.num::<Ipv6Addr>("IPv6 address")?.octets()),
         Field::Name(_) => f.name(out)?,
         Field::Text => f.charstr(out)?,
         Field::Texts => {
