@@ -385,21 +385,37 @@ fn a_secondary_keeps_what_is_saved_when_a_newer_version_cannot_be() {
 #[test]
 fn startup_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
+    // (exited with success?, stderr); a server that starts instead of
+    // refusing is killed after 5 s and counts as a failure to refuse.
     let run = |cfg: &str, env: &[(&str, &str)]| {
         std::fs::write(dir.path().join("t.toml"), cfg).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandem"))
+        let mut child = dies_with_test(&mut std::process::Command::new(env!("CARGO_BIN_EXE_tandem")))
             .args(["serve", "--config", "t.toml"])
             .current_dir(dir.path())
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let ok = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        (ok, err)
     };
-    let base = "[server]\nlisten = [\"127.0.0.1:1\"]\n";
+    let base = format!("[server]\nlisten = [\"127.0.0.1:{}\"]\n", free_port());
+    let base = base.as_str();
     let (ok, err) = run(&format!("{base}log_level = \"loud\"\n"), &[]);
     assert!(
         !ok && err.contains("log_level") && err.contains("loud"),
