@@ -17,7 +17,7 @@ fn status(field: &str) -> u64 {
 
 fn main() {
     // The allocator settings `tandem serve` runs with.
-    tandem::memory::tune_malloc();
+    tandem::catalog::publish::tune_malloc();
     let names: usize = std::env::var("NAMES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -40,7 +40,7 @@ fn main() {
     let started = Instant::now();
     let mut zone = load_zone_str(&text, "bench", &apex).unwrap();
     drop(text);
-    tandem::memory::trim_heap();
+    tandem::catalog::publish::trim_heap();
     println!(
         "loaded {} names, {} records in {:.2} s",
         zone.name_count(),

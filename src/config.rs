@@ -105,7 +105,7 @@ pub struct Server {
     /// AXFR/IXFR answered at once; more are REFUSED (they retry).
     pub max_transfers_out: usize,
     /// Response-rate limiting per client /24 or /56 (off when None).
-    pub rrl: Option<crate::server::rrl::RrlConfig>,
+    pub rrl: Option<RrlConfig>,
     /// An EnvFilter directive, validated (`warning` and `notice` accepted).
     pub log_level: Option<String>,
     pub zone_watch: ZoneWatch,
@@ -115,6 +115,14 @@ pub struct Server {
     pub version: String,
     /// The longest a whole transfer out may take (a slow reader is cut).
     pub transfer_out_timeout: Duration,
+}
+
+/// Response-rate limiting (`server/rrl.rs`): answers per second per
+/// client network, and how many dropped ones go out truncated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrlConfig {
+    pub responses_per_second: u32,
+    pub slip: u32,
 }
 
 /// How a primary notices zone-file edits.
@@ -429,7 +437,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         rrl: s
             .rrl_responses_per_second
             .filter(|&r| r > 0)
-            .map(|r| crate::server::rrl::RrlConfig {
+            .map(|r| RrlConfig {
                 responses_per_second: r,
                 slip: s.rrl_slip.unwrap_or(2),
             }),

@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tandem::config::{self, Config};
-use tandem::daemon::{self, ConfigSource};
-use tandem::{control_client, zone};
+use tandem::daemon;
+use tandem::lifecycles::ConfigSource;
+use tandem::ops::client as control_client;
+use tandem::zone;
 
 #[derive(Parser)]
 #[command(

@@ -5,8 +5,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::Arc;
-use tandem::answer::{Options, Transport, answer};
-use tandem::catalog::{Catalog, Served, TransferPolicy};
+use tandem::catalog::{Catalog, Served, ZonePolicy};
+use tandem::query::Transport;
+use tandem::server::dispatch::{Options, answer};
 use tandem::zone::{load_zone_file, name};
 
 struct Counting;
@@ -63,7 +64,7 @@ fn answering_allocates_nothing() {
             // Nobody may transfer: a resolver's SOA query is not a
             // follower's check (that one is recorded, and allocates).
             Served {
-                policy: Arc::new(TransferPolicy::default()),
+                policy: Arc::new(ZonePolicy::default()),
                 ..Served::standalone(Arc::new(z))
             }
         })

@@ -5,8 +5,8 @@
 mod shared;
 
 use std::sync::Arc;
-use tandem::secondary::xfr_in::{Fetched, parse_messages};
 use tandem::secondary::{apply_all, build_full};
+use tandem::xfr::reader::{Fetched, parse_messages};
 use tandem::zone::load_zone_str;
 
 const APEX: &[u8] = b"\x07example\x04test\x00";

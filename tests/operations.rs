@@ -8,7 +8,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tandem::control_client::request;
+use tandem::ops::client::request;
 
 #[test]
 fn status_and_metrics_show_a_propagation() {

@@ -299,7 +299,7 @@ fn after_the_first_transfer_the_refresh_timer_is_the_new_soas() {
     let s = Tandem::start(&cfg, ZONE);
     let ctl: SocketAddr = format!("127.0.0.1:{ctl}").parse().unwrap();
     let next = wait_for("a next refresh in /status", Duration::from_secs(10), || {
-        let (code, body) = tandem::control_client::request(ctl, "GET", "/status", None).ok()?;
+        let (code, body) = tandem::ops::client::request(ctl, "GET", "/status", None).ok()?;
         let st: serde_json::Value = serde_json::from_str(&body).ok()?;
         let z = &st["zones"][0];
         (code == 200 && z["serial"].as_u64() == Some(1))

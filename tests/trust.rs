@@ -357,19 +357,16 @@ fn a_secondary_keeps_what_is_saved_when_a_newer_version_cannot_be() {
         p.addr
     );
     let mut s = Tandem::start_in(work.path(), sport, &scfg, "s.test.");
-    // Every way to save is blocked: the copy's and the journal's temp files
-    // (their paths taken by directories) and the journal itself.
+    // Every way to save is blocked, by directories where files go: the
+    // copy's and the timers' temp files, and the journal's first segment.
     let pid = s.child.id();
     for f in [
         format!(".s.test.zone.tmp.{pid}"),
-        format!(".s.test.journal.tmp.{pid}"),
         format!(".s.test.timers.tmp.{pid}"),
+        "s.test.journal.1".to_string(),
     ] {
         std::fs::create_dir_all(work.path().join("var").join(f)).unwrap();
     }
-    let journal = work.path().join("var/s.test.journal");
-    let _ = std::fs::remove_file(&journal);
-    std::fs::create_dir_all(&journal).unwrap();
     write(&file, &zone_text("s.test.", 2, "www A 192.0.2.2\n"));
     wait_for("the save failure", Duration::from_secs(20), || {
         s.log_text().contains("cannot save serial 2").then_some(())
@@ -389,15 +386,17 @@ fn startup_errors_name_the_key() {
     // refusing is killed after 5 s and counts as a failure to refuse.
     let run = |cfg: &str, env: &[(&str, &str)]| {
         std::fs::write(dir.path().join("t.toml"), cfg).unwrap();
-        let mut child = dies_with_test(&mut std::process::Command::new(env!("CARGO_BIN_EXE_tandem")))
-            .args(["serve", "--config", "t.toml"])
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = dies_with_test(&mut std::process::Command::new(env!(
+            "CARGO_BIN_EXE_tandem"
+        )))
+        .args(["serve", "--config", "t.toml"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let ok = loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -652,7 +651,7 @@ fn the_control_api_caps_connections_and_closes_silent_ones() {
         started.elapsed()
     );
     wait_for("the API answering", Duration::from_secs(5), || {
-        tandem::control_client::request(ctl_addr(ctl), "GET", "/status", None)
+        tandem::ops::client::request(ctl_addr(ctl), "GET", "/status", None)
             .ok()
             .filter(|(c, _)| *c == 200)
     });

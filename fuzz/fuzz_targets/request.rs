@@ -3,8 +3,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::{Arc, LazyLock};
-use tandem::answer::{Options, Transport, answer};
 use tandem::catalog::{Catalog, Served};
+use tandem::query::Transport;
+use tandem::server::dispatch::{Options, answer};
 use tandem::zone::{load_zone_str, name};
 
 static CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
@@ -53,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(len >= 12 && resp[2] & 0x80 != 0, "a response");
     assert_eq!(&resp[..2], &req[..2], "the request's ID");
     if !tcp {
-        let limit = match tandem::wire::parse_request(req) {
+        let limit = match tandem::query::request::parse_request(req) {
             Ok(r) => r
                 .edns
                 .map(|e| (e.payload as usize).clamp(512, 1232))

@@ -6,10 +6,11 @@
 #![allow(dead_code)]
 
 use std::sync::{Arc, LazyLock};
-use tandem::answer::{Options, Transport, answer};
 use tandem::catalog::{Catalog, Served};
+use tandem::query::Transport;
 use tandem::secondary::build_full;
-use tandem::secondary::xfr_in::{Fetched, parse_messages};
+use tandem::server::dispatch::{Options, answer};
+use tandem::xfr::reader::{Fetched, parse_messages};
 use tandem::zone::diff::content_hash;
 use tandem::zone::{Zone, ZoneBuilder, load_zone_str, name, rdata, rtype};
 
@@ -135,13 +136,13 @@ pub fn axfr_round_trip(zone: &Arc<Zone>) {
     let mut apex = zone.origin().to_vec();
     name::lowercase(&mut apex);
     let req = query(&apex, rtype::AXFR, false);
-    let parsed = tandem::wire::parse_request(&req).expect("AXFR request");
+    let parsed = tandem::query::request::parse_request(&req).expect("AXFR request");
     let mut wire: Vec<u8> = Vec::new();
-    let limits = tandem::transfer::Deadlines {
+    let limits = tandem::xfr::out::Deadlines {
         message: std::time::Duration::from_secs(5),
         whole: std::time::Duration::from_secs(60),
     };
-    RT.block_on(tandem::transfer::respond(
+    RT.block_on(tandem::xfr::out::respond(
         &mut wire,
         &req,
         &parsed,

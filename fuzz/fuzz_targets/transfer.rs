@@ -8,8 +8,8 @@ mod shared;
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use tandem::secondary::xfr_in::{Fetched, parse_messages};
 use tandem::secondary::{apply_all, build_full};
+use tandem::xfr::reader::{Fetched, parse_messages};
 use tandem::zone::{Zone, load_zone_str};
 
 const APEX: &[u8] = b"\x07example\x04test\x00";

@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tandem::zone::diff::content_hash;
-use tandem::zone::{load_zone_str, text::zone_text};
+use tandem::zone::file::write::zone_text;
+use tandem::zone::load_zone_str;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

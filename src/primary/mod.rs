@@ -3,31 +3,26 @@
 //! in the journal, publishes the new version and tells the notifier.
 //! A file that fails to load or check leaves the served version in place.
 
-pub mod notify;
 pub mod serial_policy;
 pub mod state;
 pub mod watch;
 
-use crate::catalog::{Served, SharedCatalog, TransferPolicy};
+use crate::catalog::{Served, SharedCatalog, ZonePolicy, publish};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
-use crate::journal::Journal;
-use crate::memory;
 use crate::status::ZoneStatus;
+use crate::xfr::journal::Journal;
+use crate::xfr::notify_out::Announce;
 use crate::zone::diff::{self, Rr, content_hash};
 use crate::zone::{Zone, ZoneError, load_zone_file, serial::is_newer};
 use state::State;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::sync::watch as tokio_watch;
 use tracing::{error, info, warn};
-
-/// What followers are told about: the SOA of the newest version.
-pub type Announce = tokio_watch::Sender<Option<Rr>>;
 
 pub struct PrimaryZone {
     pub cfg: ZoneConfig,
-    policy: Arc<TransferPolicy>,
+    policy: Arc<ZonePolicy>,
     journal: Option<Journal>,
     served: Option<Arc<Zone>>,
     content: u64,
@@ -51,6 +46,7 @@ pub enum Reloaded {
 impl PrimaryZone {
     pub fn open(
         cfg: ZoneConfig,
+        policy: Arc<ZonePolicy>,
         data_dir: &Path,
         announce: Announce,
         status: Arc<ZoneStatus>,
@@ -75,7 +71,7 @@ impl PrimaryZone {
         PrimaryZone {
             files: vec![cfg.file.clone()],
             state_path: data_dir.join(format!("{stem}state")),
-            policy: Arc::new(TransferPolicy::from_config(&cfg)),
+            policy,
             cfg,
             journal,
             served: None,
@@ -88,9 +84,14 @@ impl PrimaryZone {
     /// New settings from a config reload, applied in place: the served
     /// version stays, published again with the new transfer policy. True
     /// when the zone file must be read again (its path changed).
-    pub fn reconfigure(&mut self, cfg: ZoneConfig, catalog: &SharedCatalog) -> bool {
+    pub fn reconfigure(
+        &mut self,
+        cfg: ZoneConfig,
+        policy: Arc<ZonePolicy>,
+        catalog: &SharedCatalog,
+    ) -> bool {
         let file_changed = cfg.file != self.cfg.file;
-        self.policy = Arc::new(TransferPolicy::from_config(&cfg));
+        self.policy = policy;
         if let Some(j) = self.journal.as_mut() {
             j.set_bounds(cfg.journal_max_entries, cfg.journal_max_bytes);
         }
@@ -134,7 +135,7 @@ impl PrimaryZone {
             notify_in: None,
             status: self.status.clone(),
         };
-        memory::publish(catalog, |c| c.with_zone(served.clone()));
+        publish::swap(catalog, |c| c.with_zone(served.clone()));
     }
 
     /// Reads the zone file and, if it changed, publishes the new version.
@@ -267,11 +268,18 @@ impl PrimaryZone {
                 return self.failed(catalog, why);
             }
         }
-        if let (Some(d), Some(j)) = (diff, self.journal.as_mut())
-            && let Err(e) = j.append(d).and_then(|_| j.trim())
-        {
-            error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
-            self.clear_journal();
+        if let (Some(d), Some(j)) = (diff, self.journal.as_mut()) {
+            match j
+                .append_or_restart(d)
+                .and_then(|restart| j.trim().map(|_| restart))
+            {
+                Ok(None) => {}
+                Ok(Some(why)) => warn!(zone = %self.cfg.name, "{why}"),
+                Err(e) => {
+                    error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
+                    self.clear_journal();
+                }
+            }
         }
         let next = Arc::new(next);
         self.content = hash;

@@ -4,16 +4,16 @@
 //! A new version is checked completely, saved, then swapped in whole.
 
 pub mod store;
-pub mod xfr_in;
 
-use crate::catalog::{NotifyIn, Served, SharedCatalog, TransferPolicy};
+use crate::catalog::{Served, SharedCatalog, ZonePolicy, publish};
 use crate::config::ZoneConfig;
 use crate::fsutil::zone_file_stem;
-use crate::memory;
-use crate::primary::Announce;
 use crate::stats;
 use crate::status::{State, ZoneStatus};
-use crate::tsig::{SharedKeyring, wire_key_name};
+use crate::xfr::client::{Client, XfrError};
+use crate::xfr::notify_out::Announce;
+use crate::xfr::reader::Fetched;
+use crate::xfr::tsig::SharedKeyring;
 use crate::zone::diff::{self, Rr};
 use crate::zone::rdata::Soa;
 use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
@@ -26,7 +26,6 @@ use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
-use xfr_in::{Client, Fetched, XfrError};
 
 /// Where the answer to a control API command goes: what the refresh did,
 /// or why it failed.
@@ -36,8 +35,7 @@ pub struct SecondaryZone {
     cfg: ZoneConfig,
     keys: SharedKeyring,
     catalog: SharedCatalog,
-    policy: Arc<TransferPolicy>,
-    notify_in: Arc<NotifyIn>,
+    policy: Arc<ZonePolicy>,
     notify_tx: mpsc::UnboundedSender<IpAddr>,
     notify_rx: mpsc::UnboundedReceiver<IpAddr>,
     announce: Announce,
@@ -66,8 +64,9 @@ pub enum Command {
     Retransfer(Option<Reply>),
     /// Send NOTIFY to this zone's own followers.
     Notify,
-    /// New settings from a config reload; the data stays.
-    Reconfigure(Box<ZoneConfig>),
+    /// New settings (and the policy built from them) from a config reload;
+    /// the data stays.
+    Reconfigure(Box<ZoneConfig>, Arc<ZonePolicy>),
 }
 
 /// The first wait after a failed refresh of a zone that has no data yet;
@@ -85,16 +84,8 @@ fn until(unix: u64) -> Duration {
 /// A little randomness so that many zones do not refresh in lockstep:
 /// up to 10 % shorter.
 fn jitter(d: Duration) -> Duration {
-    let r = crate::wire::random_id() % 1000;
+    let r = crate::xfr::message_id() % 1000;
     d.mul_f64(1.0 - r as f64 / 10_000.0)
-}
-
-fn notify_door(cfg: &ZoneConfig, tx: mpsc::UnboundedSender<IpAddr>) -> Arc<NotifyIn> {
-    Arc::new(NotifyIn {
-        allow: cfg.allow_notify.clone(),
-        key: cfg.transfer_key.as_deref().and_then(wire_key_name),
-        tx,
-    })
 }
 
 impl SecondaryZone {
@@ -104,6 +95,7 @@ impl SecondaryZone {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: ZoneConfig,
+        policy: Arc<ZonePolicy>,
         keys: SharedKeyring,
         catalog: SharedCatalog,
         data_dir: &Path,
@@ -113,8 +105,6 @@ impl SecondaryZone {
         inherited: Option<Arc<Zone>>,
     ) -> SecondaryZone {
         let (notify_tx, notify_rx) = mpsc::unbounded_channel();
-        let notify_in = notify_door(&cfg, notify_tx.clone());
-        let policy = Arc::new(TransferPolicy::from_config(&cfg));
         let stem = zone_file_stem(&cfg.name);
         let store = Store::open(
             cfg.file.clone(),
@@ -129,7 +119,6 @@ impl SecondaryZone {
             keys,
             catalog,
             policy,
-            notify_in,
             notify_tx,
             notify_rx,
             announce,
@@ -156,10 +145,10 @@ impl SecondaryZone {
                 .unwrap_or_default()
                 .into(),
             policy: self.policy.clone(),
-            notify_in: Some(self.notify_in.clone()),
+            notify_in: Some(self.notify_tx.clone()),
             status: self.status.clone(),
         };
-        memory::publish(&self.catalog, |c| c.with_zone(served.clone()));
+        publish::swap(&self.catalog, |c| c.with_zone(served.clone()));
     }
 
     /// SOA timers of the current version, clamped: (refresh, retry, expire).
@@ -187,10 +176,9 @@ impl SecondaryZone {
 
     /// New settings, applied in place: policy, NOTIFY door, primaries,
     /// limits and timer clamps. What is served stays.
-    fn reconfigure(&mut self, cfg: ZoneConfig) -> bool {
+    fn reconfigure(&mut self, cfg: ZoneConfig, policy: Arc<ZonePolicy>) -> bool {
         let primaries_changed = cfg.primaries != self.cfg.primaries;
-        self.policy = Arc::new(TransferPolicy::from_config(&cfg));
-        self.notify_in = notify_door(&cfg, self.notify_tx.clone());
+        self.policy = policy;
         if primaries_changed {
             self.primaries = cfg.primaries.clone();
         }
@@ -224,8 +212,8 @@ impl SecondaryZone {
                                 self.announce.send_replace(self.current.as_ref().map(|z| z.soa_rr()));
                                 continue;
                             }
-                            Command::Reconfigure(cfg) => {
-                                if !self.reconfigure(*cfg) {
+                            Command::Reconfigure(cfg, policy) => {
+                                if !self.reconfigure(*cfg, policy) {
                                     continue;
                                 }
                             }
@@ -358,12 +346,14 @@ impl SecondaryZone {
     /// The zone's TSIG key as the keyring holds it now (a reloaded secret
     /// is used at the next request).
     fn signer(&self) -> Result<Option<TSigner>, String> {
-        match &self.cfg.transfer_key {
+        match &self.policy.key {
             None => Ok(None),
-            Some(name) => wire_key_name(name)
-                .and_then(|w| self.keys.load().get(&w).cloned())
-                .map(Some)
-                .ok_or_else(|| format!("TSIG key {name} is not configured")),
+            Some(w) => self.keys.load().get(w).cloned().map(Some).ok_or_else(|| {
+                format!(
+                    "TSIG key {} is not configured",
+                    crate::zone::name::to_text(w)
+                )
+            }),
         }
     }
 

@@ -4,9 +4,10 @@
 //! copy plus the journal's chain from it give the last accepted version.
 
 use crate::fsutil::write_atomic;
-use crate::journal::{self, Journal};
+use crate::xfr::journal::{self, Journal};
 use crate::zone::diff::Diff;
-use crate::zone::{Zone, load_zone_file, text};
+use crate::zone::file::write as text;
+use crate::zone::{Zone, load_zone_file};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tracing::warn;
@@ -145,11 +146,15 @@ impl Store {
         self.write_copy(zone)?;
         if let Some(j) = self.journal.as_mut() {
             let r = match diff {
-                Some(d) => j.append(d).and_then(|_| j.trim()),
-                None => j.clear(),
+                Some(d) => j
+                    .append_or_restart(d)
+                    .and_then(|restart| j.trim().map(|_| restart)),
+                None => j.clear().map(|_| None),
             };
-            if let Err(e) = r {
-                warn!("{e}");
+            match r {
+                Ok(None) => {}
+                Ok(Some(why)) => warn!("{why}"),
+                Err(e) => warn!("{e}"),
             }
         }
         self.save_timers()
@@ -160,6 +165,20 @@ impl Store {
     /// once trimmed. The order (append, copy, trim) keeps a replayable chain
     /// on disk whenever the process dies.
     pub fn save_diffs(&mut self, zone: &Zone, diffs: Vec<Diff>) -> std::io::Result<()> {
+        // Differences that do not follow the journal restart its history:
+        // the copy moves to the new version first, so no crash can leave a
+        // copy whose replay chain was deleted.
+        let first = diffs.first().map(|d| d.from_serial());
+        if let Some(j) = self.journal.as_ref()
+            && j.last_serial().is_some_and(|last| Some(last) != first)
+        {
+            self.write_copy(zone)?;
+            if let Some(j) = self.journal.as_mut()
+                && let Err(e) = j.clear()
+            {
+                warn!("{e}");
+            }
+        }
         let mut ok = self.journal.is_some();
         if let Some(j) = self.journal.as_mut() {
             for d in diffs {

@@ -9,11 +9,7 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
-#[derive(Debug, Clone, Copy)]
-pub struct RrlConfig {
-    pub responses_per_second: u32,
-    pub slip: u32,
-}
+pub use crate::config::RrlConfig;
 
 pub enum Verdict {
     Send,

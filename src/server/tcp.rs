@@ -4,11 +4,13 @@
 //! the timeouts shrink to a second, so connections that hold a slot without
 //! sending (slow-loris) cannot keep others out for long.
 
-use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
+use crate::query::Transport;
+use crate::query::request::{self, rcode};
+use crate::query::writer::Writer;
+use crate::server::dispatch::{self, Options};
 use crate::supervise;
-use crate::transfer;
-use crate::wire::{self, Writer, rcode};
+use crate::xfr::out as transfer;
 use crate::zone::rtype;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -125,8 +127,8 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io
             Err(_) => return Ok(()),
         }
         let request = &req[..len];
-        if let Ok(parsed) = wire::parse_request(request)
-            && parsed.opcode == wire::opcode::QUERY
+        if let Ok(parsed) = request::parse_request(request)
+            && parsed.opcode == request::opcode::QUERY
             && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
         {
             let Ok(_permit) = sh.transfers.clone().try_acquire_owned() else {
@@ -157,7 +159,7 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io
             let cat = sh.catalog.load();
             let out = &mut resp[2..];
             supervise::supervised(|| {
-                answer::answer(&cat, request, out, Transport::Tcp, peer, &sh.opts)
+                dispatch::answer(&cat, request, out, Transport::Tcp, peer, &sh.opts)
             })
             .unwrap_or_else(|msg| {
                 supervise::caught(supervise::Path::Tcp, &msg, request);

@@ -2,8 +2,9 @@
 //! moves packets in batches with recvmmsg/sendmmsg: no task spawn, no lock,
 //! no allocation and no log line per query.
 
-use crate::answer::{self, Options, Transport};
 use crate::catalog::SharedCatalog;
+use crate::query::Transport;
+use crate::server::dispatch::{self, Options};
 use crate::server::rrl::{self, Rrl, RrlConfig, Verdict};
 use crate::supervise;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -116,7 +117,7 @@ fn worker_loop(
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
             let answered = supervise::supervised(|| {
-                answer::answer(&cat, recv, send, Transport::Udp, peer, opts)
+                dispatch::answer(&cat, recv, send, Transport::Udp, peer, opts)
             })
             .unwrap_or_else(|msg| {
                 supervise::caught(supervise::Path::Udp, &msg, recv);

@@ -10,19 +10,17 @@
 pub mod apply;
 pub mod build;
 pub mod diff;
-pub mod lexer;
-pub mod load;
+pub mod file;
 pub mod name;
 pub mod rdata;
 pub mod rtype;
 pub mod serial;
-pub mod text;
 
 use hashbrown::HashTable;
 use std::sync::Arc;
 
 pub use build::{BuildError, ZoneBuilder};
-pub use load::{Loaded, ZoneError, load_zone_file, load_zone_str};
+pub use file::load::{Loaded, ZoneError, load_zone_file, load_zone_str};
 
 pub type NameHasher = hashbrown::DefaultHashBuilder;
 
@@ -326,7 +324,7 @@ mod tests {
     #[test]
     fn builds_and_finds() {
         let text = "$ORIGIN example.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n NS ns\nns A 192.0.2.1\nWww.A.b A 192.0.2.2\n";
-        let z = load::load_zone_str(text, "t.zone", b"\x07example\x00").unwrap();
+        let z = load_zone_str(text, "t.zone", b"\x07example\x00").unwrap();
         assert_eq!(z.serial(), 1);
         assert_eq!(z.record_count(), 4);
         // apex, ns, www.a.b, and the empty non-terminals a.b and b.

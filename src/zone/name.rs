@@ -172,6 +172,14 @@ pub fn parse_absolute(text: &str) -> Result<Vec<u8>, NameError> {
     Ok(out)
 }
 
+/// A name from a config or CLI in lower-cased wire form (how names that
+/// must match however they are spelled, like TSIG key names, are compared).
+pub fn lower_wire(text: &str) -> Option<Box<[u8]>> {
+    let mut w = parse_absolute(text).ok()?;
+    lowercase(&mut w);
+    Some(w.into())
+}
+
 /// Length of the uncompressed wire name at the start of `buf`, if valid.
 pub fn wire_len(buf: &[u8]) -> Option<usize> {
     let mut i = 0;

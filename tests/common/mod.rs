@@ -375,8 +375,7 @@ pub fn zone_text(origin: &str, serial: u32, body: &str) -> String {
 
 /// GET a control API path; the JSON body.
 pub fn api_get(addr: SocketAddr, path: &str) -> serde_json::Value {
-    let (code, body) =
-        tandem::control_client::request(addr, "GET", path, None).expect("control API");
+    let (code, body) = tandem::ops::client::request(addr, "GET", path, None).expect("control API");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).expect("JSON")
 }
@@ -384,7 +383,7 @@ pub fn api_get(addr: SocketAddr, path: &str) -> serde_json::Value {
 /// Every sample of the server's /metrics.
 pub fn scrape(addr: SocketAddr) -> Vec<prometheus_parse::Sample> {
     let (code, body) =
-        tandem::control_client::request(addr, "GET", "/metrics", None).expect("control API");
+        tandem::ops::client::request(addr, "GET", "/metrics", None).expect("control API");
     assert_eq!(code, 200);
     let lines = body.lines().map(|l| Ok(l.to_string()));
     prometheus_parse::Scrape::parse(lines)

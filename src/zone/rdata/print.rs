@@ -276,7 +276,7 @@ mod tests {
             (rtype::OPENPGPKEY, "AQID"),
         ] {
             let wire = |s: &str| {
-                let mut lx = crate::zone::lexer::Lexer::new(s.as_bytes());
+                let mut lx = crate::zone::file::lexer::Lexer::new(s.as_bytes());
                 let mut toks = Vec::new();
                 lx.next_entry(&mut toks).unwrap();
                 let words: Vec<(&[u8], bool)> =

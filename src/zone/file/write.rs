@@ -2,9 +2,9 @@
 //! types are written as people read them (the type table's printer); the
 //! rest in RFC 3597 generic form (`TYPEnnn \# len hex`). Both read back exactly.
 
-use super::diff::Rr;
-use super::rdata::print;
-use super::{Zone, name, rtype};
+use crate::zone::diff::Rr;
+use crate::zone::rdata::print;
+use crate::zone::{Zone, name, rtype};
 use std::fmt::Write;
 
 /// One record as a master-file line (absolute owner, TTL, IN, type, rdata).

@@ -3,10 +3,11 @@
 //! spent. There is one task per follower and zone, so at most one NOTIFY is
 //! outstanding per follower, and a newer version supersedes a pending one.
 
+use crate::query::request::rcode;
+use crate::query::writer::{ANSWER, Writer};
 use crate::stats::METRICS;
 use crate::status::ZoneStatus;
-use crate::tsig::{self, SharedKeyring};
-use crate::wire::{ANSWER, Writer, rcode};
+use crate::xfr::tsig::{self, SharedKeyring};
 use crate::zone::diff::Rr;
 use crate::zone::{name, rtype};
 use std::net::SocketAddr;
@@ -16,6 +17,10 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
+
+/// What a zone's followers are told about: the SOA of the version it now
+/// serves (primary or secondary alike).
+pub type Announce = watch::Sender<Option<Rr>>;
 
 /// How long one attempt waits for the answer.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -153,7 +158,7 @@ async fn send_once(
     let sock = UdpSocket::bind(bind).await?;
     // Connected: an ICMP port unreachable comes back as "connection refused".
     sock.connect(target).await?;
-    let id = crate::wire::random_id();
+    let id = crate::xfr::message_id();
     let mut msg = message(apex, soa, id);
     if let Some(name) = &signing.key {
         let keys = signing.keys.load();

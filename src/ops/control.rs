@@ -9,7 +9,7 @@
 //! closed), request headers within `HEADER_TIMEOUT`, and no connection
 //! (idle or half-sent) kept beyond `CONNECTION_TIMEOUT`.
 
-use crate::daemon::{Action, ActionError, Daemon, Outcome};
+use crate::lifecycles::{Action, ActionError, Outcome, Zones};
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -32,12 +32,12 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 struct Ctx {
-    daemon: Arc<Daemon>,
+    zones: Arc<Zones>,
     token: Option<String>,
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, daemon: Arc<Daemon>, token: Option<String>) {
-    let ctx = Ctx { daemon, token };
+pub async fn serve(listener: tokio::net::TcpListener, zones: Arc<Zones>, token: Option<String>) {
+    let ctx = Ctx { zones, token };
     let app = Router::new()
         .route("/status", get(status))
         .route("/metrics", get(metrics))
@@ -104,18 +104,18 @@ async fn auth(State(ctx): State<Ctx>, headers: HeaderMap, req: Request, next: Ne
 }
 
 async fn status(State(ctx): State<Ctx>) -> Json<serde_json::Value> {
-    Json(ctx.daemon.status_json())
+    Json(ctx.zones.status_json())
 }
 
 async fn metrics(State(ctx): State<Ctx>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctx.daemon.metrics_text(),
+        crate::ops::metrics::render(&ctx.zones.statuses()),
     )
 }
 
 async fn reload(State(ctx): State<Ctx>) -> Response {
-    let d = ctx.daemon.clone();
+    let d = ctx.zones.clone();
     match tokio::task::spawn_blocking(move || d.reload_config()).await {
         Ok(Ok(summary)) => Json(summary).into_response(),
         Ok(Err(e)) => (
@@ -147,7 +147,7 @@ async fn zone_action(
                 .into_response();
         }
     };
-    match ctx.daemon.zone_action(&name, a).await {
+    match ctx.zones.zone_action(&name, a).await {
         Ok(Outcome::Done(result)) => {
             Json(json!({"ok": true, "zone": name, "action": action, "result": result}))
                 .into_response()

@@ -2,8 +2,9 @@
 //! signing responses (chained across the messages of a transfer), signing
 //! outgoing requests, and the error answers BADKEY, BADSIG and BADTIME.
 
-use crate::config::{Algorithm, Key};
-use hickory_proto::op::Message;
+use crate::config::{self, Algorithm};
+use crate::query::request::Request;
+use crate::zone::name;
 use hickory_proto::rr::rdata::tsig::{TSIG, TsigAlgorithm, TsigError, make_tsig_record};
 use hickory_proto::rr::{Name, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -18,7 +19,18 @@ pub const FUDGE: u16 = 300;
 /// signs, so a new secret reaches every zone at once.
 #[derive(Clone, Default)]
 pub struct Keyring {
-    keys: Vec<(Box<[u8]>, TSigner)>,
+    keys: Vec<Key>,
+}
+
+#[derive(Clone)]
+struct Key {
+    /// The key's name, lower-cased wire form.
+    name: Box<[u8]>,
+    /// The algorithm's name (`hmac-sha256.`), lower-cased wire form.
+    algorithm: Box<[u8]>,
+    /// Octets of a whole MAC (shorter, truncated ones are refused).
+    mac_len: usize,
+    signer: TSigner,
 }
 
 /// The keyring every part of the server reads, swapped on reload.
@@ -26,39 +38,47 @@ pub type SharedKeyring = std::sync::Arc<arc_swap::ArcSwap<Keyring>>;
 
 /// A key name as lower-cased wire form.
 pub fn wire_key_name(canonical: &str) -> Option<Box<[u8]>> {
-    let mut w = crate::zone::name::parse_absolute(canonical).ok()?;
-    crate::zone::name::lowercase(&mut w);
-    Some(w.into())
+    name::lower_wire(canonical)
 }
 
 impl Keyring {
-    pub fn from_config(keys: &[Key]) -> Result<Keyring, String> {
+    pub fn from_config(keys: &[config::Key]) -> Result<Keyring, String> {
         let mut ring = Keyring::default();
         for k in keys {
-            let alg = match k.algorithm {
-                Algorithm::HmacSha256 => TsigAlgorithm::HmacSha256,
-                Algorithm::HmacSha384 => TsigAlgorithm::HmacSha384,
-                Algorithm::HmacSha512 => TsigAlgorithm::HmacSha512,
+            let (alg, mac_len) = match k.algorithm {
+                Algorithm::HmacSha256 => (TsigAlgorithm::HmacSha256, 32),
+                Algorithm::HmacSha384 => (TsigAlgorithm::HmacSha384, 48),
+                Algorithm::HmacSha512 => (TsigAlgorithm::HmacSha512, 64),
             };
             let name = Name::from_str(&k.name).map_err(|e| format!("key {}: {e}", k.name))?;
             let signer = TSigner::new(k.secret.clone(), alg, name, FUDGE)
                 .map_err(|e| format!("key {}: {e}", k.name))?;
             let wire = wire_key_name(&k.name).ok_or_else(|| format!("key {}: bad name", k.name))?;
-            ring.keys.push((wire, signer));
+            let algorithm = name::lower_wire(&signer.algorithm().to_name().to_string())
+                .ok_or_else(|| format!("key {}: bad algorithm name", k.name))?;
+            ring.keys.push(Key {
+                name: wire,
+                algorithm,
+                mac_len,
+                signer,
+            });
         }
         Ok(ring)
     }
 
     /// The key whose lower-cased wire name is `wire`.
     pub fn get(&self, wire: &[u8]) -> Option<&TSigner> {
-        self.keys.iter().find(|(w, _)| **w == *wire).map(|(_, s)| s)
-    }
-
-    fn find(&self, name: &Name, alg: &TsigAlgorithm) -> Option<(&[u8], &TSigner)> {
         self.keys
             .iter()
-            .find(|(_, s)| s.signer_name() == name && s.algorithm() == alg)
-            .map(|(w, s)| (&w[..], s))
+            .find(|k| *k.name == *wire)
+            .map(|k| &k.signer)
+    }
+
+    /// The key with this name and algorithm (lower-cased wire names).
+    fn find(&self, name: &[u8], algorithm: &[u8]) -> Option<&Key> {
+        self.keys
+            .iter()
+            .find(|k| *k.name == *name && *k.algorithm == *algorithm)
     }
 }
 
@@ -115,40 +135,95 @@ impl Failure {
     }
 }
 
-/// Verifies the TSIG that ends `req` (RFC 8945 §5.2).
-pub fn verify(keys: &Keyring, req: &[u8], now: u64) -> Result<Verified, Failure> {
-    let msg = Message::from_vec(req).map_err(|_| Failure::Malformed)?;
-    let sig = msg.signature().ok_or(Failure::Malformed)?;
-    let id = msg.metadata.id;
-    let Some((key, signer)) = keys.find(&sig.name, &sig.data.algorithm) else {
+/// Verifies the TSIG that ends `req` (RFC 8945 §5.2), from where the
+/// request's parse found it: the record is read once, the MAC checked over
+/// the message as it was before signing, in constant time.
+pub fn verify(keys: &Keyring, req: &[u8], parsed: &Request, now: u64) -> Result<Verified, Failure> {
+    let at = parsed.tsig.ok_or(Failure::Malformed)?;
+    let (mut key_name, _) = name::read_compressed(req, at.record).ok_or(Failure::Malformed)?;
+    name::lowercase(&mut key_name);
+    let (rd_start, rd_end) = at.rdata;
+    let (mut algorithm, p) = name::read_compressed(req, rd_start).ok_or(Failure::Malformed)?;
+    name::lowercase(&mut algorithm);
+    let fields = req.get(p..rd_end).ok_or(Failure::Malformed)?;
+    let u16_at = |i: usize| {
+        fields
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let time_signed = fields
+        .get(..6)
+        .map(|b| b.iter().fold(0u64, |t, &o| (t << 8) | o as u64))
+        .ok_or(Failure::Malformed)?;
+    let fudge = u16_at(6).ok_or(Failure::Malformed)?;
+    let mac_len = u16_at(8).ok_or(Failure::Malformed)? as usize;
+    let mac = fields.get(10..10 + mac_len).ok_or(Failure::Malformed)?;
+    let rest = &fields[10 + mac_len..];
+    let original_id = rest
+        .get(..2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(Failure::Malformed)?;
+    // Error, other length and other data: 6 octets and up, to the end.
+    let other_len = rest
+        .get(4..6)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+        .ok_or(Failure::Malformed)?;
+    if rest.len() != 6 + other_len {
+        return Err(Failure::Malformed);
+    }
+    let Some(key) = keys.find(&key_name, &algorithm) else {
         return Err(Failure::BadKey {
-            key_name: sig.name.clone(),
-            id,
+            key_name: hickory_name(&key_name).ok_or(Failure::Malformed)?,
+            id: parsed.id,
         });
     };
-    let (mac, time, range) = match signer.verify_message_byte(req, None, true) {
-        Ok(v) => v,
-        Err(_) => {
-            return Err(Failure::BadSig {
-                signer: signer.clone(),
-                id,
-            });
-        }
-    };
-    if !range.contains(&now) && now != range.end {
+    // RFC 8945 §4.3.3: the message with the original ID and without the
+    // TSIG record, then the TSIG variables (names in canonical form).
+    let mut tbv = Vec::with_capacity(at.record + key_name.len() + algorithm.len() + 32);
+    tbv.extend_from_slice(&original_id.to_be_bytes());
+    tbv.extend_from_slice(&req[2..10]);
+    let ar = u16::from_be_bytes([req[10], req[11]]).wrapping_sub(1);
+    tbv.extend_from_slice(&ar.to_be_bytes());
+    tbv.extend_from_slice(&req[12..at.record]);
+    tbv.extend_from_slice(&key_name);
+    tbv.extend_from_slice(&255u16.to_be_bytes());
+    tbv.extend_from_slice(&0u32.to_be_bytes());
+    tbv.extend_from_slice(&algorithm);
+    tbv.extend_from_slice(&fields[..8]);
+    tbv.extend_from_slice(&rest[2..]);
+    // Truncated MACs (RFC 8945 §5.2.2.1) are refused, as hickory does.
+    if mac.len() < key.mac_len || key.signer.verify(&tbv, mac).is_err() {
+        return Err(Failure::BadSig {
+            signer: key.signer.clone(),
+            id: parsed.id,
+        });
+    }
+    if now.abs_diff(time_signed) > fudge as u64 {
         return Err(Failure::BadTime {
-            signer: signer.clone(),
-            mac,
-            id,
-            time,
+            signer: key.signer.clone(),
+            mac: mac.to_vec(),
+            id: parsed.id,
+            time: time_signed,
         });
     }
     Ok(Verified {
-        signer: signer.clone(),
-        key: key.into(),
-        mac,
-        id,
+        signer: key.signer.clone(),
+        key: key.name.clone(),
+        mac: mac.to_vec(),
+        id: parsed.id,
     })
+}
+
+/// A wire name as hickory's `Name` (for the BADKEY record).
+fn hickory_name(wire: &[u8]) -> Option<Name> {
+    let mut labels = Vec::new();
+    let mut i = 0;
+    while *wire.get(i)? != 0 {
+        let l = wire[i] as usize;
+        labels.push(wire.get(i + 1..i + 1 + l)?);
+        i += l + 1;
+    }
+    Name::from_labels(labels).ok()
 }
 
 /// Appends a record to a message (hickory's encoder writes from offset 0,
@@ -282,7 +357,7 @@ mod tests {
             ttl: 60,
             rdata: (*b"\x02ns\x01t\x00\x01h\x01t\x00\x00\x00\x00\x07\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01").into(),
         };
-        let mut msg = crate::primary::notify::message(b"\x01t\x00", &soa, 77);
+        let mut msg = crate::xfr::notify_out::message(b"\x01t\x00", &soa, 77);
         let unsigned = msg.clone();
         sign_request(&signer, &mut msg, crate::clock::unix_secs()).unwrap();
         let (tbs, _) =

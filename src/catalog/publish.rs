@@ -10,7 +10,7 @@
 //! are handed to one reaper thread, which waits until it holds the last
 //! reference, drops it there, and then trims the heap.
 
-use crate::catalog::{Catalog, SharedCatalog};
+use super::{Catalog, SharedCatalog};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// Swaps in the catalog `change` makes from the current one: readers see the
 /// old or the new catalog, never a mix. Update every other holder of the
 /// replaced version before calling this, so the reaper's drop is the last.
-pub fn publish(catalog: &SharedCatalog, change: impl FnMut(&Arc<Catalog>) -> Catalog) {
+pub fn swap(catalog: &SharedCatalog, change: impl FnMut(&Arc<Catalog>) -> Catalog) {
     retire(catalog.rcu(change));
 }
 

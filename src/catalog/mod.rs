@@ -1,15 +1,20 @@
 //! The set of zones being served, published as one immutable value. A zone
 //! change builds a new `Catalog` sharing every other zone's `Arc` and swaps it
-//! in; the query path loads it once per batch of packets, without a lock.
+//! in (`publish`); the query path loads it once per batch of packets,
+//! without a lock.
+
+pub mod publish;
 
 use crate::zone::diff::Diff;
 use crate::zone::{Zone, name};
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
-/// One configured zone as the query path sees it.
+/// One served zone: its version and what goes with it.
 #[derive(Clone)]
 pub struct Served {
     /// The lower-cased apex.
@@ -19,50 +24,45 @@ pub struct Served {
     pub zone: Option<Arc<Zone>>,
     /// The journal's changes leading up to `zone` (oldest first), for IXFR.
     pub history: Arc<[Arc<Diff>]>,
-    pub policy: Arc<TransferPolicy>,
-    /// Set for secondary zones: where NOTIFYs for the zone go.
-    pub notify_in: Option<Arc<NotifyIn>>,
+    pub policy: Arc<ZonePolicy>,
+    /// A secondary zone's door: NOTIFYs that pass the policy are sent here
+    /// (RFC 1996). `None` for primary zones, which refuse NOTIFY.
+    pub notify_in: Option<mpsc::UnboundedSender<IpAddr>>,
     pub status: Arc<crate::status::ZoneStatus>,
 }
 
-/// A secondary zone's door for NOTIFY (RFC 1996).
-#[derive(Debug)]
-pub struct NotifyIn {
-    /// Who may notify (default: the primaries).
-    pub allow: Vec<IpNet>,
-    /// The TSIG key a NOTIFY must be signed with (lower-cased wire name).
-    pub key: Option<Box<[u8]>>,
-    pub tx: tokio::sync::mpsc::UnboundedSender<std::net::IpAddr>,
-}
-
-/// Who may transfer a zone.
+/// One zone's access rules, built once from its config and swapped whole
+/// on reload, read by every path: who may transfer it (AXFR, IXFR, and the
+/// SOA checks counted as a follower's), who may NOTIFY it, the TSIG key its
+/// transfers and NOTIFYs in and out are signed with (by lower-cased wire
+/// name; the secret is looked up in the keyring at each use, so a rotated
+/// one applies at once), and the followers it NOTIFYs.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct TransferPolicy {
+pub struct ZonePolicy {
     pub allow_transfer: Vec<IpNet>,
-    /// The TSIG key every transfer request must be signed with
-    /// (lower-cased wire name).
-    pub transfer_key: Option<Box<[u8]>>,
+    pub allow_notify: Vec<IpNet>,
+    pub key: Option<Box<[u8]>>,
+    pub notify: Vec<SocketAddr>,
 }
 
-impl TransferPolicy {
-    pub fn from_config(zc: &crate::config::ZoneConfig) -> TransferPolicy {
-        TransferPolicy {
+impl ZonePolicy {
+    pub fn from_config(zc: &crate::config::ZoneConfig) -> ZonePolicy {
+        ZonePolicy {
             allow_transfer: zc.allow_transfer.clone(),
-            transfer_key: zc
-                .transfer_key
-                .as_deref()
-                .and_then(crate::tsig::wire_key_name),
+            allow_notify: zc.allow_notify.clone(),
+            key: zc.transfer_key.as_deref().and_then(name::lower_wire),
+            notify: zc.notify.clone(),
         }
     }
-}
 
-/// Does the key a request was signed with (`used`, lower-cased wire name)
-/// satisfy a zone that asks for `wanted`?
-pub fn key_ok(wanted: Option<&[u8]>, used: Option<&[u8]>) -> bool {
-    match (wanted, used) {
-        (None, _) => true,
-        (Some(w), Some(u)) => w == u,
-        (Some(_), None) => false,
+    /// Does a message signed with `used` (a lower-cased wire key name, or
+    /// none) satisfy the zone's key?
+    pub fn key_ok(&self, used: Option<&[u8]>) -> bool {
+        match (&self.key, used) {
+            (None, _) => true,
+            (Some(w), Some(u)) => **w == *u,
+            (Some(_), None) => false,
+        }
     }
 }
 
@@ -70,7 +70,7 @@ impl Served {
     /// A zone with no data yet (answers SERVFAIL).
     pub fn empty(
         apex: &[u8],
-        policy: Arc<TransferPolicy>,
+        policy: Arc<ZonePolicy>,
         status: Arc<crate::status::ZoneStatus>,
     ) -> Served {
         Served {
@@ -82,21 +82,19 @@ impl Served {
             status,
         }
     }
-}
 
-impl Served {
     /// A zone served on its own, transfers allowed from anywhere (fuzzing,
     /// benchmarks and tests that drive the answer path directly).
     pub fn standalone(zone: Arc<Zone>) -> Served {
         let mut apex = zone.origin().to_vec();
         name::lowercase(&mut apex);
         let status = Arc::new(crate::status::ZoneStatus::standalone(&name::to_text(&apex)));
-        let policy = Arc::new(TransferPolicy {
+        let policy = Arc::new(ZonePolicy {
             allow_transfer: vec![
                 "0.0.0.0/0".parse().expect("a net"),
                 "::/0".parse().expect("a net"),
             ],
-            transfer_key: None,
+            ..ZonePolicy::default()
         });
         Served {
             zone: Some(zone),

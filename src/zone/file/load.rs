@@ -1,11 +1,11 @@
 //! Reads RFC 1035 master files ($ORIGIN, $TTL, $INCLUDE, $GENERATE) into a
 //! `ZoneBuilder`. Every error carries FILE:LINE.
 
-use super::build::{BuildError, Origin, ZoneBuilder};
 use super::lexer::{Lexer, Tok};
-use super::rdata::Soa;
-use super::rdata::parse::{self as rdata, Fields};
-use super::{Zone, name, rtype};
+use crate::zone::build::{BuildError, Origin, ZoneBuilder};
+use crate::zone::rdata::Soa;
+use crate::zone::rdata::parse::{self as rdata, Fields};
+use crate::zone::{Zone, name, rtype};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -430,7 +430,7 @@ fn nibbles(mut v: u64, width: usize, upper: bool) -> String {
 
 fn finish(loader: Loader) -> Result<Loaded, ZoneError> {
     let files = loader.files;
-    let name_of = |o: Option<super::build::Origin>| match o {
+    let name_of = |o: Option<crate::zone::build::Origin>| match o {
         Some(o) => (
             files
                 .get(o.file as usize)

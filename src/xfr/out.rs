@@ -3,13 +3,15 @@
 //! transfer is consistent even when an edit lands meanwhile, and no lock is
 //! held: queries and other transfers go on.
 
-use crate::answer::{transfer_allowed, transfer_zone};
 use crate::catalog::Catalog;
-use crate::journal;
+use crate::query::request::{AA, QR, Request, TC, rcode};
+use crate::query::writer::{ANSWER, Writer};
 use crate::stats;
-use crate::tsig::{self, Keyring, Verified};
-use crate::wire::{ANSWER, Request, Writer, rcode};
+use crate::xfr::acl::{transfer_allowed, zone_at_apex};
+use crate::xfr::journal;
+use crate::xfr::tsig::{self, Keyring, Verified};
 use crate::zone::diff::Rr;
+use crate::zone::rdata::{self, Soa};
 use crate::zone::{Zone, name, rtype};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -25,8 +27,6 @@ pub struct Deadlines {
     pub whole: Duration,
 }
 
-const QR: u16 = 0x8000;
-const AA: u16 = 0x0400;
 /// Room left in each message for its TSIG record.
 const TSIG_ROOM: usize = 400;
 
@@ -182,13 +182,12 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
     }
 }
 
-/// The serial of the client's SOA in the IXFR request's authority section.
-fn client_serial(req: &[u8]) -> Option<u32> {
-    let m = hickory_proto::op::Message::from_vec(req).ok()?;
-    m.authorities.iter().find_map(|r| match &r.data {
-        hickory_proto::rr::RData::SOA(s) => Some(s.serial),
-        _ => None,
-    })
+/// The serial of the client's SOA in the IXFR request's authority
+/// section, from where the request's parse found it.
+fn client_serial(req: &[u8], parsed: &Request) -> Option<u32> {
+    let (start, end) = parsed.authority_soa?;
+    let rd = rdata::decompress(rtype::SOA, req, start, end)?;
+    Soa::parse(&rd).map(|s| s.serial)
 }
 
 /// Answers an AXFR or IXFR request on a TCP connection.
@@ -212,8 +211,8 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     } else {
         stats::IXFR
     };
-    let verified = if parsed.signed {
-        match tsig::verify(keys, req, crate::clock::unix_secs()) {
+    let verified = if parsed.signed() {
+        match tsig::verify(keys, req, parsed, crate::clock::unix_secs()) {
             Ok(v) => Some(v),
             Err(f) => {
                 crate::warn_limited!(zone = %zname, %peer, kind, rcode = "NOTAUTH", "transfer refused: {}", f.describe());
@@ -235,7 +234,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     };
     let key = verified.as_ref().map(|v| v.key.clone());
     let mut s = Stream::new(wr, parsed, verified, limits);
-    let Some(served) = transfer_zone(catalog, parsed.qname) else {
+    let Some(served) = zone_at_apex(catalog, parsed.qname) else {
         crate::warn_limited!(zone = %zname, %peer, kind, rcode = "NOTAUTH", "transfer refused: not a zone served here");
         stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::NOTAUTH).await;
@@ -255,7 +254,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     let started = std::time::Instant::now();
     crate::info_limited!(zone = %zname, %peer, kind, serial = current, "transfer out started");
     let style = if parsed.qtype == rtype::IXFR {
-        match client_serial(req) {
+        match client_serial(req, parsed) {
             None => {
                 crate::warn_limited!(zone = %zname, %peer, rcode = "FORMERR", "IXFR without the client's SOA");
                 stats::transfer_out(kind_idx, false, 0);
@@ -314,4 +313,32 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         "{style} sent"
     );
     Ok(())
+}
+
+/// IXFR over UDP (RFC 1995 §2), the body of the answer: the current SOA
+/// alone; a client that is behind then comes back over TCP.
+pub fn ixfr_over_udp(
+    catalog: &Catalog,
+    q: &Request,
+    w: &mut Writer,
+    peer: IpAddr,
+    key: Option<&[u8]>,
+) -> u16 {
+    let Some(served) = zone_at_apex(catalog, q.qname) else {
+        return rcode::NOTAUTH;
+    };
+    if !transfer_allowed(served, peer, key) {
+        return rcode::REFUSED;
+    }
+    let Some(zone) = served.zone.as_deref() else {
+        return rcode::SERVFAIL;
+    };
+    w.set_flags(w.flags() | AA);
+    let soa = zone.soa_rr();
+    if w.rr(ANSWER, q.qname, rtype::SOA, soa.ttl, &soa.rdata)
+        .is_err()
+    {
+        w.set_flags(w.flags() | TC);
+    }
+    rcode::NOERROR
 }

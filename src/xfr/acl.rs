@@ -1,5 +1,8 @@
-//! Address-based access lists (CIDR prefixes).
+//! Who may transfer a zone: address lists (CIDR prefixes) and the zone's
+//! key, as its policy says.
 
+use crate::catalog::{Catalog, Served};
+use crate::zone::name;
 use ipnet::IpNet;
 use std::net::IpAddr;
 
@@ -11,6 +14,20 @@ pub fn allows(nets: &[IpNet], ip: IpAddr) -> bool {
         v4 => v4,
     };
     nets.iter().any(|n| n.contains(&ip))
+}
+
+/// The zone a transfer or NOTIFY names, if the name is exactly a zone apex.
+pub fn zone_at_apex<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Served> {
+    let mut lower = [0u8; name::MAX_NAME];
+    let l = lower.get_mut(..qname.len())?;
+    l.copy_from_slice(qname);
+    name::lowercase(l);
+    catalog.get(l)
+}
+
+/// May `peer`, whose request was signed with `key` (if any), transfer the zone?
+pub fn transfer_allowed(served: &Served, peer: IpAddr, key: Option<&[u8]>) -> bool {
+    allows(&served.policy.allow_transfer, peer) && served.policy.key_ok(key)
 }
 
 #[cfg(test)]

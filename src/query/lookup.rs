@@ -1,0 +1,311 @@
+//! The lookup itself (RFC 1034 §4.3.2, RFC 2308, RFC 4592, RFC 8482): a
+//! name in one zone version → exact match, referral, wildcard or NXDOMAIN,
+//! CNAME chains followed inside the zone, the answer written straight from
+//! the zone's wire-form RRsets.
+
+use super::Transport;
+use super::request::{AA, TC, rcode};
+use super::writer::{ADDITIONAL, ANSWER, AUTHORITY, Full, Writer};
+use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
+
+/// Longest CNAME chain followed inside a zone.
+const MAX_CHAIN: usize = 16;
+
+/// Scratch state of one lookup: the current name (lower-cased) and the
+/// names already visited along a CNAME chain.
+pub(super) struct Lookup<'z> {
+    pub(super) zone: &'z Zone,
+    pub(super) dnssec_ok: bool,
+    pub(super) tr: Transport,
+}
+
+enum Found<'z> {
+    Exact(Node<'z>),
+    Referral(Node<'z>),
+    Wildcard(Node<'z>),
+    Missing,
+}
+
+impl<'z> Lookup<'z> {
+    /// Finds `lname` (lower-cased) in the zone: exact, under a cut, through a
+    /// wildcard, or missing.
+    fn find(&self, lname: &[u8], qtype: u16) -> Found<'z> {
+        let zone = self.zone;
+        let apex_len = zone.origin().len();
+        if zone.has_cuts() {
+            // Walk down from the apex so the highest cut wins; an absent node
+            // ends the walk (empty non-terminals are nodes).
+            let mut offs = [0u8; 128];
+            let mut n = 0;
+            let mut i = 0;
+            while lname.len() - i > apex_len {
+                offs[n] = i as u8;
+                n += 1;
+                i += lname[i] as usize + 1;
+            }
+            let mut encloser = None;
+            for k in (0..n).rev() {
+                let suffix = &lname[offs[k] as usize..];
+                match zone.find(suffix) {
+                    Some(node) => {
+                        if node.flags() & F_NS != 0 && !(k == 0 && qtype == rtype::DS) {
+                            return Found::Referral(node);
+                        }
+                        if k == 0 {
+                            return Found::Exact(node);
+                        }
+                        encloser = Some(offs[k] as usize);
+                    }
+                    None => {
+                        return self.wildcard(lname, encloser.unwrap_or(lname.len() - apex_len));
+                    }
+                }
+            }
+            match zone.find(lname) {
+                Some(node) => Found::Exact(node),
+                None => Found::Missing,
+            }
+        } else {
+            if let Some(node) = zone.find(lname) {
+                return Found::Exact(node);
+            }
+            let mut at = 0;
+            loop {
+                at += lname[at] as usize + 1;
+                if lname.len() - at < apex_len {
+                    return Found::Missing;
+                }
+                if zone.find(&lname[at..]).is_some() {
+                    return self.wildcard(lname, at);
+                }
+            }
+        }
+    }
+
+    /// RFC 4592: the source of synthesis is `*.<closest encloser>`.
+    fn wildcard(&self, lname: &[u8], encloser_at: usize) -> Found<'z> {
+        let ce = &lname[encloser_at..];
+        let mut buf = [0u8; name::MAX_NAME + 2];
+        if ce.len() + 2 > name::MAX_NAME {
+            return Found::Missing;
+        }
+        buf[0] = 1;
+        buf[1] = b'*';
+        buf[2..2 + ce.len()].copy_from_slice(ce);
+        match self.zone.find(&buf[..2 + ce.len()]) {
+            Some(node) => Found::Wildcard(node),
+            None => Found::Missing,
+        }
+    }
+
+    pub(super) fn resolve(
+        &self,
+        lname: &[u8],
+        qname: &[u8],
+        qtype: u16,
+        w: &mut Writer,
+    ) -> Result<u16, Full> {
+        let mut cur_lower = [0u8; name::MAX_NAME];
+        let mut cur_owner = [0u8; name::MAX_NAME];
+        let mut len = lname.len();
+        cur_lower[..len].copy_from_slice(lname);
+        cur_owner[..len].copy_from_slice(qname);
+        let mut seen_hashes = [0u64; MAX_CHAIN];
+        for step in 0..MAX_CHAIN {
+            let lower = &cur_lower[..len];
+            let owner = &cur_owner[..len];
+            let node = match self.find(lower, qtype) {
+                Found::Referral(cut) => {
+                    if step == 0 {
+                        w.set_flags(w.flags() & !AA);
+                    }
+                    self.referral(cut, w)?;
+                    return Ok(rcode::NOERROR);
+                }
+                Found::Missing => {
+                    self.negative(w)?;
+                    return Ok(rcode::NXDOMAIN);
+                }
+                // A wildcard answers under the name asked (RFC 4592 §3.3.1).
+                Found::Exact(n) | Found::Wildcard(n) => n,
+            };
+            // The query's own spelling (or the CNAME target's, as written in
+            // the rdata just sent): case preserved, and it compresses.
+            let out_owner = owner;
+            if node.flags() & F_CNAME != 0 && qtype != rtype::CNAME && qtype != rtype::ANY {
+                let Some(cname) = node.get(rtype::CNAME) else {
+                    break;
+                };
+                self.rrset(ANSWER, out_owner, cname, node, w)?;
+                let Some(target) = cname.iter().next() else {
+                    break;
+                };
+                if !name::is_subdomain(target, self.zone.origin()) {
+                    return Ok(rcode::NOERROR);
+                }
+                len = target.len();
+                cur_owner[..len].copy_from_slice(target);
+                cur_lower[..len].copy_from_slice(target);
+                name::lowercase(&mut cur_lower[..len]);
+                // A loop ends the chain once every name in it has been answered.
+                let h = self.zone.hash(&cur_lower[..len]);
+                if seen_hashes[..step + 1].contains(&h) || h == self.zone.hash(lname) {
+                    return Ok(rcode::NOERROR);
+                }
+                seen_hashes[step] = h;
+                continue;
+            }
+            if qtype == rtype::ANY {
+                let mut any = false;
+                // Over UDP the apex answers with its SOA, as NSD does.
+                let soa = (self.tr == Transport::Udp)
+                    .then(|| node.get(rtype::SOA))
+                    .flatten();
+                for set in soa.into_iter().chain(node.rrsets()) {
+                    if set.rtype == rtype::RRSIG && self.tr == Transport::Udp {
+                        continue;
+                    }
+                    self.rrset(ANSWER, out_owner, set, node, w)?;
+                    any = true;
+                    // RFC 8482 §4.1: over UDP one RRset is enough.
+                    if self.tr == Transport::Udp {
+                        break;
+                    }
+                }
+                if !any {
+                    self.negative(w)?;
+                }
+                return Ok(rcode::NOERROR);
+            }
+            if qtype == rtype::RRSIG {
+                let mut any = false;
+                for set in node.rrsets().filter(|s| s.rtype == rtype::RRSIG) {
+                    self.rrset(ANSWER, out_owner, set, node, w)?;
+                    any = true;
+                }
+                if !any {
+                    self.negative(w)?;
+                }
+                return Ok(rcode::NOERROR);
+            }
+            match node.get(qtype) {
+                Some(set) => {
+                    self.rrset(ANSWER, out_owner, set, node, w)?;
+                    self.additional_for(set, w);
+                }
+                None => self.negative(w)?,
+            }
+            return Ok(rcode::NOERROR);
+        }
+        Ok(rcode::NOERROR)
+    }
+
+    /// Writes an RRset and, with DO, the RRSIGs covering it.
+    fn rrset(
+        &self,
+        section: usize,
+        owner: &[u8],
+        set: RRset,
+        node: Node,
+        w: &mut Writer,
+    ) -> Result<(), Full> {
+        for rd in set.iter() {
+            w.rr(section, owner, set.rtype, set.ttl, rd)?;
+        }
+        if self.dnssec_ok
+            && set.rtype != rtype::RRSIG
+            && let Some(sigs) = node.sigs(set.rtype)
+        {
+            for rd in sigs.iter() {
+                w.rr(section, owner, rtype::RRSIG, sigs.ttl, rd)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// NXDOMAIN/NODATA: the SOA in AUTHORITY with the negative TTL.
+    fn negative(&self, w: &mut Writer) -> Result<(), Full> {
+        let apex = self.zone.apex();
+        if let Some(soa) = apex.get(rtype::SOA) {
+            let ttl = self.zone.negative_ttl();
+            for rd in soa.iter() {
+                w.rr(AUTHORITY, apex.name(), rtype::SOA, ttl, rd)?;
+            }
+            if self.dnssec_ok
+                && let Some(sigs) = apex.sigs(rtype::SOA)
+            {
+                for rd in sigs.iter() {
+                    w.rr(AUTHORITY, apex.name(), rtype::RRSIG, ttl, rd)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A referral: the cut's NS (and DS with DO) in AUTHORITY, glue in ADDITIONAL.
+    fn referral(&self, cut: Node, w: &mut Writer) -> Result<(), Full> {
+        let Some(ns) = cut.get(rtype::NS) else {
+            return Ok(());
+        };
+        self.rrset(AUTHORITY, cut.name(), ns, cut, w)?;
+        if self.dnssec_ok
+            && let Some(ds) = cut.get(rtype::DS)
+        {
+            self.rrset(AUTHORITY, cut.name(), ds, cut, w)?;
+        }
+        for target in ns.iter() {
+            let in_domain = name::is_subdomain(target, cut.name());
+            if self.addresses(target, w).is_err() {
+                // RFC 9471: glue for in-domain servers must fit, or TC.
+                if in_domain {
+                    w.set_flags(w.flags() | TC);
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// A/AAAA of in-zone targets of NS, MX and SRV answers.
+    fn additional_for(&self, set: RRset, w: &mut Writer) {
+        let skip = match set.rtype {
+            rtype::NS => 0,
+            rtype::MX => 2,
+            rtype::SRV => 6,
+            _ => return,
+        };
+        for rd in set.iter() {
+            if rd.len() > skip && self.addresses(&rd[skip..], w).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Adds the A and AAAA RRsets of `target` if the zone holds them; an
+    /// RRset that does not fit is left out whole.
+    fn addresses(&self, target: &[u8], w: &mut Writer) -> Result<(), Full> {
+        if !name::is_subdomain(target, self.zone.origin()) || target.len() > name::MAX_NAME {
+            return Ok(());
+        }
+        let mut lower = [0u8; name::MAX_NAME];
+        let l = &mut lower[..target.len()];
+        l.copy_from_slice(target);
+        name::lowercase(l);
+        let Some(node) = self.zone.find(l) else {
+            return Ok(());
+        };
+        for t in [rtype::A, rtype::AAAA] {
+            if let Some(set) = node.get(t) {
+                let m = w.mark();
+                let r = set
+                    .iter()
+                    .try_for_each(|rd| w.rr(ADDITIONAL, target, t, set.ttl, rd));
+                if r.is_err() {
+                    w.rollback(m);
+                    return r;
+                }
+            }
+        }
+        Ok(())
+    }
+}

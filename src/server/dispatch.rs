@@ -1,0 +1,119 @@
+//! Every request the sockets receive, routed: parsed once
+//! (`query::request`), its TSIG verified from that parse when it carries
+//! one (`xfr::tsig`), then answered by the query path, the NOTIFY door
+//! (`xfr::notify_in`) or, for IXFR over UDP, the transfer side; a signed
+//! request gets a signed answer. AXFR and IXFR over TCP are streamed by
+//! `tcp.rs` through `xfr::out` from the same parse.
+
+use crate::catalog::Catalog;
+use crate::query::request::{self, QR, Reject, Request, opcode, rcode};
+use crate::query::writer::Writer;
+use crate::query::{self, Transport};
+use crate::xfr::tsig::{self, SharedKeyring};
+use crate::xfr::{acl, notify_in, out};
+use crate::zone::rtype;
+use std::net::IpAddr;
+
+/// What answering needs besides the catalog: the query path's options and
+/// the keyring, both swapped on config reload.
+#[derive(Default)]
+pub struct Options {
+    pub query: query::Options,
+    pub keys: SharedKeyring,
+}
+
+/// Answers one request into `out` (at least 65535 bytes for TCP). Returns the
+/// response length, or `None` when the request must be dropped.
+pub fn answer(
+    catalog: &Catalog,
+    req: &[u8],
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+) -> Option<usize> {
+    let parsed = match request::parse_request(req) {
+        Ok(r) => r,
+        Err(Reject::Drop) => return None,
+        Err(Reject::Rcode(rc)) => return Some(query::bare_error(req, out, rc)),
+    };
+    if parsed.signed() {
+        return answer_signed(catalog, req, &parsed, out, tr, peer, opts);
+    }
+    Some(route(catalog, &parsed, out, tr, peer, opts, None))
+}
+
+/// The reply to an unsigned request, or to a signed one whose TSIG verified
+/// with the key `key` (lower-cased wire name).
+fn route(
+    catalog: &Catalog,
+    q: &Request,
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+    key: Option<&[u8]>,
+) -> usize {
+    let signed = key.is_some();
+    query::respond(q, out, tr, &opts.query, signed, |w| {
+        match (q.opcode, q.qtype) {
+            (opcode::NOTIFY, _) => notify_in::answer(catalog, q, w, peer, key),
+            (_, rtype::IXFR) => out::ixfr_over_udp(catalog, q, w, peer, key),
+            _ => {
+                note_follower(catalog, q, peer);
+                query::lookup(catalog, q, w, tr, &opts.query)
+            }
+        }
+    })
+}
+
+/// A host allowed to transfer the zone that asks its SOA is a follower
+/// checking its serial: `status` shows when it last did. Resolvers asking
+/// SOA are not counted, so they cannot fill the table.
+fn note_follower(catalog: &Catalog, q: &Request, peer: IpAddr) {
+    if q.qtype == rtype::SOA
+        && let Some(served) = acl::zone_at_apex(catalog, q.qname)
+        && acl::allows(&served.policy.allow_transfer, peer)
+    {
+        served.status.follower_seen(peer, None);
+    }
+}
+
+/// The slow path for TSIG-signed requests: verify, answer, sign.
+fn answer_signed(
+    catalog: &Catalog,
+    req: &[u8],
+    parsed: &Request,
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+) -> Option<usize> {
+    let now = crate::clock::unix_secs();
+    let mut msg = match tsig::verify(&opts.keys.load(), req, parsed, now) {
+        Ok(v) => {
+            let n = route(catalog, parsed, out, tr, peer, opts, Some(&v.key));
+            let mut msg = out[..n].to_vec();
+            tsig::sign_response(&v, &mut msg, now)?;
+            msg
+        }
+        Err(f) => {
+            crate::warn_limited!(%peer, "refused signed request: {}", f.describe());
+            let rc = if matches!(f, tsig::Failure::Malformed) {
+                rcode::FORMERR
+            } else {
+                rcode::NOTAUTH
+            };
+            let mut w = Writer::new(out, 512);
+            w.header(parsed.id, QR | (parsed.flags & 0x7800) | rc);
+            let _ = w.question(parsed.question);
+            let n = w.finish();
+            let mut msg = out[..n].to_vec();
+            tsig::error_response(&f, &mut msg, now);
+            msg
+        }
+    };
+    msg.truncate(out.len());
+    out[..msg.len()].copy_from_slice(&msg);
+    Some(msg.len())
+}

@@ -1,0 +1,221 @@
+//! Transfers in: the SOA check and IXFR/AXFR over TCP, with TSIG on every
+//! message when the zone has a key, per-message and whole-transfer timeouts,
+//! size limits, and the record stream checked as it arrives (`reader`).
+
+pub use super::error::XfrError;
+use super::reader::{Fetched, Parser, answers};
+use crate::zone::diff::{Rr, soa_serial};
+use crate::zone::rdata::Soa;
+use crate::zone::rtype;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// How long one message (or the SOA answer) may take to arrive.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub struct Client<'a> {
+    pub apex: &'a [u8],
+    pub key: Option<&'a TSigner>,
+    pub max_records: usize,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+}
+
+fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
+    let mut labels = Vec::new();
+    let mut i = 0;
+    while i < wire_name.len() && wire_name[i] != 0 {
+        let l = wire_name[i] as usize;
+        labels.push(
+            wire_name
+                .get(i + 1..i + 1 + l)
+                .ok_or_else(|| XfrError::Malformed("bad name".into()))?,
+        );
+        i += l + 1;
+    }
+    Name::from_labels(labels).map_err(|e| XfrError::Malformed(e.to_string()))
+}
+
+fn soa_record(r: &Rr) -> Result<Record, XfrError> {
+    let f = Soa::parse(&r.rdata).ok_or_else(|| XfrError::Malformed("SOA".into()))?;
+    let soa = SOA::new(
+        hname(f.mname)?,
+        hname(f.rname)?,
+        f.serial,
+        f.refresh as i32,
+        f.retry as i32,
+        f.expire as i32,
+        f.minimum,
+    );
+    Ok(Record::from_rdata(hname(&r.owner)?, r.ttl, RData::SOA(soa)))
+}
+
+impl Client<'_> {
+    fn request(
+        &self,
+        t: RecordType,
+        client_soa: Option<&Rr>,
+    ) -> Result<(Vec<u8>, Option<TSigVerifier>, u16), XfrError> {
+        let id = crate::xfr::message_id();
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(hname(self.apex)?, t));
+        if let Some(soa) = client_soa {
+            m.add_authority(soa_record(soa)?);
+        }
+        let verifier = match self.key {
+            Some(k) => m
+                .finalize(k, crate::clock::unix_secs())
+                .map_err(|e| XfrError::Tsig(e.to_string()))?,
+            None => None,
+        };
+        let bytes = m.to_vec().map_err(|e| XfrError::Malformed(e.to_string()))?;
+        Ok((bytes, verifier, id))
+    }
+
+    fn check(
+        &self,
+        raw: &[u8],
+        id: u16,
+        verifier: &mut Option<TSigVerifier>,
+    ) -> Result<(), XfrError> {
+        if raw.len() < 12 || raw[..2] != id.to_be_bytes() || raw[2] & 0x80 == 0 {
+            return Err(XfrError::Malformed("not an answer to our request".into()));
+        }
+        let rcode = (raw[3] & 0xf) as u16;
+        if rcode != 0 {
+            // A NOTAUTH names the TSIG error (BADKEY, BADSIG, BADTIME) in
+            // the TSIG record it carries.
+            let tsig = Message::from_vec(raw)
+                .ok()
+                .and_then(|m| m.signature().and_then(|s| s.data.error))
+                .map(|e| format!("{e:?}").to_uppercase());
+            return Err(XfrError::Rcode(rcode, tsig));
+        }
+        match (verifier.as_mut(), self.key) {
+            (Some(v), _) => v
+                .verify(raw)
+                .map(|_| ())
+                .map_err(|e| XfrError::Tsig(e.to_string())),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(XfrError::Tsig("no verifier".into())),
+        }
+    }
+
+    /// The primary's current serial (SOA over UDP, over TCP if truncated).
+    pub async fn soa_serial(&self, primary: SocketAddr) -> Result<u32, XfrError> {
+        let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
+        let bind: SocketAddr = if primary.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).await?;
+        // Connected: a closed port comes back as "connection refused", not
+        // as a timeout.
+        sock.connect(primary).await?;
+        sock.send(&req).await?;
+        let mut buf = vec![0u8; 65535];
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let raw = loop {
+            let n = timeout_at(deadline, sock.recv(&mut buf))
+                .await
+                .map_err(|_| XfrError::Timeout)??;
+            if n >= 12 && buf[..2] == id.to_be_bytes() {
+                break buf[..n].to_vec();
+            }
+        };
+        let raw = if raw[2] & 0x02 != 0 {
+            let mut s = timeout(MESSAGE_TIMEOUT, TcpStream::connect(primary))
+                .await
+                .map_err(|_| XfrError::Timeout)??;
+            let (req, v, id2) = self.request(RecordType::SOA, None)?;
+            verifier = v;
+            send(&mut s, &req).await?;
+            let r = recv(&mut s, Instant::now() + MESSAGE_TIMEOUT).await?;
+            self.check(&r, id2, &mut verifier)?;
+            r
+        } else {
+            self.check(&raw, id, &mut verifier)?;
+            raw
+        };
+        if raw[2] & 0x04 == 0 {
+            return Err(XfrError::Malformed(
+                "SOA answer is not authoritative".into(),
+            ));
+        }
+        let answers = answers(&raw).map_err(|e| XfrError::Malformed(format!("SOA answer: {e}")))?;
+        answers
+            .iter()
+            .find(|r| r.rtype == rtype::SOA && r.owner.eq_ignore_ascii_case(self.apex))
+            .and_then(|r| soa_serial(&r.rdata))
+            .ok_or_else(|| XfrError::Malformed("no SOA in the answer".into()))
+    }
+
+    /// IXFR from `current` (the SOA we serve), or AXFR when `current` is None.
+    pub async fn fetch(
+        &self,
+        primary: SocketAddr,
+        current: Option<&Rr>,
+    ) -> Result<(Fetched, usize, u64), XfrError> {
+        let t = if current.is_some() {
+            RecordType::IXFR
+        } else {
+            RecordType::AXFR
+        };
+        let (req, mut verifier, id) = self.request(t, current)?;
+        let deadline = Instant::now() + self.timeout;
+        let mut s = timeout_at(deadline, TcpStream::connect(primary))
+            .await
+            .map_err(|_| XfrError::Timeout)??;
+        send(&mut s, &req).await?;
+        let client_serial = current.and_then(|c| soa_serial(&c.rdata));
+        let mut parser = Parser::new(client_serial, self.max_records);
+        let mut bytes = 0u64;
+        let mut messages = 0usize;
+        loop {
+            let raw = recv(&mut s, deadline.min(Instant::now() + MESSAGE_TIMEOUT)).await?;
+            bytes += raw.len() as u64 + 2;
+            messages += 1;
+            self.check(&raw, id, &mut verifier)?;
+            let complete = parser.message(&raw)?;
+            if bytes > self.max_bytes {
+                return Err(XfrError::TooLarge(format!("{} bytes", self.max_bytes)));
+            }
+            if complete {
+                break;
+            }
+        }
+        Ok((parser.finish()?, messages, bytes))
+    }
+}
+
+async fn send(s: &mut TcpStream, msg: &[u8]) -> Result<(), XfrError> {
+    let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(msg);
+    s.write_all(&framed).await?;
+    Ok(())
+}
+
+async fn recv(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, XfrError> {
+    let len = timeout_at(deadline, s.read_u16())
+        .await
+        .map_err(|_| XfrError::Timeout)?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                XfrError::Malformed("the primary closed the connection mid-transfer".into())
+            } else {
+                XfrError::Io(e)
+            }
+        })?;
+    let mut buf = vec![0u8; len as usize];
+    timeout_at(deadline, s.read_exact(&mut buf))
+        .await
+        .map_err(|_| XfrError::Timeout)??;
+    Ok(buf)
+}

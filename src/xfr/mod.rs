@@ -1,0 +1,24 @@
+//! Zone transfers and NOTIFY, in and out, whatever the zone's role: the
+//! transfer side of the server. The query path (`query/`) knows nothing of
+//! it; the lifecycles (`primary/`, `secondary/`) use it.
+
+pub mod acl;
+pub mod client;
+pub mod error;
+pub mod journal;
+pub mod notify_in;
+pub mod notify_out;
+pub mod out;
+pub mod reader;
+pub mod tsig;
+
+/// A message ID for a query or NOTIFY of ours: from the OS's random source,
+/// so that nobody can predict it from the clock (RFC 5452 §4.3).
+pub fn message_id() -> u16 {
+    let mut b = [0u8; 2];
+    // getrandom fails only where the OS has no random source at all.
+    if getrandom::getrandom(&mut b).is_err() {
+        b = (crate::clock::unix_secs() as u16).to_be_bytes();
+    }
+    u16::from_be_bytes(b)
+}
