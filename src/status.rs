@@ -59,6 +59,20 @@ struct Follower {
     counted: Option<u32>,
 }
 
+impl Follower {
+    fn new(address: String, listed: bool) -> Follower {
+        Follower {
+            address,
+            serial: None,
+            last_seen: None,
+            seen_at: None,
+            notify_acked: None,
+            listed,
+            counted: None,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Info {
     state: State,
@@ -129,20 +143,7 @@ impl ZoneStatus {
         let followers = cfg
             .notify
             .iter()
-            .map(|a| {
-                (
-                    *a,
-                    Follower {
-                        address: a.to_string(),
-                        serial: None,
-                        last_seen: None,
-                        seen_at: None,
-                        notify_acked: None,
-                        listed: true,
-                        counted: None,
-                    },
-                )
-            })
+            .map(|a| (*a, Follower::new(a.to_string(), true)))
             .collect();
         ZoneStatus {
             name: cfg.name.clone(),
@@ -234,15 +235,8 @@ impl ZoneStatus {
         let mut f = crate::supervise::lock(&self.followers);
         f.retain(|k, v| !v.listed || notify.contains(k));
         for a in notify {
-            f.entry(*a).or_insert_with(|| Follower {
-                address: a.to_string(),
-                serial: None,
-                last_seen: None,
-                seen_at: None,
-                notify_acked: None,
-                listed: true,
-                counted: None,
-            });
+            f.entry(*a)
+                .or_insert_with(|| Follower::new(a.to_string(), true));
         }
     }
 
@@ -306,15 +300,8 @@ impl ZoneStatus {
                 f.remove(&oldest);
             }
         }
-        f.entry(key).or_insert_with(|| Follower {
-            address: ip.to_string(),
-            serial: None,
-            last_seen: None,
-            seen_at: None,
-            notify_acked: None,
-            listed: false,
-            counted: None,
-        });
+        f.entry(key)
+            .or_insert_with(|| Follower::new(ip.to_string(), false));
         vec![key]
     }
 

@@ -18,7 +18,7 @@ fn server() -> &'static Tandem {
     S.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let _ = tx.send(Tandem::start(&test_zones_config(), "example.test."));
+            let _ = tx.send(start_test_zones());
             loop {
                 std::thread::park();
             }

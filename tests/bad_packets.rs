@@ -23,7 +23,7 @@ fn rcode_of(r: &[u8]) -> u8 {
 
 #[test]
 fn specific_malformations_get_the_right_reply() {
-    let t = Tandem::start(&test_zones_config(), "example.test.");
+    let t = start_test_zones();
     let send = |b: &[u8]| udp_raw(t.addr, b, Duration::from_millis(500));
     let good = raw_query(b"\x07example\x04test\x00", 1);
 
@@ -88,7 +88,7 @@ fn specific_malformations_get_the_right_reply() {
 
 #[test]
 fn a_hundred_thousand_random_and_mutated_packets() {
-    let t = Tandem::start(&test_zones_config(), "example.test.");
+    let t = start_test_zones();
     let seeds: Vec<Vec<u8>> = [
         with_edns(query("www.example.test.", RecordType::A), 1232, true),
         query("big.example.test.", RecordType::TXT),
@@ -164,7 +164,7 @@ fn a_hundred_thousand_random_and_mutated_packets() {
 
 #[test]
 fn garbage_over_tcp_does_not_hurt() {
-    let t = Tandem::start(&test_zones_config(), "example.test.");
+    let t = start_test_zones();
     let mut rng = Rng(42);
     for _ in 0..200 {
         let mut c = std::net::TcpStream::connect(t.addr).unwrap();

@@ -10,12 +10,6 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-fn zone_text(serial: u32, body: &str) -> String {
-    format!(
-        "$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
-    )
-}
-
 fn primary(file: &Path, extra_server: &str) -> String {
     format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n{extra_server}\n[[zone]]\nname = \"hard.test.\"\nrole = \"primary\"\nfile = \"{}\"\nallow_transfer = [\"127.0.0.1\"]\n",
@@ -27,7 +21,7 @@ fn primary(file: &Path, extra_server: &str) -> String {
 fn slow_loris_connections_do_not_keep_queries_out() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 1, "www A 192.0.2.80\n")).unwrap();
     let t = Tandem::start(
         &primary(&file, "tcp_max_connections = 20\ntcp_idle_timeout = 30"),
         "hard.test.",
@@ -76,7 +70,7 @@ fn transfers_out_beyond_the_limit_are_refused() {
     let body: String = (0..150_000)
         .map(|i| format!("h{i} TXT \"filler record {i}\"\n"))
         .collect();
-    std::fs::write(&file, zone_text(1, &body)).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 1, &body)).unwrap();
     let t = Tandem::start(&primary(&file, "max_transfers_out = 1"), "hard.test.");
     // A slow reader holds the only transfer slot.
     let mut slow = slow_reader(t.addr);
@@ -101,7 +95,7 @@ fn transfers_out_beyond_the_limit_are_refused() {
 fn a_truncated_journal_is_detected_and_ixfr_falls_back_to_the_whole_zone() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 1, "")).unwrap();
     let cfg = primary(&file, "").replace(
         "data_dir = \"var\"",
         &format!("data_dir = \"{}\"", dir.path().join("var").display()),
@@ -109,7 +103,10 @@ fn a_truncated_journal_is_detected_and_ixfr_falls_back_to_the_whole_zone() {
     {
         let t = Tandem::start(&cfg, "hard.test.");
         for s in 2..=3 {
-            write(&file, &zone_text(s, &format!("r{s} A 192.0.2.{s}\n")));
+            write(
+                &file,
+                &zone_text("hard.test.", s, &format!("r{s} A 192.0.2.{s}\n")),
+            );
             wait_for("the new serial", Duration::from_secs(10), || {
                 (serial_of(t.addr, "hard.test.") == Some(s)).then_some(())
             });
@@ -152,7 +149,7 @@ fn a_truncated_journal_is_detected_and_ixfr_falls_back_to_the_whole_zone() {
 fn a_deleted_zone_file_keeps_the_last_version_serving() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(4, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 4, "www A 192.0.2.80\n")).unwrap();
     let t = Tandem::start(&primary(&file, ""), "hard.test.");
     std::fs::remove_file(&file).unwrap();
     wait_for("the error logged", Duration::from_secs(10), || {
@@ -168,7 +165,7 @@ fn a_deleted_zone_file_keeps_the_last_version_serving() {
 fn an_unwritable_data_dir_is_logged_and_serving_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 1, "www A 192.0.2.80\n")).unwrap();
     let p = Tandem::start(&primary(&file, ""), "hard.test.");
     // data_dir below a regular file cannot exist, whoever we run as.
     let blocker = dir.path().join("not-a-dir");
@@ -192,7 +189,11 @@ fn versioned(serial: u32, filler: usize) -> String {
     let body: String = (0..filler)
         .map(|i| format!("f{i} TXT \"filler {i} of version {serial}\"\n"))
         .collect();
-    zone_text(serial, &format!("ver TXT \"v{serial}\"\n{body}"))
+    zone_text(
+        "hard.test.",
+        serial,
+        &format!("ver TXT \"v{serial}\"\n{body}"),
+    )
 }
 
 fn consistent(addr: std::net::SocketAddr) -> Option<u32> {
@@ -318,7 +319,7 @@ fn a_primary_killed_during_an_axfr_out_leaves_the_secondary_whole_and_it_complet
 fn response_rate_limiting_drops_and_slips_per_client_network() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text("hard.test.", 1, "www A 192.0.2.80\n")).unwrap();
     let t = Tandem::start(
         &primary(&file, "rrl_responses_per_second = 10\nrrl_slip = 2"),
         "hard.test.",
@@ -418,4 +419,55 @@ fn a_full_data_dir_is_logged_serving_goes_on_and_saving_resumes_with_space() {
     let copy =
         std::fs::read_to_string(small.join("var/hard.test.zone")).expect("the copy is on disk now");
     assert!(copy.contains("v2"));
+}
+
+/// With two entries kept and one entry per segment, every edit appends a
+/// segment and deletes one; SIGKILL lands at random points of that. Each
+/// restart serves a serial no older than the one served before it, the
+/// journal opens to a chained history (a torn last entry aside), and IXFR
+/// from the previous serial is answered.
+#[test]
+fn a_primary_killed_while_its_journal_trims_restarts_on_a_chained_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text("hard.test.", 1, "")).unwrap();
+    let cfg = primary(&file, "")
+        .replace(
+            "data_dir = \"var\"",
+            &format!("data_dir = \"{}\"", dir.path().join("var").display()),
+        )
+        .replace("allow_transfer", "journal_max_entries = 2\nallow_transfer");
+    let port = free_port();
+    let work = tempfile::tempdir().unwrap();
+    let mut t = Tandem::start_in(work.path(), port, &cfg, "hard.test.");
+    let mut rng = Rng(0x7e1a);
+    let mut served = 1;
+    for round in 0..15u32 {
+        let serial = round + 2;
+        write(
+            &file,
+            &zone_text(
+                "hard.test.",
+                serial,
+                &format!("r{serial} A 192.0.2.{serial}\n"),
+            ),
+        );
+        std::thread::sleep(Duration::from_millis(rng.below(250) as u64));
+        served = serial_of(t.addr, "hard.test.")
+            .unwrap_or(served)
+            .max(served);
+        t.kill9();
+        let before = t.log_text().len();
+        t = Tandem::start_in(work.path(), port, &cfg, "hard.test.");
+        let now = wait_for("the restarted primary", Duration::from_secs(10), || {
+            serial_of(t.addr, "hard.test.")
+        });
+        assert!(now >= served, "round {round}: serial {now} after {served}");
+        let log = t.log_text()[before..].to_string();
+        assert!(!log.contains("do not chain"), "round {round}:\n{log}");
+        let (rcode, recs) = transfer(t.addr, &ixfr_query("hard.test.", now.saturating_sub(1)));
+        assert_eq!(rcode, ResponseCode::NoError, "round {round}");
+        assert!(!recs.is_empty());
+        served = now;
+    }
 }

@@ -13,16 +13,6 @@ use std::time::Duration;
 const ZONE: &str = "peer.test.";
 const SECRET: &str = "c2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0IHNlY3JldCE=";
 
-fn zone_text(serial: u32, body: &str) -> String {
-    format!(
-        "$ORIGIN {ZONE}\n$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
-    )
-}
-
-fn serial_at(addr: SocketAddr) -> Option<u32> {
-    serial_of(addr, ZONE)
-}
-
 fn secondary(port: u16, primary: SocketAddr, keyed: bool) -> (Tandem, tempfile::TempDir) {
     let key = if keyed {
         format!(
@@ -45,12 +35,16 @@ fn secondary(port: u16, primary: SocketAddr, keyed: bool) -> (Tandem, tempfile::
 }
 
 fn follow(peer: &Peer, file: &Path, t: &Tandem) {
-    assert_eq!(serial_at(t.addr), Some(1));
+    assert_eq!(serial_of(t.addr, ZONE), Some(1));
     assert!(t.log_text().contains("AXFR received and applied"));
-    std::fs::write(file, zone_text(2, "www A 192.0.2.80\nadded A 192.0.2.2\n")).unwrap();
+    std::fs::write(
+        file,
+        zone_text(ZONE, 2, "www A 192.0.2.80\nadded A 192.0.2.2\n"),
+    )
+    .unwrap();
     peer.hup();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while serial_at(t.addr) != Some(2) {
+    while serial_of(t.addr, ZONE) != Some(2) {
         assert!(
             std::time::Instant::now() < deadline,
             "tandem never reached serial 2\n--- tandem ---\n{}\n--- peer ---\n{}",
@@ -83,7 +77,7 @@ fn follow(peer: &Peer, file: &Path, t: &Tandem) {
 fn tandem_follows_a_bind_primary_by_ixfr() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("peer.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "www A 192.0.2.80\n")).unwrap();
     let (pport, sport) = (free_port(), free_port());
     let bind = Peer::bind_primary(
         pport,
@@ -92,7 +86,7 @@ fn tandem_follows_a_bind_primary_by_ixfr() {
         SocketAddr::from(([127, 0, 0, 1], sport)),
     );
     wait_for("BIND to serve", Duration::from_secs(20), || {
-        serial_at(bind.addr).filter(|s| *s == 1)
+        serial_of(bind.addr, ZONE).filter(|s| *s == 1)
     });
     let (t, _dir) = secondary(sport, bind.addr, false);
     follow(&bind, &file, &t);
@@ -103,7 +97,7 @@ fn tandem_follows_a_bind_primary_by_ixfr() {
 fn tandem_follows_a_knot_primary_with_tsig() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("peer.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "www A 192.0.2.80\n")).unwrap();
     let (pport, sport) = (free_port(), free_port());
     let knot = Peer::knot_primary(
         pport,
@@ -113,7 +107,7 @@ fn tandem_follows_a_knot_primary_with_tsig() {
         ("xfr.test.", SECRET),
     );
     wait_for("Knot to serve", Duration::from_secs(20), || {
-        serial_at(knot.addr).filter(|s| *s == 1)
+        serial_of(knot.addr, ZONE).filter(|s| *s == 1)
     });
     let (t, _dir) = secondary(sport, knot.addr, true);
     follow(&knot, &file, &t);

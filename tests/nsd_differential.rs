@@ -134,7 +134,7 @@ fn tandem_answers_like_nsd() {
         nsd_zones.push((*origin, out));
     }
     let nsd = Nsd::start(&nsd_zones);
-    let t = Tandem::start(&test_zones_config(), "example.test.");
+    let t = start_test_zones();
     let cases = corpus();
     assert!(cases.len() >= 2000, "corpus has {} queries", cases.len());
     let mut diffs = Vec::new();

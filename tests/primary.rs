@@ -12,12 +12,6 @@ use std::time::Duration;
 
 const ZONE: &str = "lead.test.";
 
-fn zone_text(serial: u32, body: &str) -> String {
-    format!(
-        "$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
-    )
-}
-
 fn config(file: &Path, extra: &str) -> String {
     format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\n[[zone]]\nname = \"{ZONE}\"\nrole = \"primary\"\nfile = \"{}\"\nallow_transfer = [\"127.0.0.1\"]\n{extra}",
@@ -27,12 +21,6 @@ fn config(file: &Path, extra: &str) -> String {
 
 fn serial(t: &Tandem) -> u32 {
     soa_serial(&t.q(ZONE, RecordType::SOA)).expect("SOA")
-}
-
-fn wait_serial(t: &Tandem, want: u32) {
-    wait_for(&format!("serial {want}"), Duration::from_secs(10), || {
-        (serial(t) == want).then_some(())
-    });
 }
 
 fn has(records: &[hickory_proto::rr::Record], name: &str, t: RecordType) -> bool {
@@ -54,7 +42,7 @@ fn axfr_streams_every_record_to_allowed_hosts_only() {
             )
         })
         .collect();
-    std::fs::write(&file, zone_text(1, &body)).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, &body)).unwrap();
     let t = Tandem::start(&config(&file, ""), ZONE);
     let msgs = transfer_raw(t.addr, &query(ZONE, RecordType::AXFR).to_vec().unwrap());
     assert!(
@@ -104,21 +92,21 @@ fn axfr_streams_every_record_to_allowed_hosts_only() {
 fn edits_become_versions_served_by_ixfr() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");
-    std::fs::write(&file, zone_text(10, "old A 192.0.2.10\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 10, "old A 192.0.2.10\n")).unwrap();
     let t = Tandem::start(&config(&file, ""), ZONE);
     assert_eq!(serial(&t), 10);
 
     // Same serial in the file: serial_policy = increment bumps it.
     write(
         &file,
-        &zone_text(10, "old A 192.0.2.10\nnew1 A 192.0.2.11\n"),
+        &zone_text(ZONE, 10, "old A 192.0.2.10\nnew1 A 192.0.2.11\n"),
     );
-    wait_serial(&t, 11);
+    wait_serial(t.addr, ZONE, 11, Duration::from_secs(10));
     write(
         &file,
-        &zone_text(10, "new1 A 192.0.2.11\nnew2 A 192.0.2.12\n"),
+        &zone_text(ZONE, 10, "new1 A 192.0.2.11\nnew2 A 192.0.2.12\n"),
     );
-    wait_serial(&t, 12);
+    wait_serial(t.addr, ZONE, 12, Duration::from_secs(10));
     assert_eq!(t.q("new2.lead.test.", RecordType::A).answers.len(), 1);
 
     // Condensed 10 → 12: old deleted; new1 and new2 added.
@@ -162,11 +150,12 @@ fn edits_become_versions_served_by_ixfr() {
     write(
         &file,
         &zone_text(
+            ZONE,
             10,
             "new1 A 192.0.2.11\nnew2 A 192.0.2.12\nbroken A 192.0.2\n",
         ),
     );
-    let want = format!("{}:7: A record: bad IPv4 address", file.display());
+    let want = format!("{}:8: A record: bad IPv4 address", file.display());
     wait_for("the error logged", Duration::from_secs(10), || {
         t.log_text().contains(&want).then_some(())
     });
@@ -178,11 +167,11 @@ fn edits_become_versions_served_by_ixfr() {
 fn many_writes_in_a_row_make_one_reload_of_the_final_content() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
     let t = Tandem::start(&config(&file, ""), ZONE);
     for i in 0..5 {
         // In place, not renamed.
-        std::fs::write(&file, zone_text(1, &format!("x{i} A 192.0.2.{i}\n"))).unwrap();
+        std::fs::write(&file, zone_text(ZONE, 1, &format!("x{i} A 192.0.2.{i}\n"))).unwrap();
     }
     wait_for("the final content", Duration::from_secs(10), || {
         (!t.q("x4.lead.test.", RecordType::A).answers.is_empty()).then_some(())
@@ -195,15 +184,15 @@ fn many_writes_in_a_row_make_one_reload_of_the_final_content() {
 fn the_serial_never_goes_backwards_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");
-    std::fs::write(&file, zone_text(10, "a A 192.0.2.1\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 10, "a A 192.0.2.1\n")).unwrap();
     let cfg = config(&file, "").replace(
         "data_dir = \"var\"",
         &format!("data_dir = \"{}\"", dir.path().join("var").display()),
     );
     {
         let t = Tandem::start(&cfg, ZONE);
-        write(&file, &zone_text(10, "a A 192.0.2.2\n"));
-        wait_serial(&t, 11);
+        write(&file, &zone_text(ZONE, 10, "a A 192.0.2.2\n"));
+        wait_serial(t.addr, ZONE, 11, Duration::from_secs(10));
     }
     // Restarted on the same content: still 11, and the journal still serves 10 → 11.
     {
@@ -213,7 +202,7 @@ fn the_serial_never_goes_backwards_across_restarts() {
         assert_eq!(recs.len(), 4 + 2, "{recs:?}");
     }
     // An older file with other content: the serial moves past 11.
-    std::fs::write(&file, zone_text(3, "a A 192.0.2.3\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 3, "a A 192.0.2.3\n")).unwrap();
     let t = Tandem::start(&cfg, ZONE);
     assert_eq!(serial(&t), 12);
     assert!(t.log_text().contains("changed while tandem was stopped"));
@@ -223,16 +212,16 @@ fn the_serial_never_goes_backwards_across_restarts() {
 fn keep_policy_refuses_a_change_without_a_new_serial() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");
-    std::fs::write(&file, zone_text(5, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 5, "")).unwrap();
     let t = Tandem::start(&config(&file, "serial_policy = \"keep\"\n"), ZONE);
-    write(&file, &zone_text(5, "x A 192.0.2.9\n"));
+    write(&file, &zone_text(ZONE, 5, "x A 192.0.2.9\n"));
     wait_for("the refusal logged", Duration::from_secs(10), || {
         t.log_text().contains("serial_policy = keep").then_some(())
     });
     assert_eq!(serial(&t), 5);
     assert!(t.q("x.lead.test.", RecordType::A).answers.is_empty());
-    write(&file, &zone_text(6, "x A 192.0.2.9\n"));
-    wait_serial(&t, 6);
+    write(&file, &zone_text(ZONE, 6, "x A 192.0.2.9\n"));
+    wait_serial(t.addr, ZONE, 6, Duration::from_secs(10));
 }
 
 fn recv_notify(sock: &UdpSocket) -> (Message, std::net::SocketAddr, Vec<u8>) {
@@ -260,7 +249,7 @@ fn notify_goes_out_is_retried_and_follows_new_versions() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");
-    std::fs::write(&file, zone_text(7, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 7, "")).unwrap();
     let extra = format!("notify = [\"{}\"]\n", follower.local_addr().unwrap());
     let t = Tandem::start(&config(&file, &extra), ZONE);
     // On start: a NOTIFY for serial 7; unanswered, it comes again.
@@ -276,7 +265,7 @@ fn notify_goes_out_is_retried_and_follows_new_versions() {
         t.log_text().contains("NOTIFY acknowledged").then_some(())
     });
     // A new version: a new NOTIFY.
-    write(&file, &zone_text(8, ""));
+    write(&file, &zone_text(ZONE, 8, ""));
     let (m, from, _) = recv_notify(&follower);
     assert_eq!(soa_serial(&m), Some(8));
     ack(&follower, &m, from);
@@ -291,7 +280,7 @@ fn an_axfr_is_one_version_even_when_an_edit_lands_midway() {
             .map(|i| format!("h{i} TXT \"version {v} of record {i}\"\n"))
             .collect()
     };
-    std::fs::write(&file, zone_text(1, &body("one"))).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, &body("one"))).unwrap();
     let t = Tandem::start(&config(&file, ""), ZONE);
     // A small receive window keeps the server from getting far ahead.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -302,8 +291,8 @@ fn an_axfr_is_one_version_even_when_an_edit_lands_midway() {
     tcp_send(&mut s, &query(ZONE, RecordType::AXFR).to_vec().unwrap());
     // Read one message, then change every record while the rest waits.
     let mut records = Message::from_vec(&tcp_recv_raw(&mut s)).unwrap().answers;
-    write(&file, &zone_text(2, &body("two")));
-    wait_serial(&t, 2);
+    write(&file, &zone_text(ZONE, 2, &body("two")));
+    wait_serial(t.addr, ZONE, 2, Duration::from_secs(10));
     // Queries and other transfers go on meanwhile.
     assert_eq!(t.q("h1.lead.test.", RecordType::TXT).answers.len(), 1);
     assert_eq!(transfer(t.addr, &ixfr_query(ZONE, 2)).1.len(), 1);
@@ -353,7 +342,7 @@ fn included_files_are_watched_and_polling_works_too() {
         std::fs::write(&inc, "a A 192.0.2.1\n").unwrap();
         std::fs::write(
             &file,
-            zone_text(1, &format!("$INCLUDE {}\n", inc.display())),
+            zone_text(ZONE, 1, &format!("$INCLUDE {}\n", inc.display())),
         )
         .unwrap();
         let cfg = config(&file, "").replace(
@@ -362,7 +351,7 @@ fn included_files_are_watched_and_polling_works_too() {
         );
         let t = Tandem::start(&cfg, ZONE);
         write(&inc, "a A 192.0.2.1\nb A 192.0.2.2\n");
-        wait_serial(&t, 2);
+        wait_serial(t.addr, ZONE, 2, Duration::from_secs(10));
         assert_eq!(
             t.q("b.lead.test.", RecordType::A).answers.len(),
             1,

@@ -14,15 +14,11 @@ fn serial(t: &Tandem) -> u32 {
     }
 }
 
-fn zone(serial: u32, extra: &str) -> String {
-    format!("$TTL 60\n@ SOA ns h {serial} 2 3 4 5\n NS ns\nns A 192.0.2.1\n{extra}")
-}
-
 #[test]
 fn sighup_reloads_and_bad_files_keep_the_old_version() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hup.test.zone");
-    std::fs::write(&file, zone(1, "")).unwrap();
+    std::fs::write(&file, zone_text("hup.test.", 1, "")).unwrap();
     let cfg = format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\n[[zone]]\nname = \"hup.test.\"\nrole = \"primary\"\nfile = \"{}\"\n",
         file.display()
@@ -37,7 +33,7 @@ fn sighup_reloads_and_bad_files_keep_the_old_version() {
         assert!(st.success());
     };
 
-    std::fs::write(&file, zone(2, "new A 192.0.2.2\n")).unwrap();
+    std::fs::write(&file, zone_text("hup.test.", 2, "new A 192.0.2.2\n")).unwrap();
     hup();
     wait_for("serial 2", Duration::from_secs(10), || {
         (serial(&t) == 2).then_some(())
@@ -45,9 +41,13 @@ fn sighup_reloads_and_bad_files_keep_the_old_version() {
     assert_eq!(t.q("new.hup.test.", RecordType::A).answers.len(), 1);
 
     // Line 6 is broken: the old version keeps serving, the log says where.
-    std::fs::write(&file, zone(3, "ok A 192.0.2.3\nbad A 192.0.2.999\n")).unwrap();
+    std::fs::write(
+        &file,
+        zone_text("hup.test.", 3, "ok A 192.0.2.3\nbad A 192.0.2.999\n"),
+    )
+    .unwrap();
     hup();
-    let want = format!("{}:6: A record: bad IPv4 address", file.display());
+    let want = format!("{}:7: A record: bad IPv4 address", file.display());
     wait_for("the error in the log", Duration::from_secs(10), || {
         t.log_text().contains(&want).then_some(())
     });

@@ -13,12 +13,6 @@ use std::time::Duration;
 
 const ZONE: &str = "follow.test.";
 
-fn zone_text(serial: u32, body: &str) -> String {
-    format!(
-        "$TTL 300\n@ SOA ns1 hostmaster {serial} 3600 600 86400 60\n NS ns1\nns1 A 192.0.2.1\n{body}"
-    )
-}
-
 fn primary_config(file: &Path, followers: &[u16]) -> String {
     let notify: Vec<String> = followers
         .iter()
@@ -41,18 +35,6 @@ fn secondary_config(primaries: &[SocketAddr], extra: &str) -> String {
     )
 }
 
-fn serial_at(addr: SocketAddr) -> Option<u32> {
-    serial_of(addr, ZONE)
-}
-
-fn wait_serial(what: &str, addr: SocketAddr, want: u32) {
-    wait_for(
-        &format!("{what} at serial {want}"),
-        Duration::from_secs(30),
-        || (serial_at(addr) == Some(want)).then_some(()),
-    );
-}
-
 fn rcode_at(addr: SocketAddr) -> Option<ResponseCode> {
     udp_query_timeout(
         addr,
@@ -66,7 +48,7 @@ fn rcode_at(addr: SocketAddr) -> Option<ResponseCode> {
 fn two_secondaries_follow_every_edit_by_ixfr() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "www A 192.0.2.80\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "www A 192.0.2.80\n")).unwrap();
     let (pa, pb) = (free_port(), free_port());
     let p = Tandem::start(&primary_config(&file, &[pa, pb]), ZONE);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -76,12 +58,13 @@ fn two_secondaries_follow_every_edit_by_ixfr() {
         write(
             &file,
             &zone_text(
+                ZONE,
                 serial,
                 &format!("www A 192.0.2.80\nnew{serial} A 192.0.2.{serial}\n"),
             ),
         );
-        wait_serial("secondary A", a.addr, serial);
-        wait_serial("secondary B", b.addr, serial);
+        wait_serial(a.addr, ZONE, serial, Duration::from_secs(30));
+        wait_serial(b.addr, ZONE, serial, Duration::from_secs(30));
     }
     for s in [&a, &b] {
         let m = udp_query(s.addr, &query(&format!("new4.{ZONE}"), RecordType::A));
@@ -102,7 +85,7 @@ fn two_secondaries_follow_every_edit_by_ixfr() {
 fn a_chain_of_three_passes_edits_down() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
     let (p2, p3) = (free_port(), free_port());
     let first = Tandem::start(&primary_config(&file, &[p2]), ZONE);
     let d2 = tempfile::tempdir().unwrap();
@@ -116,8 +99,8 @@ fn a_chain_of_three_passes_edits_down() {
         ZONE,
     );
     let third = Tandem::start_in(d3.path(), p3, &secondary_config(&[second.addr], ""), ZONE);
-    write(&file, &zone_text(2, "chained A 192.0.2.2\n"));
-    wait_serial("the third", third.addr, 2);
+    write(&file, &zone_text(ZONE, 2, "chained A 192.0.2.2\n"));
+    wait_serial(third.addr, ZONE, 2, Duration::from_secs(30));
     assert_eq!(
         udp_query(
             third.addr,
@@ -145,7 +128,7 @@ fn a_chain_of_three_passes_edits_down() {
 fn a_secondary_serves_until_expire_then_servfail_then_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
     let pdir = tempfile::tempdir().unwrap();
     let pport = free_port();
     let pcfg = primary_config(&file, &[]);
@@ -161,7 +144,7 @@ fn a_secondary_serves_until_expire_then_servfail_then_recovers() {
     p.kill9();
     let stopped = std::time::Instant::now();
     // Still answering from its copy…
-    assert_eq!(serial_at(s.addr), Some(1));
+    assert_eq!(serial_of(s.addr, ZONE), Some(1));
     // …until EXPIRE: then SERVFAIL.
     wait_for("SERVFAIL after expiry", Duration::from_secs(20), || {
         (rcode_at(s.addr) == Some(ResponseCode::ServFail)).then_some(())
@@ -174,14 +157,14 @@ fn a_secondary_serves_until_expire_then_servfail_then_recovers() {
     assert!(s.log_text().contains("EXPIRE passed"));
     // The primary comes back (same address): the zone recovers by itself.
     let _p = Tandem::start_in(pdir.path(), pport, &pcfg, ZONE);
-    wait_serial("the recovered secondary", s.addr, 1);
+    wait_serial(s.addr, ZONE, 1, Duration::from_secs(30));
 }
 
 #[test]
 fn failover_to_the_second_primary() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(5, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 5, "")).unwrap();
     let p = Tandem::start(&primary_config(&file, &[]), ZONE);
     let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let sdir = tempfile::tempdir().unwrap();
@@ -191,7 +174,7 @@ fn failover_to_the_second_primary() {
         &secondary_config(&[dead, p.addr], ""),
         ZONE,
     );
-    assert_eq!(serial_at(s.addr), Some(5));
+    assert_eq!(serial_of(s.addr, ZONE), Some(5));
     assert!(
         s.log_text().contains(&dead.to_string()),
         "the dead primary was tried first"
@@ -202,7 +185,7 @@ fn failover_to_the_second_primary() {
 fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "small A 192.0.2.1\n")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "small A 192.0.2.1\n")).unwrap();
     let sport = free_port();
     let p = Tandem::start(&primary_config(&file, &[sport]), ZONE);
     let sdir = tempfile::tempdir().unwrap();
@@ -213,7 +196,7 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
         .map(|i| format!("h{i} TXT \"a large zone, record {i}\"\n"))
         .collect();
     let before = s.log_text().len();
-    write(&file, &zone_text(2, &big));
+    write(&file, &zone_text(ZONE, 2, &big));
     wait_for("the transfer to start", Duration::from_secs(30), || {
         s.log_text()[before..]
             .contains("NOTIFY received")
@@ -222,7 +205,7 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
     s.kill9();
     // Restarted: it answers at once, from a complete accepted version…
     let s = Tandem::start_in(sdir.path(), sport, &scfg, ZONE);
-    let first = serial_at(s.addr).expect("serving right after the restart");
+    let first = serial_of(s.addr, ZONE).expect("serving right after the restart");
     assert!(first == 1 || first == 2);
     if first == 1 {
         assert_eq!(
@@ -233,7 +216,7 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
         );
     }
     // …then completes the transfer.
-    wait_serial("the restarted secondary", s.addr, 2);
+    wait_serial(s.addr, ZONE, 2, Duration::from_secs(30));
     assert_eq!(
         udp_query(s.addr, &query(&format!("h199999.{ZONE}"), RecordType::TXT))
             .answers
@@ -246,7 +229,7 @@ fn killed_during_a_large_transfer_it_restarts_on_the_last_accepted_version() {
 fn notify_from_elsewhere_is_refused_and_logged() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
     let p = Tandem::start(&primary_config(&file, &[]), ZONE);
     let sdir = tempfile::tempdir().unwrap();
     let s = Tandem::start_in(
@@ -288,7 +271,7 @@ fn after_the_first_transfer_the_refresh_timer_is_the_new_soas() {
     // (3600 s here), not min_refresh.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
-    std::fs::write(&file, zone_text(1, "")).unwrap();
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
     let p = Tandem::start(&primary_config(&file, &[]), ZONE);
     let ctl = free_port();
     let cfg = secondary_config(&[p.addr], "").replacen(
@@ -313,5 +296,5 @@ fn after_the_first_transfer_the_refresh_timer_is_the_new_soas() {
         next > half_hour,
         "next refresh {next}, expected after {half_hour}"
     );
-    assert_eq!(serial_at(s.addr), Some(1));
+    assert_eq!(serial_of(s.addr, ZONE), Some(1));
 }

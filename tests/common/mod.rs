@@ -296,6 +296,23 @@ pub fn tcp_query(addr: SocketAddr, msg: &Message) -> Message {
 }
 
 /// Config serving the shared test zones on {PORT}.
+/// Starts tandem on the test zones and waits until every one of them
+/// answers: they load in parallel, so one zone ready says nothing of the rest.
+pub fn start_test_zones() -> Tandem {
+    let t = Tandem::start(&test_zones_config(), TEST_ZONES[0].0);
+    for (zone, _) in TEST_ZONES {
+        wait_for(&format!("{zone} served"), Duration::from_secs(20), || {
+            udp_query_timeout(
+                t.addr,
+                &query(zone, RecordType::SOA),
+                Duration::from_millis(200),
+            )
+            .filter(|m| m.metadata.authoritative && !m.answers.is_empty())
+        });
+    }
+    t
+}
+
 pub fn test_zones_config() -> String {
     let mut c = String::from("[server]\nlisten = [\"127.0.0.1:{PORT}\"]\ndata_dir = \"var\"\n");
     for (name, file) in TEST_ZONES {
@@ -527,6 +544,15 @@ pub fn write(path: &Path, text: &str) {
     let tmp = path.with_extension("swp");
     std::fs::write(&tmp, text).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
+}
+
+/// Waits until `addr` serves `zone` at serial `want`.
+pub fn wait_serial(addr: SocketAddr, zone: &str, want: u32, timeout: Duration) {
+    wait_for(
+        &format!("{addr} serving {zone} at serial {want}"),
+        timeout,
+        || (serial_of(addr, zone) == Some(want)).then_some(()),
+    );
 }
 
 /// The serial `addr` serves for `zone`, if it answers authoritatively.
