@@ -1,4 +1,4 @@
-//! TOML configuration (DESIGN §1) → validated `Config`. Every error names the
+//! TOML configuration (README "Configuration") → validated `Config`. Every error names the
 //! file, the zone (when inside a `[[zone]]`) and the key.
 
 use crate::zone::name;

@@ -25,7 +25,7 @@ pub struct Served {
     /// The journal's changes leading up to `zone` (oldest first), for IXFR.
     pub history: Arc<[Arc<Diff>]>,
     pub policy: Arc<ZonePolicy>,
-    /// A secondary zone's door: NOTIFYs that pass the policy are sent here
+    /// Where a secondary zone hears of NOTIFYs that passed the policy
     /// (RFC 1996). `None` for primary zones, which refuse NOTIFY.
     pub notify_in: Option<mpsc::UnboundedSender<IpAddr>>,
     pub status: Arc<crate::status::ZoneStatus>,

@@ -33,7 +33,7 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 impl FileWatch {
-    /// Starts watching; each change to a registered file sends its zone's index.
+    /// Starts watching; each change to a registered file sends the names of the zones read from it.
     pub fn start(mode: ZoneWatch, tx: UnboundedSender<String>) -> FileWatch {
         let files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>> = Arc::default();
         let map = files.clone();

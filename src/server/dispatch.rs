@@ -1,6 +1,6 @@
 //! Every request the sockets receive, routed: parsed once
 //! (`query::request`), its TSIG verified from that parse when it carries
-//! one (`xfr::tsig`), then answered by the query path, the NOTIFY door
+//! one (`xfr::tsig`), then answered by the query path, NOTIFY-in
 //! (`xfr::notify_in`) or, for IXFR over UDP, the transfer side; a signed
 //! request gets a signed answer. AXFR and IXFR over TCP are streamed by
 //! `tcp.rs` through `xfr::out` from the same parse.

@@ -28,18 +28,7 @@ pub struct Client<'a> {
 }
 
 fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
-    let mut labels = Vec::new();
-    let mut i = 0;
-    while i < wire_name.len() && wire_name[i] != 0 {
-        let l = wire_name[i] as usize;
-        labels.push(
-            wire_name
-                .get(i + 1..i + 1 + l)
-                .ok_or_else(|| XfrError::Malformed("bad name".into()))?,
-        );
-        i += l + 1;
-    }
-    Name::from_labels(labels).map_err(|e| XfrError::Malformed(e.to_string()))
+    super::hickory_name(wire_name).ok_or_else(|| XfrError::Malformed("bad name".into()))
 }
 
 fn soa_record(r: &Rr) -> Result<Record, XfrError> {

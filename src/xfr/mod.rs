@@ -22,3 +22,16 @@ pub fn message_id() -> u16 {
     }
     u16::from_be_bytes(b)
 }
+
+/// A wire name (uncompressed, as the store keeps it) as hickory's `Name`,
+/// for the messages hickory encodes: SOA queries, TSIG records.
+pub fn hickory_name(wire: &[u8]) -> Option<hickory_proto::rr::Name> {
+    let mut labels = Vec::new();
+    let mut i = 0;
+    while *wire.get(i)? != 0 {
+        let l = wire[i] as usize;
+        labels.push(wire.get(i + 1..i + 1 + l)?);
+        i += l + 1;
+    }
+    hickory_proto::rr::Name::from_labels(labels).ok()
+}

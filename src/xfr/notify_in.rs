@@ -24,7 +24,7 @@ pub fn answer(
         crate::warn_limited!(zone = %zname(), %peer, rcode = "NOTAUTH", "NOTIFY for a zone not served here");
         return rcode::NOTAUTH;
     };
-    let Some(door) = served.notify_in.as_ref() else {
+    let Some(to_secondary) = served.notify_in.as_ref() else {
         crate::warn_limited!(zone = %zname(), %peer, rcode = "NOTAUTH", "NOTIFY for a primary zone");
         return rcode::NOTAUTH;
     };
@@ -35,7 +35,7 @@ pub fn answer(
         return rcode::REFUSED;
     }
     METRICS.notify_received.fetch_add(1, Relaxed);
-    let _ = door.send(peer);
+    let _ = to_secondary.send(peer);
     w.set_flags(w.flags() | AA);
     rcode::NOERROR
 }

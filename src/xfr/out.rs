@@ -32,16 +32,16 @@ const TSIG_ROOM: usize = 400;
 
 /// One record to send, borrowed from a zone or a journal entry.
 #[derive(Clone, Copy)]
-struct Rec<'a> {
+struct OutRecord<'a> {
     owner: &'a [u8],
     rtype: u16,
     ttl: u32,
     rdata: &'a [u8],
 }
 
-impl<'a> From<&'a Rr> for Rec<'a> {
+impl<'a> From<&'a Rr> for OutRecord<'a> {
     fn from(r: &'a Rr) -> Self {
-        Rec {
+        OutRecord {
             owner: &r.owner,
             rtype: r.rtype,
             ttl: r.ttl,
@@ -51,7 +51,7 @@ impl<'a> From<&'a Rr> for Rec<'a> {
 }
 
 /// Every record of a zone, SOA first and last (RFC 5936 §2.2).
-fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = Rec<'a>> + 'a {
+fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = OutRecord<'a>> + 'a {
     let mut apex = zone.origin().to_vec();
     name::lowercase(&mut apex);
     let body = zone.nodes().flat_map(move |node| {
@@ -59,7 +59,7 @@ fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = Rec<'a>
         node.rrsets()
             .filter(move |s| !(at_apex && s.rtype == rtype::SOA))
             .flat_map(move |s| {
-                s.iter().map(move |rd| Rec {
+                s.iter().map(move |rd| OutRecord {
                     owner: node.name(),
                     rtype: s.rtype,
                     ttl: s.ttl,
@@ -67,9 +67,9 @@ fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = Rec<'a>
                 })
             })
     });
-    std::iter::once(Rec::from(soa))
+    std::iter::once(OutRecord::from(soa))
         .chain(body)
-        .chain(std::iter::once(Rec::from(soa)))
+        .chain(std::iter::once(OutRecord::from(soa)))
 }
 
 /// Writes a sequence of records as framed DNS messages, each as full as
@@ -105,7 +105,10 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         }
     }
 
-    async fn send<'a>(&mut self, records: impl Iterator<Item = Rec<'a>>) -> std::io::Result<()> {
+    async fn send<'a>(
+        &mut self,
+        records: impl Iterator<Item = OutRecord<'a>>,
+    ) -> std::io::Result<()> {
         let mut records = records.peekable();
         let limit = 65535 - if self.sig.is_some() { TSIG_ROOM } else { 0 };
         while records.peek().is_some() {
@@ -262,7 +265,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
             }
             Some(c) if journal::up_to_date(c, current) => {
                 served.status.follower_seen(peer, Some(c));
-                s.send(std::iter::once(Rec::from(&soa))).await?;
+                s.send(std::iter::once(OutRecord::from(&soa))).await?;
                 stats::transfer_out(kind_idx, true, s.bytes as u64);
                 crate::info_limited!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
                 return Ok(());
@@ -273,13 +276,14 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                 Some(links) => {
                     let (deleted, added) = journal::condense(links);
                     let old_soa = links[0].from.clone();
-                    let mut seq: Vec<Rec> = Vec::with_capacity(deleted.len() + added.len() + 4);
-                    seq.push(Rec::from(&soa));
-                    seq.push(Rec::from(&old_soa));
-                    seq.extend(deleted.iter().map(Rec::from));
-                    seq.push(Rec::from(&soa));
-                    seq.extend(added.iter().map(Rec::from));
-                    seq.push(Rec::from(&soa));
+                    let mut seq: Vec<OutRecord> =
+                        Vec::with_capacity(deleted.len() + added.len() + 4);
+                    seq.push(OutRecord::from(&soa));
+                    seq.push(OutRecord::from(&old_soa));
+                    seq.extend(deleted.iter().map(OutRecord::from));
+                    seq.push(OutRecord::from(&soa));
+                    seq.extend(added.iter().map(OutRecord::from));
+                    seq.push(OutRecord::from(&soa));
                     s.send(seq.into_iter()).await?;
                     format!(
                         "IXFR from serial {c} ({} deleted, {} added)",

@@ -173,7 +173,7 @@ pub fn verify(keys: &Keyring, req: &[u8], parsed: &Request, now: u64) -> Result<
     }
     let Some(key) = keys.find(&key_name, &algorithm) else {
         return Err(Failure::BadKey {
-            key_name: hickory_name(&key_name).ok_or(Failure::Malformed)?,
+            key_name: super::hickory_name(&key_name).ok_or(Failure::Malformed)?,
             id: parsed.id,
         });
     };
@@ -212,18 +212,6 @@ pub fn verify(keys: &Keyring, req: &[u8], parsed: &Request, now: u64) -> Result<
         mac: mac.to_vec(),
         id: parsed.id,
     })
-}
-
-/// A wire name as hickory's `Name` (for the BADKEY record).
-fn hickory_name(wire: &[u8]) -> Option<Name> {
-    let mut labels = Vec::new();
-    let mut i = 0;
-    while *wire.get(i)? != 0 {
-        let l = wire[i] as usize;
-        labels.push(wire.get(i + 1..i + 1 + l)?);
-        i += l + 1;
-    }
-    Name::from_labels(labels).ok()
 }
 
 /// Appends a record to a message (hickory's encoder writes from offset 0,

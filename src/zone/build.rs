@@ -20,7 +20,9 @@ struct Owner {
     hash: u64,
 }
 
-struct Rec {
+/// A record read but not yet stored: the builder sorts these, then lays
+/// the store out from them.
+struct Staged {
     owner: u32,
     rtype: u16,
     rdlen: u16,
@@ -42,7 +44,7 @@ pub struct ZoneBuilder {
     names: Vec<u8>,
     owners: Vec<Owner>,
     index: HashTable<u32>,
-    recs: Vec<Rec>,
+    recs: Vec<Staged>,
     rdata: Vec<u8>,
     lower: Vec<u8>,
     last_owner: Option<u32>,
@@ -142,7 +144,7 @@ impl ZoneBuilder {
         let rdlen =
             u16::try_from(rdata.len()).map_err(|_| "rdata longer than 65535 octets".to_string())?;
         let owner = self.intern(owner);
-        self.recs.push(Rec {
+        self.recs.push(Staged {
             owner,
             rtype,
             rdlen,

@@ -390,6 +390,11 @@ pub fn zone_text(origin: &str, serial: u32, body: &str) -> String {
     )
 }
 
+/// How many answers `addr` gives for `name`/`rtype` over UDP.
+pub fn answer_count(addr: SocketAddr, name: &str, rtype: RecordType) -> usize {
+    udp_query(addr, &query(name, rtype)).answers.len()
+}
+
 /// GET a control API path; the JSON body.
 pub fn api_get(addr: SocketAddr, path: &str) -> serde_json::Value {
     let (code, body) = tandem::ops::client::request(addr, "GET", path, None).expect("control API");

@@ -122,15 +122,14 @@ impl Peer {
         primary: SocketAddr,
         key: Option<(&str, &str)>,
     ) -> Peer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
-        let (key_stmt, key_ref) = match key {
-            Some((name, secret)) => (
-                format!("key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n"),
-                format!(" key \"{name}\""),
-            ),
-            None => (String::new(), String::new()),
-        };
+        let (dir, d) = peer_dir();
+        let (key_stmt, key_ref) = key_texts(
+            key,
+            |name, secret| {
+                format!("key \"{name}\" {{ algorithm hmac-sha256; secret \"{secret}\"; }};\n")
+            },
+            |name| format!(" key \"{name}\""),
+        );
         let conf = format!(
             "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
              managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
@@ -157,15 +156,14 @@ impl Peer {
         primary: SocketAddr,
         key: Option<(&str, &str)>,
     ) -> Peer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
-        let (key_section, key_ref) = match key {
-            Some((name, secret)) => (
-                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n"),
-                format!("\n    key: {name}"),
-            ),
-            None => (String::new(), String::new()),
-        };
+        let (dir, d) = peer_dir();
+        let (key_section, key_ref) = key_texts(
+            key,
+            |name, secret| {
+                format!("key:\n  - id: {name}\n    algorithm: hmac-sha256\n    secret: {secret}\n")
+            },
+            |name| format!("\n    key: {name}"),
+        );
         let conf = format!(
             "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
              database:\n  storage: {d}/db\n{key_section}\
@@ -201,8 +199,7 @@ impl Peer {
     /// BIND `named` on `port` as the primary of `zone` from `file`, notifying
     /// `follower` and serving IXFR from file edits.
     pub fn bind_primary(port: u16, zone: &str, file: &Path, follower: SocketAddr) -> Peer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
+        let (dir, d) = peer_dir();
         let conf = format!(
             "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
              managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
@@ -227,8 +224,7 @@ impl Peer {
         follower: SocketAddr,
         key: (&str, &str),
     ) -> Peer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
+        let (dir, d) = peer_dir();
         let (kname, secret) = key;
         let conf = format!(
             "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
@@ -249,6 +245,26 @@ impl Peer {
 }
 
 /// SIGTERM, then SIGKILL if the daemon is still there after 5 s.
+/// A peer's working directory and its path as text for config files.
+fn peer_dir() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display().to_string();
+    (dir, d)
+}
+
+/// A TSIG key's definition and the reference to it, in a peer's config
+/// syntax; both empty without a key.
+fn key_texts(
+    key: Option<(&str, &str)>,
+    definition: impl Fn(&str, &str) -> String,
+    reference: impl Fn(&str) -> String,
+) -> (String, String) {
+    match key {
+        Some((name, secret)) => (definition(name, secret), reference(name)),
+        None => (String::new(), String::new()),
+    }
+}
+
 fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(5);

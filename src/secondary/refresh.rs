@@ -1,0 +1,130 @@
+//! REFRESH: ask the primaries' SOA in turn and transfer from the first
+//! that is ahead (IXFR, AXFR when it must).
+
+use super::SecondaryZone;
+use crate::xfr::client::Client;
+use crate::zone::serial::is_newer;
+use hickory_proto::rr::TSigner;
+use std::net::SocketAddr;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+impl SecondaryZone {
+    /// The zone's TSIG key as the keyring holds it now (a reloaded secret
+    /// is used at the next request).
+    fn signer(&self) -> Result<Option<TSigner>, String> {
+        match &self.policy.key {
+            None => Ok(None),
+            Some(w) => self.keys.load().get(w).cloned().map(Some).ok_or_else(|| {
+                format!(
+                    "TSIG key {} is not configured",
+                    crate::zone::name::to_text(w)
+                )
+            }),
+        }
+    }
+
+    /// The transfer client for this zone's limits and key.
+    pub(super) fn client<'a>(&'a self, key: Option<&'a TSigner>) -> Client<'a> {
+        Client {
+            apex: &self.cfg.apex,
+            key,
+            max_records: self.cfg.max_transfer_records,
+            max_bytes: self.cfg.max_transfer_bytes,
+            timeout: self.cfg.transfer_timeout,
+        }
+    }
+
+    /// REFRESH: ask the primaries in order; transfer when one is ahead.
+    /// Says what happened.
+    pub(super) async fn refresh(&mut self) -> Result<String, String> {
+        let mut errors = Vec::new();
+        for i in 0..self.primaries.len() {
+            let primary = self.primaries[i];
+            match self.refresh_from(primary).await {
+                Ok(done) => {
+                    // The one that answered goes first next time.
+                    self.primaries[..=i].rotate_right(1);
+                    return Ok(done);
+                }
+                Err(e) => {
+                    warn!(zone = %self.cfg.name, %primary, "{e}");
+                    errors.push(format!("{primary}: {e}"));
+                }
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    async fn refresh_from(&mut self, primary: SocketAddr) -> Result<String, String> {
+        let key = self.signer()?;
+        if std::mem::take(&mut self.force_axfr) {
+            let started = std::time::Instant::now();
+            let (style, serial, records) = self
+                .transfer(primary, key.as_ref(), None, true)
+                .await
+                .map_err(|e| {
+                self.force_axfr = true;
+                format!("AXFR: {e}")
+            })?;
+            info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
+            return Ok(format!("{style} from {primary}: serving serial {serial}"));
+        }
+        let theirs = self
+            .client(key.as_ref())
+            .soa_serial(primary)
+            .await
+            .map_err(|e| format!("SOA query: {e}"))?;
+        if let Some(z) = &self.current
+            && !is_newer(theirs, z.serial())
+        {
+            let serial = z.serial();
+            self.refreshed();
+            return Ok(format!(
+                "up to date at serial {serial} ({primary} has {theirs})"
+            ));
+        }
+        let current_soa = self.current.as_ref().map(|z| z.soa_rr());
+        let started = std::time::Instant::now();
+        let (kind, result) = match &current_soa {
+            Some(soa) => match self.transfer(primary, key.as_ref(), Some(soa), false).await {
+                Ok(v) => ("IXFR", Ok(v)),
+                Err(e) => {
+                    warn!(zone = %self.cfg.name, %primary, "IXFR failed ({e}); trying AXFR");
+                    (
+                        "AXFR",
+                        self.transfer(primary, key.as_ref(), None, false).await,
+                    )
+                }
+            },
+            None => (
+                "AXFR",
+                self.transfer(primary, key.as_ref(), None, false).await,
+            ),
+        };
+        let (style, serial, records) = result.map_err(|e| format!("{kind}: {e}"))?;
+        info!(
+            zone = %self.cfg.name,
+            %primary,
+            serial,
+            records,
+            ms = started.elapsed().as_millis() as u64,
+            "{style} received and applied"
+        );
+        Ok(format!("{style} from {primary}: serving serial {serial}"))
+    }
+
+    /// Records a successful refresh: timers moved and saved.
+    fn refreshed(&mut self) {
+        let (_, _, expire) = self.timers();
+        self.expire_at = Some(Instant::now() + expire);
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        store.timers.last_refresh = crate::clock::unix_secs();
+        store.timers.expires_at = crate::clock::unix_secs() + expire.as_secs();
+        if let Err(e) = store.save_timers() {
+            error!(zone = %self.cfg.name, "cannot save timers: {e}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! A transfer in: fetched and checked by `xfr::client`, built or applied
+//! here (every record validated), then FLUSHed to disk (`store`) and only
+//! then swapped into the catalog.
+
+use super::SecondaryZone;
+use crate::stats;
+use crate::xfr::client::XfrError;
+use crate::xfr::reader::Fetched;
+use crate::zone::diff::{self, Rr};
+use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
+use hickory_proto::rr::TSigner;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+use tracing::error;
+
+impl SecondaryZone {
+    /// One transfer, checked, saved (with the refresh timers it sets) and
+    /// published; the EXPIRE timer restarts. Returns (style, serial, records).
+    pub(super) async fn transfer(
+        &mut self,
+        primary: SocketAddr,
+        key: Option<&TSigner>,
+        current: Option<&Rr>,
+        any_serial: bool,
+    ) -> Result<(&'static str, u32, usize), XfrError> {
+        let kind = if current.is_some() {
+            stats::IXFR
+        } else {
+            stats::AXFR
+        };
+        let (fetched, _messages, bytes) = match self.client(key).fetch(primary, current).await {
+            Ok(r) => r,
+            Err(e) => {
+                stats::transfer_in(kind, false, 0);
+                return Err(e);
+            }
+        };
+        stats::transfer_in(kind, true, bytes);
+        let old = self.current.clone();
+        let apex = self.cfg.apex.clone();
+        let (style, next, diffs) = match fetched {
+            Fetched::UpToDate => {
+                return Ok(("up to date", old.map(|z| z.serial()).unwrap_or(0), 0));
+            }
+            Fetched::Full(records) => {
+                let z = tokio::task::spawn_blocking(move || build_full(&apex, records))
+                    .await
+                    .map_err(|e| XfrError::Malformed(e.to_string()))?
+                    .map_err(XfrError::Malformed)?;
+                (
+                    if current.is_some() {
+                        "IXFR (answered AXFR-style)"
+                    } else {
+                        "AXFR"
+                    },
+                    z,
+                    None,
+                )
+            }
+            Fetched::Incremental(diffs) => {
+                let Some(base) = old.clone() else {
+                    return Err(XfrError::Malformed("incremental answer to an AXFR".into()));
+                };
+                let z = tokio::task::spawn_blocking({
+                    let diffs = diffs.clone();
+                    move || apply_all(&base, &diffs)
+                })
+                .await
+                .map_err(|e| XfrError::Malformed(e.to_string()))?
+                .map_err(XfrError::Malformed)?;
+                ("IXFR", z, Some(diffs))
+            }
+        };
+        if let Some(o) = old.as_ref().filter(|_| !any_serial)
+            && !is_newer(next.serial(), o.serial())
+        {
+            return Err(XfrError::Malformed(format!(
+                "transfer brought serial {}, not newer than {}",
+                next.serial(),
+                o.serial()
+            )));
+        }
+        let records = next.record_count();
+        let expire = self.timers_of(Some(&next)).2;
+        let next = Arc::new(next);
+        // FLUSH before the swap: what is served is on disk, with the timers
+        // this successful refresh sets.
+        let (saved, on_disk) = {
+            let Some(mut store) = self.store.take() else {
+                return Err(XfrError::Malformed("store busy".into()));
+            };
+            let now = crate::clock::unix_secs();
+            store.timers.last_refresh = now;
+            store.timers.expires_at = now + expire.as_secs();
+            let z = next.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                let r = match diffs {
+                    Some(d) => store.save_diffs(&z, d),
+                    None => {
+                        let d = old.as_ref().map(|o| diff::diff(o, &z));
+                        store.save_full(&z, d)
+                    }
+                };
+                let on_disk = store.holds_a_version();
+                (store, r, on_disk)
+            })
+            .await;
+            match r {
+                Ok((store, r, on_disk)) => {
+                    self.store = Some(store);
+                    (r, on_disk)
+                }
+                Err(e) => return Err(XfrError::Malformed(format!("saving: {e}"))),
+            }
+        };
+        match saved {
+            Ok(()) => self.status.set_degraded(None),
+            // An older version on disk would come back after a restart: the
+            // serial would go backwards. Keep serving what is saved.
+            Err(e) if on_disk => {
+                let why = format!(
+                    "cannot save serial {} under {}: {e}; still serving the saved serial",
+                    next.serial(),
+                    self.cfg.file.display()
+                );
+                error!(zone = %self.cfg.name, "{why}");
+                self.status.set_degraded(Some(why.clone()));
+                return Err(XfrError::Malformed(why));
+            }
+            // Nothing on disk: a restart starts empty and transfers afresh,
+            // so serving from memory cannot make the serial go backwards.
+            Err(e) => {
+                let why = format!(
+                    "cannot save the new version: {e}; serving serial {} from memory only",
+                    next.serial()
+                );
+                error!(zone = %self.cfg.name, "{why}");
+                self.status.set_degraded(Some(why));
+            }
+        }
+        self.current = Some(next.clone());
+        self.expire_at = Some(Instant::now() + expire);
+        self.publish();
+        self.status.published(next.serial(), records);
+        self.announce.send_replace(Some(next.soa_rr()));
+        Ok((style, next.serial(), records))
+    }
+}
+
+/// Builds a version from a full transfer; the checks are the zone file's.
+pub fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
+    let mut b = ZoneBuilder::new(apex);
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 && r.rtype == rtype::SOA {
+            return Err("an SOA inside the transfer".into());
+        }
+        b.add(&r.owner, r.rtype, r.ttl, &r.rdata, Default::default())
+            .map_err(|e| format!("record {} rejected: {e}", i + 1))?;
+    }
+    b.build().map_err(|e| e.msg)
+}
+
+/// Applies received differences in order, each checked.
+pub fn apply_all(base: &Zone, diffs: &[diff::Diff]) -> Result<Zone, String> {
+    let mut z: Option<Zone> = None;
+    for d in diffs {
+        let cur = z.as_ref().unwrap_or(base);
+        if d.from_serial() != cur.serial() {
+            return Err(format!(
+                "difference starts at serial {} but we are at {}",
+                d.from_serial(),
+                cur.serial()
+            ));
+        }
+        z = Some(
+            cur.apply(&d.deleted, &d.added, &d.to)
+                .map_err(|e| format!("{} → {}: {e}", d.from_serial(), d.to_serial()))?,
+        );
+    }
+    z.ok_or_else(|| "an empty incremental answer".into())
+}
