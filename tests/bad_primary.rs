@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 use hickory_proto::rr::rdata::{A, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
@@ -70,13 +69,7 @@ const BAD_RDATA: &[(RecordType, &[u8], &str)] = &[
 ];
 
 fn signer(secret: &[u8]) -> TSigner {
-    TSigner::new(
-        secret.to_vec(),
-        TsigAlgorithm::HmacSha256,
-        Name::from_str("xfr.test.").unwrap(),
-        300,
-    )
-    .unwrap()
+    tsig_signer("xfr.test.", secret)
 }
 
 fn n(s: &str) -> Name {
@@ -127,10 +120,7 @@ fn response(req: &[u8], answers: Vec<Record>, rcode: ResponseCode, case: Case) -
         } else {
             right
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = unix_now();
         let rr = TSigResponseContext::new(q.metadata.id, now, key, mac, None)
             .sign(&bytes)
             .unwrap();
@@ -275,10 +265,7 @@ fn notify(secondary: SocketAddr) {
     let mut m = Message::new(rand_id(), MessageType::Query, OpCode::Notify);
     m.metadata.authoritative = true;
     m.add_query(hickory_proto::op::Query::query(n(ZONE), RecordType::SOA));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     m.finalize(&signer(SECRET), now).unwrap();
     let r = udp_query(secondary, &m);
     assert_eq!(r.metadata.response_code, ResponseCode::NoError);

@@ -5,10 +5,9 @@ mod common;
 
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::rdata::tsig::{TsigAlgorithm, TsigError};
-use hickory_proto::rr::{Name, RecordType, TSigner};
+use hickory_proto::rr::RecordType;
+use hickory_proto::rr::rdata::tsig::TsigError;
 use std::net::UdpSocket;
-use std::str::FromStr;
 use std::time::Duration;
 
 const SECRET: &str = "c2VjcmV0IHNlY3JldCBzZWNyZXQgc2VjcmV0IHNlY3JldCE=";
@@ -16,23 +15,6 @@ const ZONE: &str = "signed-xfr.test.";
 
 fn secret() -> Vec<u8> {
     data_encoding::BASE64.decode(SECRET.as_bytes()).unwrap()
-}
-
-fn signer(name: &str, key: Vec<u8>) -> TSigner {
-    TSigner::new(
-        key,
-        TsigAlgorithm::HmacSha256,
-        Name::from_str(name).unwrap(),
-        300,
-    )
-    .unwrap()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn start(extra: &str) -> (Tandem, tempfile::TempDir) {
@@ -75,7 +57,7 @@ fn transfers_need_the_key_and_every_message_is_signed() {
     // Signed: every message verifies, MACs chained.
     let mut q = query(ZONE, RecordType::AXFR);
     let mut verifier = q
-        .finalize(&signer("xfr.test.", secret()), now())
+        .finalize(&tsig_signer("xfr.test.", &secret()), unix_now())
         .unwrap()
         .expect("verifier");
     let msgs = transfer_raw(t.addr, &q.to_vec().unwrap());
@@ -95,25 +77,26 @@ fn tsig_errors_follow_rfc_8945() {
     let (t, _dir) = start("");
     // Unknown key: NOTAUTH, BADKEY, unsigned.
     let mut q = query(ZONE, RecordType::AXFR);
-    q.finalize(&signer("other.test.", secret()), now()).unwrap();
+    q.finalize(&tsig_signer("other.test.", &secret()), unix_now())
+        .unwrap();
     let (rc, err, _) = tsig_error(&transfer_raw(t.addr, &q.to_vec().unwrap())[0]);
     assert_eq!((rc, err), (ResponseCode::NotAuth, Some(TsigError::BadKey)));
     // Wrong secret: BADSIG.
     let mut q = query(ZONE, RecordType::AXFR);
-    q.finalize(&signer("xfr.test.", b"not the secret".to_vec()), now())
+    q.finalize(&tsig_signer("xfr.test.", b"not the secret"), unix_now())
         .unwrap();
     let (rc, err, _) = tsig_error(&transfer_raw(t.addr, &q.to_vec().unwrap())[0]);
     assert_eq!((rc, err), (ResponseCode::NotAuth, Some(TsigError::BadSig)));
     // An hour off: BADTIME, with the server's time in Other Data.
     let mut q = query(ZONE, RecordType::AXFR);
-    q.finalize(&signer("xfr.test.", secret()), now() - 3600)
+    q.finalize(&tsig_signer("xfr.test.", &secret()), unix_now() - 3600)
         .unwrap();
     let (rc, err, other) = tsig_error(&transfer_raw(t.addr, &q.to_vec().unwrap())[0]);
     assert_eq!((rc, err), (ResponseCode::NotAuth, Some(TsigError::BadTime)));
     assert_eq!(other.len(), 6);
     // The same over UDP for a plain query.
     let mut q = query(ZONE, RecordType::SOA);
-    q.finalize(&signer("xfr.test.", b"wrong".to_vec()), now())
+    q.finalize(&tsig_signer("xfr.test.", b"wrong"), unix_now())
         .unwrap();
     let raw = udp_raw(t.addr, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
     assert_eq!(tsig_error(&raw).1, Some(TsigError::BadSig));
@@ -129,7 +112,7 @@ fn signed_queries_get_signed_answers() {
     let (t, _dir) = start("");
     let mut q = query(ZONE, RecordType::SOA);
     let mut verifier = q
-        .finalize(&signer("xfr.test.", secret()), now())
+        .finalize(&tsig_signer("xfr.test.", &secret()), unix_now())
         .unwrap()
         .expect("verifier");
     let raw = udp_raw(t.addr, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
@@ -138,7 +121,7 @@ fn signed_queries_get_signed_answers() {
     // IXFR over UDP with the key: the SOA, signed.
     let mut q = ixfr_query(ZONE, 0);
     let mut verifier = q
-        .finalize(&signer("xfr.test.", secret()), now())
+        .finalize(&tsig_signer("xfr.test.", &secret()), unix_now())
         .unwrap()
         .expect("verifier");
     let raw = udp_raw(t.addr, &q.to_vec().unwrap(), Duration::from_secs(2)).unwrap();
@@ -159,7 +142,7 @@ fn notify_is_signed_with_the_zone_key() {
     let (n, _) = follower.recv_from(&mut buf).expect("NOTIFY");
     let m = Message::from_vec(&buf[..n]).unwrap();
     assert_eq!(m.signature().expect("signed").name.to_string(), "xfr.test.");
-    signer("xfr.test.", secret())
+    tsig_signer("xfr.test.", &secret())
         .verify_message_byte(&buf[..n], None, true)
         .expect("NOTIFY MAC verifies");
 }

@@ -390,6 +390,25 @@ pub fn zone_text(origin: &str, serial: u32, body: &str) -> String {
     )
 }
 
+/// An HMAC-SHA256 TSIG signer for key `name` (fudge 300 s).
+pub fn tsig_signer(name: &str, secret: &[u8]) -> hickory_proto::rr::TSigner {
+    hickory_proto::rr::TSigner::new(
+        secret.to_vec(),
+        hickory_proto::rr::rdata::tsig::TsigAlgorithm::HmacSha256,
+        hickory_proto::rr::Name::from_ascii(name).expect("key name"),
+        300,
+    )
+    .expect("TSIG signer")
+}
+
+/// Seconds since the Unix epoch, for TSIG times.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
 /// How many answers `addr` gives for `name`/`rtype` over UDP.
 pub fn answer_count(addr: SocketAddr, name: &str, rtype: RecordType) -> usize {
     udp_query(addr, &query(name, rtype)).answers.len()
