@@ -44,6 +44,10 @@ struct RawServer {
     identity: Option<String>,
     version: Option<String>,
     transfer_out_timeout: Option<u64>,
+    tls_listen: Option<Vec<String>>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +83,11 @@ struct RawZone {
     max_transfer_records: Option<usize>,
     max_transfer_bytes: Option<u64>,
     transfer_timeout: Option<u64>,
+    transfer_tls: Option<String>,
+    tls_ca: Option<PathBuf>,
+    tls_name: Option<String>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 // ---- the validated configuration ----------------------------------------
@@ -115,6 +124,72 @@ pub struct Server {
     pub version: String,
     /// The longest a whole transfer out may take (a slow reader is cut).
     pub transfer_out_timeout: Duration,
+    /// Where DNS over TLS and XoT are served (RFC 7858, RFC 9103).
+    pub tls_listen: Vec<SocketAddr>,
+    /// The listener's certificate and key, and the CA of the client
+    /// certificates it accepts; re-read on every config reload.
+    pub tls: Option<ServerTls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTls {
+    pub fn build(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, crate::tls::TlsError> {
+        crate::tls::server_config(&self.certificate, &self.key, self.client_ca.as_deref())
+    }
+}
+
+/// A primary a secondary zone transfers from: plain TCP (and UDP for the
+/// SOA check), or TLS (`tls://ADDR[:PORT]`, port 853 by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Primary {
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+impl std::fmt::Display for Primary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tls {
+            write!(f, "tls://{}", self.addr)
+        } else {
+            write!(f, "{}", self.addr)
+        }
+    }
+}
+
+/// Whether a zone may be transferred over plain TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransferTls {
+    #[default]
+    Optional,
+    /// Over TLS only.
+    Required,
+    /// Over TLS only, to clients that showed a certificate from `[server]
+    /// tls_client_ca` (what `required` means when that CA is set).
+    RequiredWithCertificate,
+}
+
+/// How a secondary zone's TLS primaries are verified, and the client
+/// certificate it shows them; the files are read at each refresh, so a
+/// rotated one applies without a reload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ZoneTls {
+    pub ca: Option<PathBuf>,
+    pub name: Option<String>,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl ZoneTls {
+    pub fn connector(&self) -> Result<crate::tls::Connector, crate::tls::TlsError> {
+        let cert = self.certificate.as_deref().zip(self.key.as_deref());
+        crate::tls::Connector::new(self.ca.as_deref(), self.name.as_deref(), cert)
+    }
 }
 
 /// Response-rate limiting (`server/rrl.rs`): answers per second per
@@ -203,7 +278,7 @@ pub struct ZoneConfig {
     /// The `[[key]]`'s canonical name (lower case, trailing dot).
     pub transfer_key: Option<String>,
     pub serial_policy: SerialPolicy,
-    pub primaries: Vec<SocketAddr>,
+    pub primaries: Vec<Primary>,
     pub allow_notify: Vec<IpNet>,
     pub timers: TimerBounds,
     pub journal_max_entries: usize,
@@ -213,6 +288,9 @@ pub struct ZoneConfig {
     pub max_transfer_bytes: u64,
     /// Seconds a whole incoming transfer may take.
     pub transfer_timeout: std::time::Duration,
+    pub transfer_tls: TransferTls,
+    /// For `tls://` primaries.
+    pub tls: ZoneTls,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
@@ -343,6 +421,15 @@ fn socket_addr(s: &str, default_port: Option<u16>) -> Result<SocketAddr, String>
     }
 }
 
+/// A primary as written: `ADDR[:PORT]` (port 53) or `tls://ADDR[:PORT]`
+/// (port 853).
+fn primary(s: &str) -> Result<Primary, String> {
+    match s.strip_prefix("tls://") {
+        Some(rest) => socket_addr(rest, Some(853)).map(|addr| Primary { addr, tls: true }),
+        None => socket_addr(s, Some(53)).map(|addr| Primary { addr, tls: false }),
+    }
+}
+
 fn cidr(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
@@ -424,6 +511,47 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             ));
         }
     };
+    let tls_listen = s
+        .tls_listen
+        .unwrap_or_default()
+        .iter()
+        .map(|a| socket_addr(a, Some(853)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| err("[server] ", "tls_listen", m))?;
+    let tls = match (s.tls_certificate, s.tls_key) {
+        (Some(certificate), Some(key)) => Some(ServerTls {
+            certificate,
+            key,
+            client_ca: s.tls_client_ca,
+        }),
+        (None, None) if tls_listen.is_empty() => None,
+        (None, _) => {
+            return Err(err(
+                "[server] ",
+                "tls_certificate",
+                "tls_listen and tls_key need a certificate (PEM file)".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(err(
+                "[server] ",
+                "tls_key",
+                "tls_certificate needs its private key (PEM file)".into(),
+            ));
+        }
+    };
+    if let Some(t) = &tls {
+        // Each file checked on its own, so the error names the key at fault.
+        crate::tls::certificates(&t.certificate)
+            .map_err(|e| err("[server] ", "tls_certificate", e.to_string()))?;
+        crate::tls::private_key(&t.key).map_err(|e| err("[server] ", "tls_key", e.to_string()))?;
+        if let Some(ca) = &t.client_ca {
+            crate::tls::certificates(ca)
+                .map_err(|e| err("[server] ", "tls_client_ca", e.to_string()))?;
+        }
+        t.build()
+            .map_err(|e| err("[server] ", "tls_key", e.to_string()))?;
+    }
     let server = Server {
         listen,
         control,
@@ -456,6 +584,8 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             .version
             .unwrap_or_else(|| format!("tandem {}", env!("CARGO_PKG_VERSION"))),
         transfer_out_timeout: Duration::from_secs(s.transfer_out_timeout.unwrap_or(7200).max(1)),
+        tls_listen,
+        tls,
     };
     for (key, v) in [("identity", &server.identity), ("version", &server.version)] {
         if v.len() > 255 {
@@ -543,7 +673,12 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
                 .map_err(|m| e(key, m))
         };
         let notify = addrs("notify", &z.notify)?;
-        let primaries = addrs("primaries", &z.primaries)?;
+        let primaries = z
+            .primaries
+            .iter()
+            .map(|a| primary(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| e("primaries", m))?;
         match role {
             Role::Secondary if primaries.is_empty() => {
                 return Err(e(
@@ -562,7 +697,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         };
         let allow_notify = match &z.allow_notify {
             Some(v) => nets("allow_notify", v)?,
-            None => primaries.iter().map(|a| IpNet::from(a.ip())).collect(),
+            None => primaries.iter().map(|p| IpNet::from(p.addr.ip())).collect(),
         };
         let transfer_key = match &z.transfer_key {
             Some(k) => {
@@ -614,6 +749,66 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
                 return Err(e(klo, format!("{lo} is greater than {khi} = {hi}")));
             }
         }
+        let transfer_tls = match z.transfer_tls.as_deref().unwrap_or("optional") {
+            "optional" => TransferTls::Optional,
+            "required" => TransferTls::Required,
+            other => {
+                return Err(e(
+                    "transfer_tls",
+                    format!("\"{other}\" is not optional or required"),
+                ));
+            }
+        };
+        if transfer_tls == TransferTls::Required && server.tls_listen.is_empty() {
+            return Err(e(
+                "transfer_tls",
+                "required, but [server] tls_listen is empty: no one could transfer the zone".into(),
+            ));
+        }
+        let transfer_tls = match (&server.tls, transfer_tls) {
+            (Some(t), TransferTls::Required) if t.client_ca.is_some() => {
+                TransferTls::RequiredWithCertificate
+            }
+            (_, t) => t,
+        };
+        let tls = ZoneTls {
+            ca: z.tls_ca,
+            name: z.tls_name,
+            certificate: z.tls_certificate,
+            key: z.tls_key,
+        };
+        if tls.certificate.is_some() != tls.key.is_some() {
+            let k = if tls.key.is_none() {
+                "tls_key"
+            } else {
+                "tls_certificate"
+            };
+            return Err(e(
+                k,
+                "tls_certificate and tls_key go together (mutual TLS)".into(),
+            ));
+        }
+        if primaries.iter().any(|p| p.tls) {
+            for (key, path) in [("tls_ca", &tls.ca), ("tls_certificate", &tls.certificate)] {
+                if let Some(p) = path {
+                    crate::tls::certificates(p).map_err(|x| e(key, x.to_string()))?;
+                }
+            }
+            if let Some(k) = &tls.key {
+                crate::tls::private_key(k).map_err(|x| e("tls_key", x.to_string()))?;
+            }
+            let key = if tls.name.is_some() {
+                "tls_name"
+            } else {
+                "tls_ca"
+            };
+            tls.connector().map_err(|x| e(key, x.to_string()))?;
+        } else if tls != ZoneTls::default() {
+            return Err(e(
+                "tls_ca",
+                "TLS settings for a zone with no tls:// primary".into(),
+            ));
+        }
         zones.push(ZoneConfig {
             name: zname,
             apex,
@@ -633,6 +828,8 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             transfer_timeout: std::time::Duration::from_secs(
                 z.transfer_timeout.unwrap_or(600).max(1),
             ),
+            transfer_tls,
+            tls,
         });
     }
     Ok(Config {
@@ -733,8 +930,44 @@ mod tests {
         let c = p("[[zone]]\nname = \"Example.NET\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1:5353\", \"::1\"]\n").unwrap();
         let z = &c.zones[0];
         assert_eq!(z.name, "example.net.");
-        assert_eq!(z.primaries[1], "[::1]:53".parse().unwrap());
+        assert_eq!(z.primaries[1].addr, "[::1]:53".parse().unwrap());
+        assert!(!z.primaries[1].tls);
         assert_eq!(z.allow_notify.len(), 2);
         assert_eq!(z.file, PathBuf::from("var/tandem/example.net.zone"));
+    }
+
+    #[test]
+    fn tls_primaries_default_to_853_and_need_readable_files() {
+        let c = p(
+            "[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"tls://127.0.0.1\", \"tls://[::1]:8853\"]\ntls_name = \"primary.test\"\n",
+        );
+        // No tls_ca: the system's CAs, which a bare test machine may lack.
+        if let Ok(c) = c {
+            let z = &c.zones[0];
+            assert_eq!(z.primaries[0].to_string(), "tls://127.0.0.1:853");
+            assert_eq!(z.primaries[1].to_string(), "tls://[::1]:8853");
+        }
+        let e = p("[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"tls://127.0.0.1\"]\ntls_ca = \"/nonexistent/ca.pem\"\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("tls_ca") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let e = p("[server]\ntls_listen = [\"127.0.0.1:853\"]\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("tls_certificate"), "{e}");
+        let e = p("[server]\ntls_listen = [\"127.0.0.1:853\"]\ntls_certificate = \"/nonexistent/c.pem\"\ntls_key = \"/nonexistent/k.pem\"\n")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("key `tls_certificate`") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
+        let e = p("[[zone]]\nname = \"a.\"\nrole = \"secondary\"\nprimaries = [\"127.0.0.1\"]\ntransfer_tls = \"yes\"\n")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("transfer_tls"), "{e}");
     }
 }

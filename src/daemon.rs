@@ -32,6 +32,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Keys(String),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -48,6 +50,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
             chaos: ArcSwap::from_pointee(lifecycles::chaos(&cfg.server)),
         },
         keys: Arc::new(ArcSwap::from_pointee(keys)),
+        tls: arc_swap::ArcSwapOption::new(cfg.server.tls.as_ref().map(|t| t.build()).transpose()?),
     });
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -59,13 +62,13 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
 
     // Bind everything before loading, so a port conflict fails fast.
     let mut workers = Vec::new();
-    for &addr in &cfg.server.listen {
-        let bind = |proto, source| StartError::Bind {
-            addr,
-            proto,
-            source,
-        };
-        let std_listener = std::net::TcpListener::bind(addr).map_err(|e| bind("TCP", e))?;
+    let stream_listener = |addr: SocketAddr, proto: &'static str, tls: bool| {
+        let std_listener =
+            std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind {
+                addr,
+                proto,
+                source,
+            })?;
         std_listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(std_listener)?;
         let settings = server::tcp::TcpSettings {
@@ -82,7 +85,21 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
             catalog.clone(),
             opts.clone(),
             settings,
+            tls,
         ));
+        Ok::<(), StartError>(())
+    };
+    for &addr in &cfg.server.tls_listen {
+        stream_listener(addr, "TLS", true)?;
+        info!(%addr, "listening (DNS over TLS, XoT)");
+    }
+    for &addr in &cfg.server.listen {
+        let bind = |proto, source| StartError::Bind {
+            addr,
+            proto,
+            source,
+        };
+        stream_listener(addr, "TCP", false)?;
         for i in 0..cfg.server.udp_workers {
             let sock = server::udp::bind(addr).map_err(|e| bind("UDP", e))?;
             let (c, o, s, rrl) = (catalog.clone(), opts.clone(), stop.clone(), cfg.server.rrl);

@@ -16,5 +16,6 @@ pub mod server;
 pub mod stats;
 pub mod status;
 pub mod supervise;
+pub mod tls;
 pub mod xfr;
 pub mod zone;

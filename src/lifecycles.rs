@@ -195,6 +195,8 @@ fn restart_required(old: &config::Server, new: &config::Server) -> Vec<&'static 
     );
     check("log_level", old.log_level != new.log_level);
     check("zone_watch", old.zone_watch != new.zone_watch);
+    check("tls_listen", old.tls_listen != new.tls_listen);
+    check("tls_certificate", old.tls.is_some() != new.tls.is_some());
     keys
 }
 
@@ -360,8 +362,23 @@ impl Zones {
         if !restart.is_empty() {
             warn!(keys = ?restart, "these [server] settings change only with a restart; the running values stay");
         }
+        // Certificate and key files are read again even when their paths
+        // stay: that is how a renewed certificate is put in place.
+        // Connections in flight keep the one they started with. Read before
+        // anything changes, so a bad file changes nothing.
+        let tls = match (self.opts.tls.load().is_some(), &new.server.tls) {
+            (true, Some(t)) => Some(
+                t.build()
+                    .map_err(|e| format!("TLS: {e}; nothing changed"))?,
+            ),
+            _ => None,
+        };
         self.opts.keys.store(Arc::new(keys));
         self.opts.query.chaos.store(Arc::new(chaos(&new.server)));
+        if let Some(c) = tls {
+            self.opts.tls.store(Some(c));
+            info!("TLS certificate and key read again");
+        }
         let new_names: BTreeSet<String> = new.zones.iter().map(|z| z.name.clone()).collect();
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let mut unchanged = 0;

@@ -110,7 +110,7 @@ impl Info {
 pub struct ZoneStatus {
     pub name: String,
     pub role: Role,
-    primaries: Mutex<Vec<SocketAddr>>,
+    primaries: Mutex<Vec<crate::config::Primary>>,
     info: Mutex<Info>,
     /// Listed followers (the `notify` addresses) by address; others by IP
     /// with port 0 (their transfers come from any port).
@@ -225,7 +225,7 @@ impl ZoneStatus {
         i.degraded = why;
     }
 
-    pub fn set_primaries(&self, p: &[SocketAddr]) {
+    pub fn set_primaries(&self, p: &[crate::config::Primary]) {
         *crate::supervise::lock(&self.primaries) = p.to_vec();
     }
 

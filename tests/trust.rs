@@ -603,9 +603,11 @@ fn a_reader_that_stops_reading_is_cut_and_its_transfer_slot_freed() {
     );
     // The stalled reader must hold the one slot before the check begins;
     // otherwise the check's own transfer can take it first.
-    wait_for("the stalled transfer to start", Duration::from_secs(10), || {
-        t.log_text().contains("transfer out started").then_some(())
-    });
+    wait_for(
+        "the stalled transfer to start",
+        Duration::from_secs(10),
+        || t.log_text().contains("transfer out started").then_some(()),
+    );
     // Never read. Within a few seconds the slot is free again.
     let started = Instant::now();
     wait_for("the slot to be freed", Duration::from_secs(20), || {

@@ -148,6 +148,7 @@ pub fn axfr_round_trip(zone: &Arc<Zone>) {
         &parsed,
         &cat,
         "127.0.0.1".parse().expect("addr"),
+        tandem::xfr::acl::Channel::Tcp,
         &Default::default(),
         limits,
     ))

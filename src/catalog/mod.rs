@@ -43,6 +43,8 @@ pub struct ZonePolicy {
     pub allow_notify: Vec<IpNet>,
     pub key: Option<Box<[u8]>>,
     pub notify: Vec<SocketAddr>,
+    /// Whether transfers must come over TLS (and with a client certificate).
+    pub transfer_tls: crate::config::TransferTls,
 }
 
 impl ZonePolicy {
@@ -52,6 +54,7 @@ impl ZonePolicy {
             allow_notify: zc.allow_notify.clone(),
             key: zc.transfer_key.as_deref().and_then(name::lower_wire),
             notify: zc.notify.clone(),
+            transfer_tls: zc.transfer_tls,
         }
     }
 

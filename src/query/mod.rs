@@ -20,10 +20,14 @@ pub use chaos::Chaos;
 pub enum Transport {
     Udp,
     Tcp,
+    /// DNS over TLS: answered as over TCP, and padded when asked (RFC 7830).
+    Tls,
 }
 
 /// Room kept free for the OPT record.
 const OPT_LEN: usize = 11;
+/// The response block length RFC 8467 recommends.
+const PADDING_BLOCK: usize = 468;
 /// Room kept free for a TSIG record when the request was signed.
 pub const TSIG_ROOM: usize = 400;
 
@@ -58,7 +62,7 @@ pub fn respond(
     let reserve = if signed { TSIG_ROOM } else { 0 };
     let edns = parsed.edns;
     let limit = match (tr, edns) {
-        (Transport::Tcp, _) => 65535,
+        (Transport::Tcp | Transport::Tls, _) => 65535,
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => e.payload.min(opts.udp_payload).max(512) as usize,
     } - reserve;
@@ -81,7 +85,14 @@ pub fn respond(
     w.set_flags(flags);
     if let Some(e) = edns {
         w.set_limit(limit);
-        w.opt(opts.udp_payload, (rc >> 4) as u8, e.dnssec_ok);
+        // RFC 8467 §4.1: pad responses to a multiple of 468 octets, only
+        // over an encrypted transport and only when the query was padded.
+        let pad_to = if tr == Transport::Tls && e.padding {
+            PADDING_BLOCK
+        } else {
+            0
+        };
+        w.opt(opts.udp_payload, (rc >> 4) as u8, e.dnssec_ok, pad_to);
     }
     w.finish()
 }

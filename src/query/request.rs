@@ -41,6 +41,9 @@ pub mod rcode {
     }
 }
 
+/// The EDNS Padding option's code (RFC 7830).
+pub const EDNS_PADDING: u16 = 12;
+
 pub mod opcode {
     pub const QUERY: u8 = 0;
     pub const NOTIFY: u8 = 4;
@@ -51,6 +54,8 @@ pub struct Edns {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
+    /// The query carried the Padding option (RFC 7830).
+    pub padding: bool,
 }
 
 /// A parsed request. `question` spans the question section in the request.
@@ -188,10 +193,12 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     return Err(Reject::Rcode(rcode::FORMERR));
                 }
                 let mut o = rd_at;
+                let mut padding = false;
                 while o < i {
                     let olen = u16_at(b, o + 2)
                         .filter(|_| o + 4 <= i)
                         .ok_or(Reject::Rcode(rcode::FORMERR))?;
+                    padding |= u16_at(b, o) == Some(EDNS_PADDING);
                     o += 4 + olen as usize;
                 }
                 if o != i {
@@ -201,6 +208,7 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     payload: class.max(512),
                     version: (ttl_hi & 0xff) as u8,
                     dnssec_ok: ttl_lo & 0x8000 != 0,
+                    padding,
                 });
             }
         }

@@ -271,17 +271,37 @@ impl<'b> Writer<'b> {
     }
 
     /// Appends the OPT record (RFC 6891). Callers keep room for it.
-    pub fn opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool) {
+    /// The OPT record; with `pad_to` > 0, a Padding option (RFC 7830) that
+    /// brings the message to a multiple of `pad_to` octets, as far as the
+    /// limit allows.
+    pub fn opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool, pad_to: usize) {
         let ttl: u32 = ((ext_rcode as u32) << 24) | if dnssec_ok { 0x8000 } else { 0 };
         let mut rr = [0u8; 11];
         rr[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
         rr[3..5].copy_from_slice(&payload.to_be_bytes());
         rr[5..9].copy_from_slice(&ttl.to_be_bytes());
         let end = self.len + 11;
-        if end <= self.buf.len() {
-            self.buf[self.len..end].copy_from_slice(&rr);
-            self.len = end;
-            self.counts[3] += 1;
+        if end > self.buf.len() {
+            return;
+        }
+        let room = self.limit.min(self.buf.len());
+        let pad = match pad_to {
+            0 => None,
+            _ if end + 4 > room => None,
+            block => Some(((end + 4).next_multiple_of(block).min(room)) - end - 4),
+        };
+        if let Some(n) = pad {
+            rr[9..11].copy_from_slice(&((4 + n) as u16).to_be_bytes());
+        }
+        self.buf[self.len..end].copy_from_slice(&rr);
+        self.len = end;
+        self.counts[3] += 1;
+        if let Some(n) = pad {
+            let opt = &mut self.buf[end..end + 4 + n];
+            opt[..2].copy_from_slice(&crate::query::request::EDNS_PADDING.to_be_bytes());
+            opt[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+            opt[4..].fill(0);
+            self.len = end + 4 + n;
         }
     }
 

@@ -27,7 +27,7 @@ use crate::xfr::notify_out::Announce;
 use crate::xfr::tsig::SharedKeyring;
 use crate::zone::Zone;
 use crate::zone::rdata::Soa;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub struct SecondaryZone {
     store: Option<Store>,
     current: Option<Arc<Zone>>,
     /// Primaries in the order to try; the one that answered last goes first.
-    primaries: Vec<SocketAddr>,
+    primaries: Vec<crate::config::Primary>,
     expire_at: Option<Instant>,
     status: Arc<ZoneStatus>,
     commands: mpsc::UnboundedReceiver<Command>,

@@ -2,12 +2,20 @@
 //! that is ahead (IXFR, AXFR when it must).
 
 use super::SecondaryZone;
+use crate::config::Primary;
+use crate::tls::Connector;
 use crate::xfr::client::Client;
 use crate::zone::serial::is_newer;
 use hickory_proto::rr::TSigner;
-use std::net::SocketAddr;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
+
+/// Where and how one refresh talks to a primary.
+pub(super) struct Link<'a> {
+    pub primary: Primary,
+    pub key: Option<&'a TSigner>,
+    pub tls: Option<&'a Connector>,
+}
 
 impl SecondaryZone {
     /// The zone's TSIG key as the keyring holds it now (a reloaded secret
@@ -24,11 +32,16 @@ impl SecondaryZone {
         }
     }
 
-    /// The transfer client for this zone's limits and key.
-    pub(super) fn client<'a>(&'a self, key: Option<&'a TSigner>) -> Client<'a> {
+    /// The transfer client for this zone's limits, key and TLS settings.
+    pub(super) fn client<'a>(
+        &'a self,
+        key: Option<&'a TSigner>,
+        tls: Option<&'a Connector>,
+    ) -> Client<'a> {
         Client {
             apex: &self.cfg.apex,
             key,
+            tls,
             max_records: self.cfg.max_transfer_records,
             max_bytes: self.cfg.max_transfer_bytes,
             timeout: self.cfg.transfer_timeout,
@@ -56,22 +69,36 @@ impl SecondaryZone {
         Err(errors.join("; "))
     }
 
-    async fn refresh_from(&mut self, primary: SocketAddr) -> Result<String, String> {
+    async fn refresh_from(&mut self, primary: Primary) -> Result<String, String> {
         let key = self.signer()?;
+        // Read at each refresh: a rotated CA or client certificate applies
+        // without a reload.
+        let tls = match primary.tls {
+            true => Some(
+                self.cfg
+                    .tls
+                    .connector()
+                    .map_err(|e| format!("TLS settings: {e}"))?,
+            ),
+            false => None,
+        };
+        let link = Link {
+            primary,
+            key: key.as_ref(),
+            tls: tls.as_ref(),
+        };
         if std::mem::take(&mut self.force_axfr) {
             let started = std::time::Instant::now();
-            let (style, serial, records) = self
-                .transfer(primary, key.as_ref(), None, true)
-                .await
-                .map_err(|e| {
-                self.force_axfr = true;
-                format!("AXFR: {e}")
-            })?;
+            let (style, serial, records) =
+                self.transfer(&link, None, None, true).await.map_err(|e| {
+                    self.force_axfr = true;
+                    format!("AXFR: {e}")
+                })?;
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
             return Ok(format!("{style} from {primary}: serving serial {serial}"));
         }
-        let theirs = self
-            .client(key.as_ref())
+        let (theirs, conn) = self
+            .client(link.key, link.tls)
             .soa_serial(primary)
             .await
             .map_err(|e| format!("SOA query: {e}"))?;
@@ -87,20 +114,14 @@ impl SecondaryZone {
         let current_soa = self.current.as_ref().map(|z| z.soa_rr());
         let started = std::time::Instant::now();
         let (kind, result) = match &current_soa {
-            Some(soa) => match self.transfer(primary, key.as_ref(), Some(soa), false).await {
+            Some(soa) => match self.transfer(&link, conn, Some(soa), false).await {
                 Ok(v) => ("IXFR", Ok(v)),
                 Err(e) => {
                     warn!(zone = %self.cfg.name, %primary, "IXFR failed ({e}); trying AXFR");
-                    (
-                        "AXFR",
-                        self.transfer(primary, key.as_ref(), None, false).await,
-                    )
+                    ("AXFR", self.transfer(&link, None, None, false).await)
                 }
             },
-            None => (
-                "AXFR",
-                self.transfer(primary, key.as_ref(), None, false).await,
-            ),
+            None => ("AXFR", self.transfer(&link, conn, None, false).await),
         };
         let (style, serial, records) = result.map_err(|e| format!("{kind}: {e}"))?;
         info!(

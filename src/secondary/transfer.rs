@@ -3,13 +3,12 @@
 //! then swapped into the catalog.
 
 use super::SecondaryZone;
+use super::refresh::Link;
 use crate::stats;
-use crate::xfr::client::XfrError;
+use crate::xfr::client::{Conn, XfrError};
 use crate::xfr::reader::Fetched;
 use crate::zone::diff::{self, Rr};
 use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
-use hickory_proto::rr::TSigner;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::error;
@@ -19,8 +18,8 @@ impl SecondaryZone {
     /// published; the EXPIRE timer restarts. Returns (style, serial, records).
     pub(super) async fn transfer(
         &mut self,
-        primary: SocketAddr,
-        key: Option<&TSigner>,
+        link: &Link<'_>,
+        conn: Option<Conn>,
         current: Option<&Rr>,
         any_serial: bool,
     ) -> Result<(&'static str, u32, usize), XfrError> {
@@ -29,7 +28,11 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        let (fetched, _messages, bytes) = match self.client(key).fetch(primary, current).await {
+        let (fetched, _messages, bytes) = match self
+            .client(link.key, link.tls)
+            .fetch(link.primary, current, conn)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);

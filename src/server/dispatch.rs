@@ -14,12 +14,16 @@ use crate::xfr::{acl, notify_in, out};
 use crate::zone::rtype;
 use std::net::IpAddr;
 
-/// What answering needs besides the catalog: the query path's options and
-/// the keyring, both swapped on config reload.
+/// What answering needs besides the catalog: the query path's options,
+/// the keyring and the TLS listener's certificate, all swapped on config
+/// reload.
 #[derive(Default)]
 pub struct Options {
     pub query: query::Options,
     pub keys: SharedKeyring,
+    /// New TLS connections use what is here at their handshake; those in
+    /// flight keep theirs.
+    pub tls: arc_swap::ArcSwapOption<rustls::ServerConfig>,
 }
 
 /// Answers one request into `out` (at least 65535 bytes for TCP). Returns the

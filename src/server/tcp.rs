@@ -1,8 +1,10 @@
-//! DNS over TCP (RFC 7766): 2-byte length framing, pipelined queries
-//! answered in order, an idle timeout, a cap on open connections and on
-//! concurrent transfers out. When more than half the connections are in use
-//! the timeouts shrink to a second, so connections that hold a slot without
-//! sending (slow-loris) cannot keep others out for long.
+//! DNS over TCP (RFC 7766) and over TLS (RFC 7858, XoT RFC 9103): 2-byte
+//! length framing, pipelined queries answered in order, an idle timeout, a
+//! cap on open connections and on concurrent transfers out (per
+//! listener). When more than half the connections are in use the timeouts
+//! shrink to a second, so connections that hold a slot without sending
+//! (slow-loris) cannot keep others out for long. A TLS listener runs the
+//! same loop once its handshake is done.
 
 use crate::catalog::SharedCatalog;
 use crate::query::Transport;
@@ -10,13 +12,14 @@ use crate::query::request::{self, rcode};
 use crate::query::writer::Writer;
 use crate::server::dispatch::{self, Options};
 use crate::supervise;
+use crate::xfr::acl::Channel;
 use crate::xfr::out as transfer;
 use crate::zone::rtype;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::debug;
@@ -51,11 +54,14 @@ impl Shared {
     }
 }
 
+/// Serves DNS on `listener`: over TCP, or over TLS when `tls` (the
+/// certificate is `opts.tls` at each handshake).
 pub async fn serve(
     listener: TcpListener,
     catalog: SharedCatalog,
     opts: Arc<Options>,
     settings: TcpSettings,
+    tls: bool,
 ) {
     let shared = Arc::new(Shared {
         catalog,
@@ -85,7 +91,11 @@ pub async fn serve(
         // The connection runs in a task of its own, so that a panic in it
         // (a transfer, a query) ends that connection only, is counted and
         // logged, and still gives its slot back.
-        let conn = tokio::spawn(connection(stream, peer.ip(), shared.clone()));
+        let conn = if tls {
+            tokio::spawn(tls_connection(stream, peer.ip(), shared.clone()))
+        } else {
+            tokio::spawn(tcp_connection(stream, peer.ip(), shared.clone()))
+        };
         tokio::spawn(async move {
             let _slot = slot;
             match conn.await {
@@ -109,9 +119,43 @@ impl Drop for Slot {
     }
 }
 
-async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io::Result<()> {
+async fn tcp_connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    let (rd, wr) = stream.into_split();
+    connection(rd, wr, peer, sh, Channel::Tcp).await
+}
+
+/// The handshake (within the idle timeout), then the same loop as TCP.
+async fn tls_connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let Some(config) = sh.opts.tls.load_full() else {
+        return Ok(());
+    };
+    let accept = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let stream = match tokio::time::timeout(sh.timeout(), accept).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            crate::info_limited!(%peer, "TLS handshake failed: {e}");
+            return Ok(());
+        }
+        Err(_) => return Ok(()),
+    };
+    let certified = stream.get_ref().1.peer_certificates().is_some();
+    let (rd, wr) = tokio::io::split(stream);
+    connection(rd, wr, peer, sh, Channel::Tls { certified }).await
+}
+
+async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    rd: R,
+    mut wr: W,
+    peer: IpAddr,
+    sh: Arc<Shared>,
+    channel: Channel,
+) -> std::io::Result<()> {
+    let transport = match channel {
+        Channel::Tls { .. } => Transport::Tls,
+        _ => Transport::Tcp,
+    };
     let mut rd = BufReader::new(rd);
     let mut req = vec![0u8; 65535];
     let mut resp = vec![0u8; 65537];
@@ -141,14 +185,24 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io
                 };
                 resp[..2].copy_from_slice(&(n as u16).to_be_bytes());
                 wr.write_all(&resp[..n + 2]).await?;
+                wr.flush().await?;
                 continue;
             };
             // The catalog snapshot (and with it the zone version) lives
             // as long as the transfer; edits publish new ones meanwhile.
             let cat = sh.catalog.load_full();
             let keys = sh.opts.keys.load();
-            if let Err(e) =
-                transfer::respond(&mut wr, request, &parsed, &cat, peer, &keys, sh.deadlines).await
+            if let Err(e) = transfer::respond(
+                &mut wr,
+                request,
+                &parsed,
+                &cat,
+                peer,
+                channel,
+                &keys,
+                sh.deadlines,
+            )
+            .await
             {
                 crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), "transfer out abandoned: {e}");
                 return Err(e);
@@ -159,7 +213,7 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io
             let cat = sh.catalog.load();
             let out = &mut resp[2..];
             supervise::supervised(|| {
-                dispatch::answer(&cat, request, out, Transport::Tcp, peer, &sh.opts)
+                dispatch::answer(&cat, request, out, transport, peer, &sh.opts)
             })
             .unwrap_or_else(|msg| {
                 supervise::caught(supervise::Path::Tcp, &msg, request);
@@ -170,6 +224,9 @@ async fn connection(stream: TcpStream, peer: IpAddr, sh: Arc<Shared>) -> std::io
             crate::stats::count_response(true, &resp[2..n + 2]);
             resp[..2].copy_from_slice(&(n as u16).to_be_bytes());
             wr.write_all(&resp[..n + 2]).await?;
+            // TLS holds written data in its session until flushed; for TCP
+            // this does nothing.
+            wr.flush().await?;
         }
     }
 }

@@ -1,7 +1,8 @@
-//! Who may transfer a zone: address lists (CIDR prefixes) and the zone's
-//! key, as its policy says.
+//! Who may transfer a zone: address lists (CIDR prefixes), the zone's
+//! key and the channel the request came on, as its policy says.
 
 use crate::catalog::{Catalog, Served};
+use crate::config::TransferTls;
 use crate::zone::name;
 use ipnet::IpNet;
 use std::net::IpAddr;
@@ -28,6 +29,32 @@ pub fn zone_at_apex<'c>(catalog: &'c Catalog, qname: &[u8]) -> Option<&'c Served
 /// May `peer`, whose request was signed with `key` (if any), transfer the zone?
 pub fn transfer_allowed(served: &Served, peer: IpAddr, key: Option<&[u8]>) -> bool {
     allows(&served.policy.allow_transfer, peer) && served.policy.key_ok(key)
+}
+
+/// What a request arrived over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Udp,
+    Tcp,
+    /// `certified`: the client showed a certificate the listener's
+    /// `tls_client_ca` verified.
+    Tls {
+        certified: bool,
+    },
+}
+
+/// Why the zone's `transfer_tls` refuses a transfer over `ch`, if it does.
+pub fn channel_refusal(served: &Served, ch: Channel) -> Option<&'static str> {
+    match (served.policy.transfer_tls, ch) {
+        (TransferTls::Optional, _) => None,
+        (_, Channel::Udp | Channel::Tcp) => Some(
+            "transfer refused: transfer_tls = \"required\" and the request came over plain TCP/UDP",
+        ),
+        (TransferTls::RequiredWithCertificate, Channel::Tls { certified: false }) => Some(
+            "transfer refused: transfer_tls = \"required\" with tls_client_ca, and the client showed no certificate",
+        ),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,18 @@
-//! Transfers in: the SOA check and IXFR/AXFR over TCP, with TSIG on every
-//! message when the zone has a key, per-message and whole-transfer timeouts,
-//! size limits, and the record stream checked as it arrives (`reader`).
+//! Transfers in: the SOA check and IXFR/AXFR over TCP or TLS (XoT, RFC
+//! 9103), with TSIG on every message when the zone has a key, per-message
+//! and whole-transfer timeouts, size limits, and the record stream checked
+//! as it arrives (`reader`).
+//!
+//! A TLS primary is asked its SOA over TLS, not UDP (a plain-text query
+//! would tell the path which zone is about to move), and the transfer that
+//! follows reuses that connection. BIND skips the SOA query for TLS
+//! primaries and asks IXFR at once; asking first keeps a secondary that is
+//! up to date from opening a transfer at all.
 
 pub use super::error::XfrError;
 use super::reader::{Fetched, Parser, answers};
+use crate::config::Primary;
+use crate::tls::{ALPN_DOT, Connector};
 use crate::zone::diff::{Rr, soa_serial};
 use crate::zone::rdata::Soa;
 use crate::zone::rtype;
@@ -12,16 +21,23 @@ use hickory_proto::rr::rdata::SOA;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout, timeout_at};
 
 /// How long one message (or the SOA answer) may take to arrive.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A connection to a primary: TCP, or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub type Conn = Box<dyn Io>;
+
 pub struct Client<'a> {
     pub apex: &'a [u8],
     pub key: Option<&'a TSigner>,
+    /// For `tls://` primaries.
+    pub tls: Option<&'a Connector>,
     pub max_records: usize,
     pub max_bytes: u64,
     pub timeout: Duration,
@@ -96,8 +112,56 @@ impl Client<'_> {
         }
     }
 
-    /// The primary's current serial (SOA over UDP, over TCP if truncated).
-    pub async fn soa_serial(&self, primary: SocketAddr) -> Result<u32, XfrError> {
+    /// A connection to `primary`, TLS verified (certificate, name, ALPN)
+    /// when the primary is `tls://`.
+    pub async fn connect(&self, primary: Primary, deadline: Instant) -> Result<Conn, XfrError> {
+        let tcp = timeout_at(deadline, TcpStream::connect(primary.addr))
+            .await
+            .map_err(|_| XfrError::Timeout)??;
+        let _ = tcp.set_nodelay(true);
+        if !primary.tls {
+            return Ok(Box::new(tcp));
+        }
+        let tls = self
+            .tls
+            .ok_or_else(|| XfrError::Tls("no TLS settings for this zone".into()))?;
+        let name = tls.server_name(primary.addr);
+        let s = timeout_at(
+            deadline,
+            tokio_rustls::TlsConnector::from(tls.config.clone()).connect(name.clone(), tcp),
+        )
+        .await
+        .map_err(|_| XfrError::Timeout)?
+        .map_err(|e| {
+            XfrError::Tls(format!(
+                "handshake with {primary} (as {}): {e}",
+                name.to_str()
+            ))
+        })?;
+        // RFC 9103 §7.1: XoT needs the "dot" ALPN; a server that does not
+        // agree to it is not one to transfer from (BIND refuses it too).
+        if s.get_ref().1.alpn_protocol() != Some(ALPN_DOT) {
+            return Err(XfrError::Tls(format!(
+                "{primary} did not agree to ALPN \"dot\" (RFC 9103 §7.1)"
+            )));
+        }
+        Ok(Box::new(s))
+    }
+
+    /// The primary's current serial, and for a TLS primary the connection
+    /// it was asked on (for the transfer to reuse). Plain primaries are
+    /// asked over UDP (over TCP if truncated).
+    pub async fn soa_serial(&self, primary: Primary) -> Result<(u32, Option<Conn>), XfrError> {
+        if primary.tls {
+            let deadline = Instant::now() + MESSAGE_TIMEOUT;
+            let mut conn = self.connect(primary, deadline).await?;
+            let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
+            send(&mut conn, &req).await?;
+            let raw = recv(&mut conn, deadline).await?;
+            self.check(&raw, id, &mut verifier)?;
+            return Ok((self.serial_in(&raw)?, Some(conn)));
+        }
+        let primary = primary.addr;
         let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
         let bind: SocketAddr = if primary.is_ipv4() {
             ([0, 0, 0, 0], 0).into()
@@ -133,12 +197,17 @@ impl Client<'_> {
             self.check(&raw, id, &mut verifier)?;
             raw
         };
+        Ok((self.serial_in(&raw)?, None))
+    }
+
+    /// The serial of the zone's SOA in an answer to our SOA query.
+    fn serial_in(&self, raw: &[u8]) -> Result<u32, XfrError> {
         if raw[2] & 0x04 == 0 {
             return Err(XfrError::Malformed(
                 "SOA answer is not authoritative".into(),
             ));
         }
-        let answers = answers(&raw).map_err(|e| XfrError::Malformed(format!("SOA answer: {e}")))?;
+        let answers = answers(raw).map_err(|e| XfrError::Malformed(format!("SOA answer: {e}")))?;
         answers
             .iter()
             .find(|r| r.rtype == rtype::SOA && r.owner.eq_ignore_ascii_case(self.apex))
@@ -146,11 +215,13 @@ impl Client<'_> {
             .ok_or_else(|| XfrError::Malformed("no SOA in the answer".into()))
     }
 
-    /// IXFR from `current` (the SOA we serve), or AXFR when `current` is None.
+    /// IXFR from `current` (the SOA we serve), or AXFR when `current` is
+    /// None; on `conn` when the SOA check left one open.
     pub async fn fetch(
         &self,
-        primary: SocketAddr,
+        primary: Primary,
         current: Option<&Rr>,
+        conn: Option<Conn>,
     ) -> Result<(Fetched, usize, u64), XfrError> {
         let t = if current.is_some() {
             RecordType::IXFR
@@ -159,9 +230,10 @@ impl Client<'_> {
         };
         let (req, mut verifier, id) = self.request(t, current)?;
         let deadline = Instant::now() + self.timeout;
-        let mut s = timeout_at(deadline, TcpStream::connect(primary))
-            .await
-            .map_err(|_| XfrError::Timeout)??;
+        let mut s = match conn {
+            Some(c) => c,
+            None => self.connect(primary, deadline).await?,
+        };
         send(&mut s, &req).await?;
         let client_serial = current.and_then(|c| soa_serial(&c.rdata));
         let mut parser = Parser::new(client_serial, self.max_records);
@@ -184,14 +256,19 @@ impl Client<'_> {
     }
 }
 
-async fn send(s: &mut TcpStream, msg: &[u8]) -> Result<(), XfrError> {
+async fn send<S: AsyncWrite + Unpin + ?Sized>(s: &mut S, msg: &[u8]) -> Result<(), XfrError> {
     let mut framed = (msg.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(msg);
     s.write_all(&framed).await?;
+    // TLS holds written data in its session until flushed.
+    s.flush().await?;
     Ok(())
 }
 
-async fn recv(s: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, XfrError> {
+async fn recv<S: AsyncRead + Unpin + ?Sized>(
+    s: &mut S,
+    deadline: Instant,
+) -> Result<Vec<u8>, XfrError> {
     let len = timeout_at(deadline, s.read_u16())
         .await
         .map_err(|_| XfrError::Timeout)?

@@ -9,6 +9,8 @@ pub enum XfrError {
     Timeout,
     #[error("answered {}{}", crate::query::request::rcode::name(*.0), .1.as_deref().map(|t| format!(" (TSIG {t})")).unwrap_or_default())]
     Rcode(u16, Option<String>),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("TSIG: {0}")]
     Tsig(String),
     #[error("malformed: {0}")]

@@ -7,7 +7,7 @@ use crate::catalog::Catalog;
 use crate::query::request::{AA, QR, Request, TC, rcode};
 use crate::query::writer::{ANSWER, Writer};
 use crate::stats;
-use crate::xfr::acl::{transfer_allowed, zone_at_apex};
+use crate::xfr::acl::{Channel, channel_refusal, transfer_allowed, zone_at_apex};
 use crate::xfr::journal;
 use crate::xfr::tsig::{self, Keyring, Verified};
 use crate::zone::diff::Rr;
@@ -156,7 +156,12 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
         framed.extend_from_slice(&msg);
         let by = self.deadline.min(Instant::now() + self.message_timeout);
-        match tokio::time::timeout_at(by, self.wr.write_all(&framed)).await {
+        // Flushed per message: TLS holds written data in its session.
+        let sent = async {
+            self.wr.write_all(&framed).await?;
+            self.wr.flush().await
+        };
+        match tokio::time::timeout_at(by, sent).await {
             Ok(r) => r?,
             Err(_) => {
                 let what = if by == self.deadline {
@@ -193,13 +198,15 @@ fn client_serial(req: &[u8], parsed: &Request) -> Option<u32> {
     Soa::parse(&rd).map(|s| s.serial)
 }
 
-/// Answers an AXFR or IXFR request on a TCP connection.
+/// Answers an AXFR or IXFR request on a TCP or TLS connection.
+#[allow(clippy::too_many_arguments)]
 pub async fn respond<W: AsyncWrite + Unpin>(
     wr: &mut W,
     req: &[u8],
     parsed: &Request<'_>,
     catalog: &Catalog,
     peer: IpAddr,
+    channel: Channel,
     keys: &Keyring,
     limits: Deadlines,
 ) -> std::io::Result<()> {
@@ -245,6 +252,11 @@ pub async fn respond<W: AsyncWrite + Unpin>(
     if !transfer_allowed(served, peer, key.as_deref()) {
         let key = key.as_deref().map_or("none".to_string(), name::to_text);
         crate::warn_limited!(zone = %zname, %peer, kind, %key, rcode = "REFUSED", "transfer refused by allow_transfer/transfer_key");
+        stats::transfer_out(kind_idx, false, 0);
+        return s.error(rcode::REFUSED).await;
+    }
+    if let Some(why) = channel_refusal(served, channel) {
+        crate::warn_limited!(zone = %zname, %peer, kind, rcode = "REFUSED", "{why}");
         stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::REFUSED).await;
     }
@@ -331,7 +343,7 @@ pub fn ixfr_over_udp(
     let Some(served) = zone_at_apex(catalog, q.qname) else {
         return rcode::NOTAUTH;
     };
-    if !transfer_allowed(served, peer, key) {
+    if !transfer_allowed(served, peer, key) || channel_refusal(served, Channel::Udp).is_some() {
         return rcode::REFUSED;
     }
     let Some(zone) = served.zone.as_deref() else {
