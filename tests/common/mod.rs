@@ -77,6 +77,15 @@ impl Tandem {
         panic!("tandem did not start");
     }
 
+    /// Starts tandem in a fresh directory without waiting for any zone
+    /// (for one that is not expected to serve).
+    pub fn spawn(config: &str) -> Tandem {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut t = Tandem::spawn_in(&tmp.path().to_path_buf(), free_port(), config);
+        t._tmp = Some(tmp);
+        t
+    }
+
     /// Starts tandem in `dir` on `port` (a restart keeps both) without
     /// waiting for any zone.
     pub fn spawn_in(dir: &Path, port: u16, config: &str) -> Tandem {
@@ -273,13 +282,13 @@ pub fn udp_query(addr: SocketAddr, msg: &Message) -> Message {
     panic!("no UDP answer from {addr} to {:?}", msg.queries);
 }
 
-pub fn tcp_send(s: &mut TcpStream, bytes: &[u8]) {
+pub fn tcp_send<W: Write>(s: &mut W, bytes: &[u8]) {
     let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(bytes);
     s.write_all(&framed).expect("tcp write");
 }
 
-pub fn tcp_recv(s: &mut TcpStream) -> Message {
+pub fn tcp_recv<R: Read>(s: &mut R) -> Message {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).expect("tcp read length");
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -466,9 +475,10 @@ impl Rng {
 }
 
 pub mod peers;
+pub mod tls;
 
 /// Reads one framed DNS message from a TCP stream, raw.
-pub fn tcp_recv_raw(s: &mut TcpStream) -> Vec<u8> {
+pub fn tcp_recv_raw<R: Read>(s: &mut R) -> Vec<u8> {
     let mut len = [0u8; 2];
     s.read_exact(&mut len).expect("tcp read length");
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -484,11 +494,16 @@ pub fn transfer_raw(addr: SocketAddr, request: &[u8]) -> Vec<Vec<u8>> {
     let mut s = TcpStream::connect(addr).expect("tcp connect");
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    tcp_send(&mut s, request);
+    transfer_on(&mut s, request)
+}
+
+/// As `transfer_raw`, on a connection already open (TCP or TLS).
+pub fn transfer_on<S: Read + Write>(s: &mut S, request: &[u8]) -> Vec<Vec<u8>> {
+    tcp_send(s, request);
     let mut msgs = Vec::new();
     let mut records: Vec<hickory_proto::rr::Record> = Vec::new();
     loop {
-        let raw = tcp_recv_raw(&mut s);
+        let raw = tcp_recv_raw(s);
         let m = Message::from_vec(&raw).expect("parse transfer message");
         let rcode = m.metadata.response_code;
         records.extend(m.answers.iter().cloned());
