@@ -81,7 +81,7 @@ impl Tandem {
     /// (for one that is not expected to serve).
     pub fn spawn(config: &str) -> Tandem {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut t = Tandem::spawn_in(&tmp.path().to_path_buf(), free_port(), config);
+        let mut t = Tandem::spawn_in(tmp.path(), free_port(), config);
         t._tmp = Some(tmp);
         t
     }
