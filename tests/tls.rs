@@ -278,10 +278,7 @@ fn a_renewed_certificate_is_used_after_reload_and_open_connections_stay() {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], tls_port));
     let mut open = pki.connect(addr, &[b"dot"], false).unwrap();
     let before = open.conn.peer_certificates().unwrap()[0].to_vec();
-    pki.issue(
-        "server",
-        &format!("DNS:{},IP:127.0.0.1", common::tls::SERVER_NAME),
-    );
+    pki.issue("server", &[common::tls::SERVER_NAME, "127.0.0.1"]);
     let (code, out, err) = t.cli(&["reload", "--config", "tandem.toml"]);
     assert_eq!(code, 0, "{out}{err}");
     let mut fresh = pki.connect(addr, &[b"dot"], false).unwrap();

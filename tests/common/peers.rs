@@ -244,6 +244,78 @@ impl Peer {
     }
 }
 
+/// BIND's options that every test peer shares, listening on `port`.
+fn bind_options(d: &str, port: u16, extra: &str) -> String {
+    format!(
+        "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
+         managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+         recursion no;\n{extra}}};\ncontrols {{ }};\n"
+    )
+}
+
+impl Peer {
+    /// BIND `named` on `port` as a secondary of `zone` from the TLS primary
+    /// at `primary`, verifying its certificate against `ca` and `name`
+    /// (BIND's XoT: strict verification, ALPN "dot", no SOA query first).
+    pub fn bind_tls_secondary(
+        port: u16,
+        zone: &str,
+        primary: SocketAddr,
+        ca: &Path,
+        name: &str,
+    ) -> Peer {
+        let (dir, d) = peer_dir();
+        let conf = format!(
+            "{}tls primary-tls {{\n  ca-file \"{}\";\n  remote-hostname \"{name}\";\n}};\n\
+             zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {} port {} tls primary-tls; }};\n  file \"{d}/secondary.db\";\n}};\n",
+            bind_options(&d, port, "  notify no;\n"),
+            ca.display(),
+            primary.ip(),
+            primary.port()
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        let conf_path = dir.path().join("named.conf").display().to_string();
+        Peer::spawn(
+            "named",
+            &["-g".into(), "-d".into(), "3".into(), "-c".into(), conf_path],
+            dir,
+            port,
+        )
+    }
+
+    /// BIND `named` on `port` (and TLS on `tls_port` with `cert`/`key`) as
+    /// the primary of `zone` from `file`, transfers over TLS only,
+    /// notifying `follower` and serving IXFR from file edits.
+    pub fn bind_tls_primary(
+        port: u16,
+        tls_port: u16,
+        zone: &str,
+        file: &Path,
+        (cert, key): (&Path, &Path),
+        follower: SocketAddr,
+    ) -> Peer {
+        let (dir, d) = peer_dir();
+        let extra = format!(
+            "  listen-on port {tls_port} tls local-tls {{ 127.0.0.1; }};\n  notify explicit;\n  \
+             also-notify {{ {} port {}; }};\n  notify-delay 0;\n  allow-transfer port {tls_port} transport tls {{ 127.0.0.1; }};\n  \
+             ixfr-from-differences yes;\n",
+            follower.ip(),
+            follower.port()
+        );
+        let conf = format!(
+            "tls local-tls {{\n  cert-file \"{}\";\n  key-file \"{}\";\n}};\n{}\
+             zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n}};\n",
+            cert.display(),
+            key.display(),
+            bind_options(&d, port, &extra),
+            file.display()
+        );
+        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
+        let conf_path = dir.path().join("named.conf").display().to_string();
+        Peer::spawn("named", &["-g".into(), "-c".into(), conf_path], dir, port)
+    }
+}
+
 /// SIGTERM, then SIGKILL if the daemon is still there after 5 s.
 /// A peer's working directory and its path as text for config files.
 fn peer_dir() -> (tempfile::TempDir, String) {

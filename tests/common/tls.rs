@@ -1,120 +1,77 @@
-//! Test certificates, made at test time with the `openssl` command (never
-//! committed), and a DNS-over-TLS client on rustls for the tests.
+//! Test certificates, made at test time with rcgen (never committed), and
+//! a DNS-over-TLS client on rustls for the tests.
 
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The name the server certificate carries (besides IP 127.0.0.1).
 pub const SERVER_NAME: &str = "primary.test";
 
 /// A CA, a server certificate for `primary.test` and 127.0.0.1, and a
-/// client certificate, all signed by the CA, in a temporary folder.
+/// client certificate, all signed by the CA, as PEM files in a temporary
+/// folder (`ca.pem`, `server.pem`, `server.key`, `client.pem`, `client.key`).
 pub struct Pki {
     pub dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command (Debian package openssl) is needed to make test certificates");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ca: Certificate,
+    ca_key: KeyPair,
 }
 
 impl Pki {
     pub fn new() -> Pki {
+        // Each CA its own name, so a stranger's is an unknown issuer.
+        static N: AtomicUsize = AtomicUsize::new(0);
         let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        openssl(
-            d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=tandem test CA",
-            ],
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!(
+                "tandem test CA {} {}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
         );
-        let pki = Pki { dir };
-        pki.issue("server", &format!("DNS:{SERVER_NAME},IP:127.0.0.1"));
-        pki.issue("client", "DNS:secondary.test");
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca = params.self_signed(&ca_key).expect("CA certificate");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("ca.pem");
+        let pki = Pki { dir, ca, ca_key };
+        pki.issue("server", &[SERVER_NAME, "127.0.0.1"]);
+        pki.issue("client", &["secondary.test"]);
         pki
     }
 
-    /// (Re)issues `NAME.pem` and `NAME.key` with a fresh key.
-    pub fn issue(&self, name: &str, san: &str) {
+    /// (Re)issues `NAME.pem` and `NAME.key` with a fresh key for `names`
+    /// (DNS names or IP addresses), put in place by rename as a renewal
+    /// would be.
+    pub fn issue(&self, name: &str, names: &[&str]) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().expect("key");
+        let cert = params
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("certificate");
         let d = self.dir.path();
-        let (key, csr, pem, ext) = (
-            format!("{name}.key.new"),
-            format!("{name}.csr"),
-            format!("{name}.pem.new"),
-            format!("{name}.ext"),
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        std::fs::write(
-            d.join(&ext),
-            format!(
-                "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-            ),
-        )
-        .expect("ext file");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                &pem,
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-            ],
-        );
-        // Into place by rename, as a certificate renewal would do it.
-        std::fs::rename(d.join(&key), d.join(format!("{name}.key"))).expect("rename key");
-        std::fs::rename(d.join(&pem), d.join(format!("{name}.pem"))).expect("rename cert");
+        for (file, text) in [
+            (format!("{name}.key"), key.serialize_pem()),
+            (format!("{name}.pem"), cert.pem()),
+        ] {
+            let tmp = d.join(format!("{file}.new"));
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, d.join(file)).expect("rename");
+        }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
