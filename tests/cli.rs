@@ -197,3 +197,27 @@ fn example_configs_are_valid() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.zones[0].role, tandem::config::Role::Secondary);
 }
+
+#[test]
+fn the_xot_example_pair_is_valid_with_certificates_in_place() {
+    let pki = common::tls::Pki::new();
+    pki.issue("server", &["primary.example.com", "127.0.0.1"]);
+    let dir = pki.dir.path().display().to_string();
+    let zones = concat!(env!("CARGO_MANIFEST_DIR"), "/zones/");
+    let text = |f: &str| {
+        std::fs::read_to_string(f)
+            .unwrap()
+            .replace("\"tls/", &format!("\"{dir}/"))
+            .replace("\"zones/", &format!("\"{zones}"))
+    };
+    let p = tandem::config::parse(&text("examples/xot-primary.toml"), "xot-primary.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        p.zones[0].transfer_tls,
+        tandem::config::TransferTls::RequiredWithCertificate
+    );
+    let s = tandem::config::parse(&text("examples/xot-secondary.toml"), "xot-secondary.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.zones[0].primaries[0].tls);
+    assert_eq!(s.zones[0].primaries[0].addr, p.server.tls_listen[0]);
+}
