@@ -5,7 +5,7 @@
 use crate::catalog::{Catalog, SharedCatalog, publish};
 use crate::config::Config;
 use crate::lifecycles::{self, ConfigSource, Zones};
-use crate::primary::watch::FileWatch;
+use crate::primary::watch::{Changed, FileWatch};
 use crate::query;
 use crate::server::{self, dispatch::Options};
 use crate::supervise;
@@ -124,7 +124,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
     if let Err(e) = std::fs::create_dir_all(&cfg.server.data_dir) {
         error!(data_dir = %cfg.server.data_dir.display(), "cannot create data_dir: {e}; journals and serials will not persist");
     }
-    let (reload_tx, reload_rx) = mpsc::unbounded_channel::<String>();
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel::<Changed>();
     let watch = FileWatch::start(cfg.server.zone_watch, reload_tx.clone());
     let token = cfg.server.control_token.clone();
     let zones = Zones::start(
@@ -163,7 +163,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
                         Err(e) => error!("config reload failed: {e}"),
                     }
                     for n in zones.primaries() {
-                        let _ = reload_tx.send(n);
+                        let _ = reload_tx.send(Changed::complete(n));
                     }
                 }
                 _ = term.recv() => break,

@@ -5,7 +5,8 @@
 
 use crate::catalog::{Served, SharedCatalog, ZonePolicy, publish};
 use crate::config::{self, Config, Role, ZoneConfig};
-use crate::primary::{PrimaryZone, Reloaded, watch::FileWatch};
+use crate::primary::watch::{Changed, FileWatch};
+use crate::primary::{PrimaryZone, Reloaded};
 use crate::query::Chaos;
 use crate::secondary::{self, SecondaryZone};
 use crate::server::dispatch::Options;
@@ -21,8 +22,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-/// Quiet time after a file event before the zone is re-read, so a burst of
-/// writes (an editor saving, a script touching twice) makes one reload.
+/// After a complete write (closed, or renamed into place) the zone is read
+/// once nothing more came for this long: a burst of saves in a row (a script
+/// writing twice) is one reload, and a single save is served within a few
+/// milliseconds.
+const BURST: Duration = Duration::from_millis(2);
+/// After a write that may not be complete (no close seen yet), the quiet
+/// time before the zone is read anyway: a writer that keeps its file open.
 const SETTLE: Duration = Duration::from_millis(100);
 
 /// How long the control API waits for a refresh or retransfer to finish
@@ -110,7 +116,7 @@ pub struct Zones {
     cfg: Mutex<Config>,
     zones: Mutex<BTreeMap<String, Running>>,
     watch: FileWatch,
-    reload_tx: mpsc::UnboundedSender<String>,
+    reload_tx: mpsc::UnboundedSender<Changed>,
     rt: tokio::runtime::Handle,
 }
 
@@ -122,7 +128,7 @@ impl Zones {
         source: ConfigSource,
         cfg: Config,
         watch: FileWatch,
-        reload_tx: mpsc::UnboundedSender<String>,
+        reload_tx: mpsc::UnboundedSender<Changed>,
         rt: tokio::runtime::Handle,
     ) -> Arc<Zones> {
         let zones = Arc::new(Zones {
@@ -437,7 +443,7 @@ impl Zones {
         }
         drop(zones);
         for name in to_load {
-            let _ = self.reload_tx.send(name);
+            let _ = self.reload_tx.send(Changed::complete(name));
         }
         info!(?added, ?removed, ?changed, unchanged, "config reloaded");
         Ok(serde_json::json!({
@@ -550,12 +556,16 @@ impl Zones {
 }
 
 /// Reloads primary zones named by file events, SIGHUP and config reloads,
-/// once each per burst.
-pub async fn reloader(mut rx: mpsc::UnboundedReceiver<String>, zones: Arc<Zones>) {
+/// once each per burst. Changes that arrive during a reload are read by the
+/// next one, so none is lost and none waits for a timer.
+pub async fn reloader(mut rx: mpsc::UnboundedReceiver<Changed>, zones: Arc<Zones>) {
     while let Some(first) = rx.recv().await {
-        let mut pending = BTreeSet::from([first]);
-        while let Ok(Some(n)) = tokio::time::timeout(SETTLE, rx.recv()).await {
-            pending.insert(n);
+        let wait = |c: &Changed| if c.complete { BURST } else { SETTLE };
+        let mut quiet = wait(&first);
+        let mut pending = BTreeSet::from([first.zone]);
+        while let Ok(Some(c)) = tokio::time::timeout(quiet, rx.recv()).await {
+            quiet = wait(&c);
+            pending.insert(c.zone);
         }
         let d = zones.clone();
         let _ = tokio::task::spawn_blocking(move || {

@@ -181,6 +181,40 @@ fn many_writes_in_a_row_make_one_reload_of_the_final_content() {
 }
 
 #[test]
+fn a_save_is_read_whether_the_writer_closes_renames_or_keeps_the_file_open() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lead.zone");
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
+    let t = Tandem::start(&config(&file, ""), ZONE);
+    let served = |name: &str| !t.q(name, RecordType::A).answers.is_empty();
+    // Written and closed in place: the close says the write is whole.
+    std::fs::write(&file, zone_text(ZONE, 1, "closed A 192.0.2.1\n")).unwrap();
+    wait_for("the closed write", Duration::from_secs(10), || {
+        served("closed.lead.test.").then_some(())
+    });
+    // Renamed into place.
+    write(&file, &zone_text(ZONE, 1, "renamed A 192.0.2.2\n"));
+    wait_for("the renamed file", Duration::from_secs(10), || {
+        served("renamed.lead.test.").then_some(())
+    });
+    // A writer that keeps the file open: read once it has been quiet.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&file)
+        .unwrap();
+    f.write_all(zone_text(ZONE, 1, "open A 192.0.2.3\n").as_bytes())
+        .unwrap();
+    f.flush().unwrap();
+    wait_for("the file still open", Duration::from_secs(10), || {
+        served("open.lead.test.").then_some(())
+    });
+    drop(f);
+    assert_eq!(serial(&t), 4);
+}
+
+#[test]
 fn the_serial_never_goes_backwards_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("lead.zone");

@@ -249,7 +249,34 @@ impl PrimaryZone {
             serial,
             content: hash,
         };
-        match state::write(&self.state_path, state) {
+        // The state and the journal entry are synced to disk at the same
+        // time (two fsyncs in parallel, not in a row): both are on the path
+        // from a save to the version being served.
+        let state_path = self.state_path.clone();
+        let zone_name = self.cfg.name.clone();
+        let (written, journal) = std::thread::scope(|scope| {
+            let journal = self.journal.as_mut().zip(diff).map(|(j, d)| {
+                scope.spawn(move || {
+                    j.append_or_restart(d)
+                        .and_then(|restart| j.trim().map(|_| restart))
+                })
+            });
+            let written = state::write(&state_path, state);
+            (written, journal.map(|h| h.join()))
+        });
+        match journal {
+            None | Some(Ok(Ok(None))) => {}
+            Some(Ok(Ok(Some(why)))) => warn!(zone = %zone_name, "{why}"),
+            Some(Ok(Err(e))) => {
+                error!(zone = %zone_name, "{e}; IXFR history restarts here");
+                self.clear_journal();
+            }
+            Some(Err(_)) => {
+                error!(zone = %zone_name, "the journal append panicked; IXFR history restarts here");
+                self.clear_journal();
+            }
+        }
+        match written {
             Ok(()) => self.status.set_degraded(None),
             Err(e) if on_disk == Some(state) || serial == file_serial => {
                 let why = format!(
@@ -265,20 +292,10 @@ impl PrimaryZone {
                     self.state_path.display()
                 );
                 self.status.set_degraded(Some(why.clone()));
+                // The journal may hold the unpublished version's entry:
+                // history restarts with the next version that is served.
+                self.clear_journal();
                 return self.failed(catalog, why);
-            }
-        }
-        if let (Some(d), Some(j)) = (diff, self.journal.as_mut()) {
-            match j
-                .append_or_restart(d)
-                .and_then(|restart| j.trim().map(|_| restart))
-            {
-                Ok(None) => {}
-                Ok(Some(why)) => warn!(zone = %self.cfg.name, "{why}"),
-                Err(e) => {
-                    error!(zone = %self.cfg.name, "{e}; IXFR history restarts here");
-                    self.clear_journal();
-                }
             }
         }
         let next = Arc::new(next);

@@ -1,9 +1,13 @@
 //! Watches zone files (and their `$INCLUDE`s) through inotify (the `notify`
 //! crate), falling back to polling. Directories are watched, not files, so
 //! editors that write a new file and rename it over the old one are seen.
-//! Events only name the zone; the reloader coalesces bursts.
+//! Events name the zone and say whether a write is complete (the file was
+//! closed after writing, or renamed into place) or may still be under way;
+//! the reloader reloads at once after the first and waits for quiet after
+//! the second, and coalesces bursts.
 
 use crate::config::ZoneWatch;
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +15,36 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{info, warn};
+
+/// A zone whose file changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    pub zone: String,
+    /// The change is whole: the file was closed after writing, renamed into
+    /// place, or found changed by a poll, a signal or a config reload.
+    /// Otherwise a writer may still be at it (a write without its close yet).
+    pub complete: bool,
+}
+
+impl Changed {
+    pub fn complete(zone: String) -> Changed {
+        Changed {
+            zone,
+            complete: true,
+        }
+    }
+}
+
+/// Whether an event ends a write (see `Changed::complete`), or is none of
+/// ours (`None`: reads, closes without writing).
+fn completes(kind: &EventKind) -> Option<bool> {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(true),
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => Some(true),
+        _ => Some(false),
+    }
+}
 
 pub struct FileWatch {
     watcher: Mutex<Box<dyn Watcher + Send>>,
@@ -34,21 +68,24 @@ fn absolute(p: &Path) -> PathBuf {
 
 impl FileWatch {
     /// Starts watching; each change to a registered file sends the names of the zones read from it.
-    pub fn start(mode: ZoneWatch, tx: UnboundedSender<String>) -> FileWatch {
+    pub fn start(mode: ZoneWatch, tx: UnboundedSender<Changed>) -> FileWatch {
         let files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>> = Arc::default();
         let map = files.clone();
         let poll_tx = tx.clone();
         let stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>> = Arc::default();
         let handler = move |res: notify::Result<notify::Event>| {
             let Ok(ev) = res else { return };
-            if matches!(ev.kind, EventKind::Access(_)) {
+            let Some(complete) = completes(&ev.kind) else {
                 return;
-            }
+            };
             let Ok(map) = map.lock() else { return };
             for p in &ev.paths {
                 if let Some(zones) = map.get(p) {
                     for z in zones {
-                        let _ = tx.send(z.clone());
+                        let _ = tx.send(Changed {
+                            zone: z.clone(),
+                            complete,
+                        });
                     }
                 }
             }
@@ -124,7 +161,7 @@ fn stamp(p: &Path) -> Stamp {
 fn spawn_poller(
     files: Arc<Mutex<HashMap<PathBuf, HashSet<String>>>>,
     stamps: Arc<Mutex<HashMap<PathBuf, Stamp>>>,
-    tx: UnboundedSender<String>,
+    tx: UnboundedSender<Changed>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("zone-poll".into())
@@ -145,7 +182,7 @@ fn spawn_poller(
                         drop(seen);
                         if before != now {
                             for z in zones {
-                                if tx.send(z).is_err() {
+                                if tx.send(Changed::complete(z)).is_err() {
                                     return;
                                 }
                             }

@@ -28,8 +28,18 @@ pub struct Store {
     pub timers: Timers,
 }
 
+/// The timers: a slot file (written after every transfer, on the path to
+/// serving it: one fsync), or the text form older versions wrote.
 fn read_timers(p: &Path) -> Option<Timers> {
-    let text = std::fs::read_to_string(p).ok()?;
+    let bytes = std::fs::read(p).ok()?;
+    if let Some(s) = crate::fsutil::read_slot(&bytes) {
+        return Some(Timers {
+            copy_serial: u32::from_be_bytes(s[0..4].try_into().ok()?),
+            last_refresh: u64::from_be_bytes(s[4..12].try_into().ok()?),
+            expires_at: u64::from_be_bytes(s[12..20].try_into().ok()?),
+        });
+    }
+    let text = String::from_utf8(bytes).ok()?;
     let mut t = Timers::default();
     for line in text.lines() {
         let (k, v) = line.split_once('=')?;
@@ -208,13 +218,10 @@ impl Store {
 
     pub fn save_timers(&self) -> std::io::Result<()> {
         let t = self.timers;
-        write_atomic(
-            &self.timers_path,
-            format!(
-                "copy_serial={}\nlast_refresh={}\nexpires_at={}\n",
-                t.copy_serial, t.last_refresh, t.expires_at
-            )
-            .as_bytes(),
-        )
+        let mut s = [0u8; crate::fsutil::SLOT_PAYLOAD];
+        s[0..4].copy_from_slice(&t.copy_serial.to_be_bytes());
+        s[4..12].copy_from_slice(&t.last_refresh.to_be_bytes());
+        s[12..20].copy_from_slice(&t.expires_at.to_be_bytes());
+        crate::fsutil::write_slot(&self.timers_path, &s)
     }
 }
