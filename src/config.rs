@@ -84,6 +84,8 @@ struct RawZone {
     max_transfer_bytes: Option<u64>,
     transfer_timeout: Option<u64>,
     transfer_tls: Option<String>,
+    follower_check_interval: Option<u64>,
+    follower_behind_after: Option<u64>,
     tls_ca: Option<PathBuf>,
     tls_name: Option<String>,
     tls_certificate: Option<PathBuf>,
@@ -160,6 +162,14 @@ impl std::fmt::Display for Primary {
             write!(f, "{}", self.addr)
         }
     }
+}
+
+/// How often a zone's listed followers are asked which serial they serve,
+/// and when one counts as left behind (`xfr::follower`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerChecks {
+    pub interval: Duration,
+    pub behind_after: Duration,
 }
 
 /// Whether a zone may be transferred over plain TCP.
@@ -291,6 +301,9 @@ pub struct ZoneConfig {
     pub transfer_tls: TransferTls,
     /// For `tls://` primaries.
     pub tls: ZoneTls,
+    /// How often the followers in `notify` are asked which serial they
+    /// serve, and when one is NOTIFYed again for being behind.
+    pub follower_checks: FollowerChecks,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
@@ -830,6 +843,10 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             ),
             transfer_tls,
             tls,
+            follower_checks: FollowerChecks {
+                interval: Duration::from_secs(z.follower_check_interval.unwrap_or(60).max(1)),
+                behind_after: Duration::from_secs(z.follower_behind_after.unwrap_or(30).max(1)),
+            },
         });
     }
     Ok(Config {

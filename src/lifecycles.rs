@@ -12,6 +12,7 @@ use crate::secondary::{self, SecondaryZone};
 use crate::server::dispatch::Options;
 use crate::status::ZoneStatus;
 use crate::supervise::{self, lock};
+use crate::xfr::follower;
 use crate::xfr::notify_out::{self, Announce};
 use crate::xfr::tsig::Keyring;
 use std::collections::{BTreeMap, BTreeSet};
@@ -211,7 +212,8 @@ impl Zones {
         lock(&self.cfg).server.data_dir.clone()
     }
 
-    /// One NOTIFY task per follower the zone's policy names.
+    /// One task per follower the zone's policy names: NOTIFY, then checks
+    /// that it serves each version (`xfr::follower`).
     fn notifiers(
         &self,
         zc: &ZoneConfig,
@@ -223,7 +225,7 @@ impl Zones {
             return Vec::new();
         }
         let _guard = self.rt.enter();
-        notify_out::spawn(
+        follower::spawn(
             zc.name.clone(),
             zc.apex.clone(),
             &policy.notify,
@@ -231,8 +233,9 @@ impl Zones {
                 key: policy.key.clone(),
                 keys: self.opts.keys.clone(),
             },
-            announce.subscribe(),
+            announce,
             status.clone(),
+            zc.follower_checks,
         )
     }
 
@@ -313,7 +316,9 @@ impl Zones {
     /// True when its file must be read again.
     fn reconfigure_zone(&self, r: &mut Running, zc: ZoneConfig) -> bool {
         let policy = Arc::new(ZonePolicy::from_config(&zc));
-        let followers_changed = r.policy.notify != policy.notify || r.policy.key != policy.key;
+        let followers_changed = r.policy.notify != policy.notify
+            || r.policy.key != policy.key
+            || r.cfg.follower_checks != zc.follower_checks;
         let reload = match &r.life {
             Lifecycle::Primary(pz) => {
                 lock(pz).reconfigure(zc.clone(), policy.clone(), &self.catalog)

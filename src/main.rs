@@ -303,13 +303,31 @@ fn print_status(v: &serde_json::Value) {
         if let Some(e) = z["last_error"].as_str() {
             println!("  last error ({}): {e}", s(&z["last_error_at"]));
         }
-        for f in z["followers"].as_array().into_iter().flatten() {
+        let followers = z["followers"].as_array().map_or(0, |f| f.len());
+        if followers > 0 {
+            let converged = if z["converged"] == true {
+                "converged".to_string()
+            } else {
+                "not converged".to_string()
+            };
             println!(
-                "  follower {:<24} serial {:<12} lag {:<6} last seen {:<21} notify acked {}",
+                "  {converged}: serial {} reached every listed follower {} ms after it was published",
+                s(&z["converged_serial"]),
+                s(&z["convergence_ms"])
+            );
+        }
+        for f in z["followers"].as_array().into_iter().flatten() {
+            let behind = match f["behind_since"].as_str() {
+                Some(t) => format!("  behind since {t}"),
+                None => String::new(),
+            };
+            println!(
+                "  follower {:<24} {:<11} serving {:<12} lag {:<6} checked {:<21} notify acked {}{behind}",
                 s(&f["address"]),
-                s(&f["serial"]),
+                s(&f["state"]),
+                s(&f["serving_serial"]),
                 s(&f["lag_serials"]),
-                s(&f["last_seen"]),
+                s(&f["last_checked"]),
                 s(&f["notify_acked"])
             );
         }

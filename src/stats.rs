@@ -53,6 +53,9 @@ pub struct Metrics {
     pub reload_failures: AtomicU64,
     /// Seconds from a new version's publication to a follower's transfer of it.
     pub propagation: Histogram,
+    /// Seconds from a new version's publication until every listed follower
+    /// was confirmed serving it.
+    pub convergence: Histogram,
     next_slot: AtomicUsize,
 }
 
@@ -69,6 +72,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     notify_refused: AtomicU64::new(0),
     reload_failures: AtomicU64::new(0),
     propagation: Histogram::new(&[
+        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    ]),
+    convergence: Histogram::new(&[
         0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
     ]),
     next_slot: AtomicUsize::new(0),

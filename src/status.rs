@@ -47,10 +47,39 @@ impl State {
     ];
 }
 
+/// What the last check of a follower found (the primary asks each listed
+/// follower for the zone's SOA; `xfr::follower`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// It serves the version we serve.
+    InSync,
+    /// It answers, with an older serial or without the zone.
+    Behind,
+    /// It does not answer.
+    Unreachable,
+}
+
+impl Check {
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::InSync => "in_sync",
+            Check::Behind => "behind",
+            Check::Unreachable => "unreachable",
+        }
+    }
+    pub const ALL: [Check; 3] = [Check::InSync, Check::Behind, Check::Unreachable];
+}
+
 #[derive(Debug, Clone)]
 struct Follower {
     address: String,
     serial: Option<u32>,
+    /// The serial it answered our last SOA check with.
+    serving: Option<u32>,
+    check: Option<Check>,
+    /// Since when it has been behind (reset when in sync).
+    behind_since: Option<SystemTime>,
+    last_checked: Option<SystemTime>,
     last_seen: Option<SystemTime>,
     seen_at: Option<Instant>,
     notify_acked: Option<bool>,
@@ -69,6 +98,10 @@ impl Follower {
             notify_acked: None,
             listed,
             counted: None,
+            serving: None,
+            check: None,
+            behind_since: None,
+            last_checked: None,
         }
     }
 }
@@ -88,6 +121,9 @@ struct Info {
     last_error: Option<(SystemTime, String)>,
     /// Why what is served cannot be persisted, while that lasts.
     degraded: Option<String>,
+    /// The last version every listed follower was confirmed serving, and
+    /// how long after its publication the last of them was.
+    converged: Option<(u32, Duration)>,
 }
 
 impl Info {
@@ -102,6 +138,7 @@ impl Info {
             published: VecDeque::new(),
             last_error: None,
             degraded: None,
+            converged: None,
         }
     }
 }
@@ -344,6 +381,80 @@ impl ZoneStatus {
         }
     }
 
+    /// Records a check of the listed follower `target`: the serial it
+    /// serves (`Ok(None)`: it answers without the zone), or `Err` when it
+    /// did not answer. Returns what it is now. When it is the last listed
+    /// follower to serve the current version, that version has converged:
+    /// the time from its publication is kept and observed.
+    pub fn follower_checked(&self, target: SocketAddr, found: Result<Option<u32>, ()>) -> Check {
+        let (current, published) = {
+            let i = crate::supervise::lock(&self.info);
+            let published = i
+                .serial
+                .and_then(|s| i.published.iter().rev().find(|(p, _)| *p == s))
+                .map(|(_, t)| *t);
+            (i.serial, published)
+        };
+        let now = SystemTime::now();
+        let (check, all_in_sync) = {
+            let mut f = crate::supervise::lock(&self.followers);
+            let Some(e) = f.get_mut(&target) else {
+                return Check::Unreachable;
+            };
+            let check = match found {
+                Err(()) => Check::Unreachable,
+                Ok(Some(s)) if Some(s) == current || current.is_some_and(|c| is_newer(s, c)) => {
+                    Check::InSync
+                }
+                Ok(_) => Check::Behind,
+            };
+            e.last_checked = Some(now);
+            e.check = Some(check);
+            if let Ok(s) = found {
+                e.serving = s;
+                if let Some(s) = s
+                    && e.serial.is_none_or(|old| is_newer(s, old))
+                {
+                    e.serial = Some(s);
+                }
+            }
+            match check {
+                Check::InSync => e.behind_since = None,
+                _ => {
+                    e.behind_since.get_or_insert(now);
+                }
+            }
+            let all = f
+                .values()
+                .filter(|v| v.listed)
+                .all(|v| v.check == Some(Check::InSync));
+            (check, all)
+        };
+        if all_in_sync && let (Some(serial), Some(at)) = (current, published) {
+            let mut i = crate::supervise::lock(&self.info);
+            if i.converged.is_none_or(|(s, _)| s != serial) {
+                let took = at.elapsed();
+                i.converged = Some((serial, took));
+                crate::stats::METRICS
+                    .convergence
+                    .observe(took.as_secs_f64());
+            }
+        }
+        check
+    }
+
+    /// How many listed followers are in each check state (unchecked ones
+    /// are not counted), in `Check::ALL` order.
+    pub fn follower_states(&self) -> [usize; 3] {
+        let mut n = [0; 3];
+        for v in crate::supervise::lock(&self.followers).values() {
+            if let Some(c) = v.check {
+                n[Check::ALL.iter().position(|x| *x == c).unwrap_or(0)] += 1;
+            }
+        }
+        n
+    }
+
     pub fn notify_result(&self, target: SocketAddr, acked: bool) {
         if let Some(e) = crate::supervise::lock(&self.followers).get_mut(&target) {
             e.notify_acked = Some(acked);
@@ -368,6 +479,18 @@ impl ZoneStatus {
                     obj.insert("last_error_at".into(), json!(rfc3339(*at)));
                 }
                 obj.insert("serial".into(), json!(i.serial));
+                // Converged: every listed follower was seen serving the
+                // current version.
+                let converged = i.converged.filter(|(s, _)| Some(*s) == i.serial);
+                obj.insert("converged".into(), json!(converged.is_some()));
+                obj.insert(
+                    "convergence_ms".into(),
+                    json!(i.converged.map(|(_, d)| d.as_millis() as u64)),
+                );
+                obj.insert(
+                    "converged_serial".into(),
+                    json!(i.converged.map(|(s, _)| s)),
+                );
                 obj.insert("records".into(), json!(i.records));
                 obj.insert("last_loaded".into(), json!(t(i.last_loaded)));
                 if self.role == Role::Secondary {
@@ -392,9 +515,13 @@ impl ZoneStatus {
                 json!({
                     "address": v.address,
                     "serial": v.serial,
-                    "lag_serials": lag(serial, v.serial),
+                    "lag_serials": lag(serial, v.serving.or(v.serial)),
                     "last_seen": t(v.last_seen),
                     "notify_acked": v.notify_acked,
+                    "serving_serial": v.serving,
+                    "state": v.check.map(Check::name),
+                    "behind_since": t(v.behind_since),
+                    "last_checked": t(v.last_checked),
                 })
             })
             .collect();

@@ -100,6 +100,12 @@ fn counters(out: &mut String) {
     );
     let _ = writeln!(out, "# TYPE tandem_propagation_seconds histogram");
     m.propagation.render("tandem_propagation_seconds", out);
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_convergence_seconds From a new version's publication until every listed follower was confirmed serving it."
+    );
+    let _ = writeln!(out, "# TYPE tandem_zone_convergence_seconds histogram");
+    m.convergence.render("tandem_zone_convergence_seconds", out);
 }
 
 /// Everything /metrics shows: the process-wide counters, the heap, and
@@ -217,5 +223,19 @@ pub fn render(zones: &[std::sync::Arc<crate::status::ZoneStatus>]) -> String {
         "# HELP tandem_follower_lag_serials How many serials a follower is behind.\n# TYPE tandem_follower_lag_serials gauge"
     );
     out.push_str(&lags);
+    let _ = writeln!(
+        out,
+        "# HELP tandem_zone_followers Listed followers by what the last check found.\n# TYPE tandem_zone_followers gauge"
+    );
+    for z in zones {
+        for (state, n) in crate::status::Check::ALL.iter().zip(z.follower_states()) {
+            let _ = writeln!(
+                out,
+                "tandem_zone_followers{{zone=\"{}\",state=\"{}\"}} {n}",
+                z.name,
+                state.name()
+            );
+        }
+    }
     out
 }

@@ -174,7 +174,7 @@ impl Client<'_> {
         sock.connect(primary).await?;
         sock.send(&req).await?;
         let mut buf = vec![0u8; 65535];
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(3).min(self.timeout);
         let raw = loop {
             let n = timeout_at(deadline, sock.recv(&mut buf))
                 .await

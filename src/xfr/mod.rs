@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod client;
 pub mod error;
+pub mod follower;
 pub mod journal;
 pub mod notify_in;
 pub mod notify_out;

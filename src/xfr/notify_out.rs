@@ -1,7 +1,7 @@
-//! NOTIFY out (RFC 1996): for every new version, each follower is told over
-//! UDP and retried with backoff until it answers or the retry budget is
-//! spent. There is one task per follower and zone, so at most one NOTIFY is
-//! outstanding per follower, and a newer version supersedes a pending one.
+//! NOTIFY out (RFC 1996): a new version is announced to a follower over
+//! UDP, retried with backoff until it answers or the retry budget is spent;
+//! a newer version supersedes a pending one. Called by the follower's task
+//! (`follower.rs`), so at most one NOTIFY is outstanding per follower.
 
 use crate::query::request::rcode;
 use crate::query::writer::{ANSWER, Writer};
@@ -11,7 +11,6 @@ use crate::xfr::tsig::{self, SharedKeyring};
 use crate::zone::diff::Rr;
 use crate::zone::{name, rtype};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -37,94 +36,59 @@ pub struct Signing {
     pub keys: SharedKeyring,
 }
 
-/// Starts one task per follower; returns their handles (stopped when the
-/// zone is removed from the config or its followers change).
-pub fn spawn(
-    zone: String,
-    apex: Vec<u8>,
-    targets: &[SocketAddr],
-    signing: Signing,
-    rx: watch::Receiver<Option<Rr>>,
-    status: Arc<ZoneStatus>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    targets
-        .iter()
-        .map(|&target| {
-            tokio::spawn(follower(
-                zone.clone(),
-                apex.clone(),
-                target,
-                signing.clone(),
-                rx.clone(),
-                status.clone(),
-            ))
-        })
-        .collect()
-}
-
-async fn follower(
-    zone: String,
-    apex: Vec<u8>,
+/// Announces the version `soa` to `target`: NOTIFY, retried with backoff
+/// until it is answered or the attempts are spent. Returns false when a
+/// newer version arrived on `rx` meanwhile (announce that one instead).
+pub async fn notify_version(
+    zone: &str,
+    apex: &[u8],
+    soa: &Rr,
     target: SocketAddr,
-    signing: Signing,
-    mut rx: watch::Receiver<Option<Rr>>,
-    status: Arc<ZoneStatus>,
-) {
-    loop {
-        let soa = rx.borrow_and_update().clone();
-        if let Some(soa) = soa {
-            let serial = soa.soa_serial().unwrap_or(0);
-            let mut delay = Duration::from_secs(1);
-            let mut superseded = false;
-            for attempt in 1..=MAX_ATTEMPTS {
-                METRICS.notify_sent.fetch_add(1, Relaxed);
-                let result = send_once(&apex, &soa, target, &signing).await;
-                if result.is_ok() || attempt == MAX_ATTEMPTS {
-                    let acked = matches!(result, Ok(0));
-                    status.notify_result(target, acked);
-                    if acked {
-                        status.follower_seen(target.ip(), None);
-                        METRICS.notify_acked.fetch_add(1, Relaxed);
-                    } else {
-                        METRICS.notify_failed.fetch_add(1, Relaxed);
-                    }
-                }
-                match result {
-                    Ok(0) => {
-                        info!(zone = %zone, follower = %target, serial, attempt, "NOTIFY acknowledged");
-                        break;
-                    }
-                    Ok(rc) => {
-                        warn!(zone = %zone, follower = %target, serial, rcode = %rcode::name(rc), "NOTIFY answered with an error");
-                        break;
-                    }
-                    Err(e) if attempt == MAX_ATTEMPTS => {
-                        warn!(zone = %zone, follower = %target, serial, attempts = attempt, "NOTIFY not answered ({e}); giving up until the next version");
-                    }
-                    Err(e) => {
-                        debug!(zone = %zone, follower = %target, serial, attempt, "NOTIFY: {e}; retrying in {delay:?}");
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
-                            changed = rx.changed() => {
-                                if changed.is_err() { return; }
-                                superseded = true;
-                            }
-                        }
-                        if superseded {
-                            break;
-                        }
-                        delay = (delay * 2).min(MAX_BACKOFF);
-                    }
-                }
-            }
-            if superseded {
-                continue;
+    signing: &Signing,
+    rx: &mut watch::Receiver<Option<Rr>>,
+    status: &ZoneStatus,
+) -> bool {
+    let serial = soa.soa_serial().unwrap_or(0);
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=MAX_ATTEMPTS {
+        METRICS.notify_sent.fetch_add(1, Relaxed);
+        let result = send_once(apex, soa, target, signing).await;
+        if result.is_ok() || attempt == MAX_ATTEMPTS {
+            let acked = matches!(result, Ok(0));
+            status.notify_result(target, acked);
+            if acked {
+                status.follower_seen(target.ip(), None);
+                METRICS.notify_acked.fetch_add(1, Relaxed);
+            } else {
+                METRICS.notify_failed.fetch_add(1, Relaxed);
             }
         }
-        if rx.changed().await.is_err() {
-            return;
+        match result {
+            Ok(0) => {
+                info!(zone = %zone, follower = %target, serial, attempt, "NOTIFY acknowledged");
+                return true;
+            }
+            Ok(rc) => {
+                warn!(zone = %zone, follower = %target, serial, rcode = %rcode::name(rc), "NOTIFY answered with an error");
+                return true;
+            }
+            Err(e) if attempt == MAX_ATTEMPTS => {
+                warn!(zone = %zone, follower = %target, serial, attempts = attempt, "NOTIFY not answered ({e}); giving up until the next version");
+            }
+            Err(e) => {
+                debug!(zone = %zone, follower = %target, serial, attempt, "NOTIFY: {e}; retrying in {delay:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    changed = rx.changed() => {
+                        // A closed channel: the zone is gone; the caller sees it next.
+                        return changed.is_err();
+                    }
+                }
+                delay = (delay * 2).min(MAX_BACKOFF);
+            }
         }
     }
+    true
 }
 
 /// The NOTIFY message: opcode NOTIFY, AA, the zone's SOA as question and,
