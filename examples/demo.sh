@@ -60,7 +60,11 @@ for p in 15353 15354 15355; do
   echo "   port $p: $(dig +short -p $p @127.0.0.1 demo.test SOA | awk '{print "serial " $3}'), new.demo.test = $(dig +short -p $p @127.0.0.1 new.demo.test A)"
 done
 
-echo "== tandem status on the primary: each follower, the serial it reached, its lag"
+echo "== tandem status on the primary: each follower asked which serial it serves, and the"
+echo "   time from publishing serial 2 until the last follower was confirmed serving it"
+for _ in $(seq 50); do
+  "$bin" status --control 127.0.0.1:18053 | grep -q "^  converged: serial 2" && break; sleep 0.1
+done
 "$bin" status --control 127.0.0.1:18053
 
 echo "== shutting down"
