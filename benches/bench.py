@@ -202,6 +202,14 @@ STARTERS = {
 }
 
 
+def start_floor(workdir, port):
+    """The raw responder of benches/floor: one fixed answer, no DNS work."""
+    floor = os.path.join(ROOT, "benches", "floor")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=floor, check=True)
+    return Server("floor", [os.path.join(floor, "target", "release", "floor"), f"127.0.0.1:{port}", "2"], port,
+                  workdir)
+
+
 def dnsperf(port, queries, seconds):
     r = subprocess.run(
         ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-T", "2", "-c", "16", "-q", "200"],
@@ -219,6 +227,8 @@ def bench_qps(args, workdir, binary):
     queries = os.path.join(workdir, "bench10k.queries")
     subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.names), ORIGIN, zone, queries], check=True)
     servers = {n: STARTERS[n](workdir, zone, free_port(), binary) for n in STARTERS}
+    # The floor beside them: what the kernel and a batched UDP loop cost alone.
+    servers["floor"] = start_floor(workdir, free_port())
     for s in servers.values():
         s.wait_ready()
     results = {n: [] for n in servers}
@@ -236,10 +246,11 @@ def bench_qps(args, workdir, binary):
     med = {n: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v), max(r[2] for r in v)) for n, v in results.items()}
     base = med["nsd"]
     print(f"\nUDP queries, {args.names}-name zone, median of {args.rounds} rounds x {args.seconds}s (dnsperf -T 2 -c 16 -q 200)")
-    print("| server | qps | qps / NSD | server CPU per query | CPU / NSD | lost |")
-    print("|---|---|---|---|---|---|")
+    floor = med["floor"]
+    print("| server | qps | qps / NSD | server CPU per query | CPU / NSD | CPU / floor | lost |")
+    print("|---|---|---|---|---|---|---|")
     for n, (qps, us, lost) in med.items():
-        print(f"| {n} | {qps:,.0f} | {qps / base[0]:.2f} | {us:.2f} us | {us / base[1]:.2f} | {lost}% |")
+        print(f"| {n} | {qps:,.0f} | {qps / base[0]:.2f} | {us:.2f} us | {us / base[1]:.2f} | {us / floor[1]:.2f} | {lost}% |")
 
 
 def skip_name(b, i):
