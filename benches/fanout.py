@@ -92,7 +92,7 @@ def main():
         notify = ", ".join(f'"{ip}:{p}"' for ip, p in addrs)
         with open(os.path.join(w, "p.toml"), "w") as f:
             f.write(f'[server]\nlisten = ["127.0.0.1:{pport}"]\ncontrol = "{ctl}"\ndata_dir = "{w}/p"\n'
-                    f'log_level = "warn"\nmax_transfers_out = 64\ntcp_max_connections = 512\n'
+                    f'log_level = "warn"\n'
                     f'[[zone]]\nname = "{ORIGIN}"\nrole = "primary"\nfile = "{zone}"\nserial_policy = "keep"\n'
                     f'notify = [{notify}]\nallow_transfer = ["127.0.0.0/8"]\nfollower_check_interval = 10\n')
         procs = []

@@ -64,7 +64,7 @@ fn slow_loris_connections_do_not_keep_queries_out() {
 }
 
 #[test]
-fn transfers_out_beyond_the_limit_are_refused() {
+fn transfers_out_beyond_the_limit_wait_for_a_slot_then_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("z.zone");
     let body: String = (0..150_000)

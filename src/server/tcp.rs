@@ -31,6 +31,10 @@ pub struct TcpSettings {
     pub transfer_deadlines: transfer::Deadlines,
 }
 
+/// How long a transfer request waits for one of the `max_transfers_out`
+/// slots before it is refused.
+const TRANSFER_QUEUE_WAIT: Duration = Duration::from_secs(10);
+
 /// The timeout used while the connection table is more than half full.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -175,8 +179,17 @@ async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             && parsed.opcode == request::opcode::QUERY
             && matches!(parsed.qtype, rtype::AXFR | rtype::IXFR)
         {
-            let Ok(_permit) = sh.transfers.clone().try_acquire_owned() else {
-                crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), rcode = "REFUSED", "transfer refused: too many transfers out at once");
+            // Over the cap, a transfer waits its turn for a while rather than
+            // being refused at once: after a NOTIFY every follower asks at
+            // the same moment, and one refused would wait for its SOA retry
+            // timer (minutes). IXFRs take milliseconds, so the queue drains.
+            let slot = tokio::time::timeout(
+                TRANSFER_QUEUE_WAIT.min(sh.idle),
+                sh.transfers.clone().acquire_owned(),
+            )
+            .await;
+            let Ok(Ok(_permit)) = slot else {
+                crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), rcode = "REFUSED", "transfer refused: too many transfers out at once (waited for a slot)");
                 let n = {
                     let mut w = Writer::new(&mut resp[2..], 512);
                     w.header(parsed.id, 0x8000 | (parsed.flags & 0x7800) | rcode::REFUSED);
