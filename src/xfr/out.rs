@@ -292,9 +292,9 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                         Vec::with_capacity(deleted.len() + added.len() + 4);
                     seq.push(OutRecord::from(&soa));
                     seq.push(OutRecord::from(&old_soa));
-                    seq.extend(deleted.iter().map(OutRecord::from));
+                    seq.extend(deleted.iter().map(|r| OutRecord::from(*r)));
                     seq.push(OutRecord::from(&soa));
-                    seq.extend(added.iter().map(OutRecord::from));
+                    seq.extend(added.iter().map(|r| OutRecord::from(*r)));
                     seq.push(OutRecord::from(&soa));
                     s.send(seq.into_iter()).await?;
                     format!(
