@@ -4,6 +4,7 @@
 
 pub mod acl;
 pub mod client;
+pub mod encode;
 pub mod error;
 pub mod follower;
 pub mod journal;

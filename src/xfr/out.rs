@@ -8,11 +8,12 @@ use crate::query::request::{AA, QR, Request, TC, rcode};
 use crate::query::writer::{ANSWER, Writer};
 use crate::stats;
 use crate::xfr::acl::{Channel, channel_refusal, transfer_allowed, zone_at_apex};
+use crate::xfr::encode::{Encoder, OutRecord, Refused, SOFT_LIMIT};
 use crate::xfr::journal;
 use crate::xfr::tsig::{self, Keyring, Verified};
 use crate::zone::diff::Rr;
 use crate::zone::rdata::{self, Soa};
-use crate::zone::{Zone, name, rtype};
+use crate::zone::{Records, Zone, name, rtype};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -30,15 +31,6 @@ pub struct Deadlines {
 /// Room left in each message for its TSIG record.
 const TSIG_ROOM: usize = 400;
 
-/// One record to send, borrowed from a zone or a journal entry.
-#[derive(Clone, Copy)]
-struct OutRecord<'a> {
-    owner: &'a [u8],
-    rtype: u16,
-    ttl: u32,
-    rdata: &'a [u8],
-}
-
 impl<'a> From<&'a Rr> for OutRecord<'a> {
     fn from(r: &'a Rr) -> Self {
         OutRecord {
@@ -50,26 +42,50 @@ impl<'a> From<&'a Rr> for OutRecord<'a> {
     }
 }
 
-/// Every record of a zone, SOA first and last (RFC 5936 §2.2).
-fn axfr_records<'a>(zone: &'a Zone, soa: &'a Rr) -> impl Iterator<Item = OutRecord<'a>> + 'a {
-    let mut apex = zone.origin().to_vec();
-    name::lowercase(&mut apex);
-    let body = zone.nodes().flat_map(move |node| {
-        let at_apex = node.name().eq_ignore_ascii_case(&apex);
-        node.rrsets()
-            .filter(move |s| !(at_apex && s.rtype == rtype::SOA))
-            .flat_map(move |s| {
-                s.iter().map(move |rd| OutRecord {
-                    owner: node.name(),
-                    rtype: s.rtype,
-                    ttl: s.ttl,
-                    rdata: rd,
-                })
-            })
-    });
-    std::iter::once(OutRecord::from(soa))
-        .chain(body)
-        .chain(std::iter::once(OutRecord::from(soa)))
+/// Every record of a zone, SOA first and last (RFC 5936 §2.2), the apex
+/// SOA not repeated in between. A plain state machine rather than a chain
+/// of adapters: it runs once per record of the zone.
+struct AxfrRecords<'a> {
+    soa: OutRecord<'a>,
+    body: Records<'a>,
+    /// Where the apex node's name is stored: its SOA is the one skipped.
+    apex: &'a [u8],
+    stage: u8,
+}
+
+impl<'a> AxfrRecords<'a> {
+    fn new(zone: &'a Zone, soa: &'a Rr) -> Self {
+        AxfrRecords {
+            soa: OutRecord::from(soa),
+            body: zone.records(),
+            apex: zone.apex().name(),
+            stage: 0,
+        }
+    }
+}
+
+impl<'a> Iterator for AxfrRecords<'a> {
+    type Item = OutRecord<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<OutRecord<'a>> {
+        match self.stage {
+            0 => {
+                self.stage = 1;
+                Some(self.soa)
+            }
+            1 => {
+                for r in self.body.by_ref() {
+                    if !(r.rtype == rtype::SOA && std::ptr::eq(r.owner, self.apex)) {
+                        return Some(r);
+                    }
+                }
+                self.stage = 2;
+                Some(self.soa)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Writes a sequence of records as framed DNS messages, each as full as
@@ -105,44 +121,56 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         }
     }
 
+    /// Sends `records` in as few messages as the encoder packs them into;
+    /// names are compressed against `apex` among others.
     async fn send<'a>(
         &mut self,
+        apex: &'a [u8],
         records: impl Iterator<Item = OutRecord<'a>>,
     ) -> std::io::Result<()> {
         let mut records = records.peekable();
-        let limit = 65535 - if self.sig.is_some() { TSIG_ROOM } else { 0 };
+        let hard = 65535 - if self.sig.is_some() { TSIG_ROOM } else { 0 };
+        let mut enc = Encoder::new(apex);
         while records.peek().is_some() {
-            let len = {
-                let mut w = Writer::new(&mut self.buf, limit);
-                w.header(self.id, self.flags);
-                // The question goes in the first message only (RFC 5936 §2.2).
-                if self.messages == 0 {
-                    let _ = w.question(&self.question);
-                }
-                let mut n = 0;
-                while let Some(r) = records.peek() {
-                    if w.rr(ANSWER, r.owner, r.rtype, r.ttl, r.rdata).is_err() {
-                        break;
+            enc.begin(
+                self.id,
+                self.flags,
+                (self.messages == 0).then_some(&self.question[..]),
+            );
+            while let Some(r) = records.peek() {
+                let limit = if enc.count() == 0 { hard } else { SOFT_LIMIT };
+                match enc.record(r, limit) {
+                    Ok(()) => {
+                        records.next();
                     }
-                    records.next();
-                    n += 1;
-                }
-                if n == 0 {
-                    // A record that cannot fit any message: skip it, loudly.
-                    if let Some(r) = records.next() {
-                        crate::warn_limited!(owner = %name::to_text(r.owner), "record too large for a transfer message; skipped");
+                    Err(Refused::Full) if enc.count() > 0 => break,
+                    Err(why) => {
+                        // A record that cannot fit any message: skip it, loudly.
+                        if let Some(r) = records.next() {
+                            let what = match why {
+                                Refused::Full => "record too large for a transfer message",
+                                Refused::BadName => "record with a malformed owner name",
+                            };
+                            crate::warn_limited!(owner = %name::to_text(r.owner), "{what}; skipped");
+                        }
                     }
-                    continue;
                 }
-                self.records += n;
-                w.finish()
-            };
-            let msg = self.buf[..len].to_vec();
-            self.write(msg).await?;
+            }
+            if enc.count() == 0 {
+                continue;
+            }
+            self.records += enc.count() as usize;
+            let framed = enc.finish();
+            if self.sig.is_some() {
+                self.write(framed[2..].to_vec()).await?;
+            } else {
+                self.write_framed(framed).await?;
+            }
         }
         Ok(())
     }
 
+    /// Signs `msg` when the request was signed, frames it and writes it.
     async fn write(&mut self, mut msg: Vec<u8>) -> std::io::Result<()> {
         if let Some((v, prev)) = &mut self.sig {
             let now = crate::clock::unix_secs();
@@ -155,10 +183,16 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         let mut framed = Vec::with_capacity(msg.len() + 2);
         framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
         framed.extend_from_slice(&msg);
+        self.write_framed(&framed).await
+    }
+
+    /// Writes one framed message within the per-message and whole-transfer
+    /// deadlines.
+    async fn write_framed(&mut self, framed: &[u8]) -> std::io::Result<()> {
         let by = self.deadline.min(Instant::now() + self.message_timeout);
         // Flushed per message: TLS holds written data in its session.
         let sent = async {
-            self.wr.write_all(&framed).await?;
+            self.wr.write_all(framed).await?;
             self.wr.flush().await
         };
         match tokio::time::timeout_at(by, sent).await {
@@ -277,7 +311,8 @@ pub async fn respond<W: AsyncWrite + Unpin>(
             }
             Some(c) if journal::up_to_date(c, current) => {
                 served.status.follower_seen(peer, Some(c));
-                s.send(std::iter::once(OutRecord::from(&soa))).await?;
+                s.send(zone.origin(), std::iter::once(OutRecord::from(&soa)))
+                    .await?;
                 stats::transfer_out(kind_idx, true, s.bytes as u64);
                 crate::info_limited!(zone = %zname, %peer, client_serial = c, serial = current, "IXFR: client up to date");
                 return Ok(());
@@ -292,11 +327,11 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                         Vec::with_capacity(deleted.len() + added.len() + 4);
                     seq.push(OutRecord::from(&soa));
                     seq.push(OutRecord::from(&old_soa));
-                    seq.extend(deleted.iter().map(OutRecord::from));
+                    seq.extend(deleted.iter().map(|r| OutRecord::from(*r)));
                     seq.push(OutRecord::from(&soa));
-                    seq.extend(added.iter().map(OutRecord::from));
+                    seq.extend(added.iter().map(|r| OutRecord::from(*r)));
                     seq.push(OutRecord::from(&soa));
-                    s.send(seq.into_iter()).await?;
+                    s.send(zone.origin(), seq.into_iter()).await?;
                     format!(
                         "IXFR from serial {c} ({} deleted, {} added)",
                         deleted.len(),
@@ -305,7 +340,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
                 }
                 None => {
                     // RFC 1995 §4: the journal does not reach back; send the whole zone.
-                    s.send(axfr_records(&zone, &soa)).await?;
+                    s.send(zone.origin(), AxfrRecords::new(&zone, &soa)).await?;
                     format!(
                         "IXFR from serial {c} answered AXFR-style (journal does not reach back)"
                     )
@@ -313,7 +348,7 @@ pub async fn respond<W: AsyncWrite + Unpin>(
             },
         }
     } else {
-        s.send(axfr_records(&zone, &soa)).await?;
+        s.send(zone.origin(), AxfrRecords::new(&zone, &soa)).await?;
         "AXFR".to_string()
     };
     stats::transfer_out(kind_idx, true, s.bytes as u64);
