@@ -97,7 +97,8 @@ pub fn write_slot(path: &Path, payload: &[u8; SLOT_PAYLOAD]) -> std::io::Result<
             let mut bytes = [0u8; 2 * SLOT];
             f.read_exact(&mut bytes).ok()?;
             let (slot, generation, _) = newest_slot(&bytes)?;
-            Some((f, 1 - slot, generation + 1))
+            // At the last generation the file is written anew from 1.
+            Some((f, 1 - slot, generation.checked_add(1)?))
         });
     let Some((mut f, slot, generation)) = in_place else {
         let mut bytes = [0u8; 2 * SLOT];

@@ -565,13 +565,20 @@ impl Zones {
 /// next one, so none is lost and none waits for a timer.
 pub async fn reloader(mut rx: mpsc::UnboundedReceiver<Changed>, zones: Arc<Zones>) {
     while let Some(first) = rx.recv().await {
-        let wait = |c: &Changed| if c.complete { BURST } else { SETTLE };
-        let mut quiet = wait(&first);
-        let mut pending = BTreeSet::from([first.zone]);
-        while let Ok(Some(c)) = tokio::time::timeout(quiet, rx.recv()).await {
-            quiet = wait(&c);
-            pending.insert(c.zone);
+        // Per zone, whether its latest event finished a write; the wait is
+        // the long one while any zone may still be mid-write.
+        let mut pending = BTreeMap::from([(first.zone, first.complete)]);
+        let quiet = |p: &BTreeMap<String, bool>| {
+            if p.values().all(|&complete| complete) {
+                BURST
+            } else {
+                SETTLE
+            }
+        };
+        while let Ok(Some(c)) = tokio::time::timeout(quiet(&pending), rx.recv()).await {
+            pending.insert(c.zone, c.complete);
         }
+        let pending: Vec<String> = pending.into_keys().collect();
         let d = zones.clone();
         let _ = tokio::task::spawn_blocking(move || {
             for name in pending {

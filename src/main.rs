@@ -305,16 +305,19 @@ fn print_status(v: &serde_json::Value) {
         }
         let followers = z["followers"].as_array().map_or(0, |f| f.len());
         if followers > 0 {
-            let converged = if z["converged"] == true {
-                "converged".to_string()
-            } else {
-                "not converged".to_string()
+            let last = match z["converged_serial"].as_u64() {
+                Some(serial) => format!(
+                    "serial {serial} reached every listed follower {} ms after it was published",
+                    s(&z["convergence_ms"])
+                ),
+                None => "no version has reached every listed follower yet".to_string(),
             };
-            println!(
-                "  {converged}: serial {} reached every listed follower {} ms after it was published",
-                s(&z["converged_serial"]),
-                s(&z["convergence_ms"])
-            );
+            let now = if z["converged"] == true {
+                "converged"
+            } else {
+                "not converged"
+            };
+            println!("  {now}: {last}");
         }
         for f in z["followers"].as_array().into_iter().flatten() {
             let behind = match f["behind_since"].as_str() {

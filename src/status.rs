@@ -285,8 +285,18 @@ impl ZoneStatus {
         crate::supervise::lock(&self.info).records
     }
 
-    /// A new version is being served.
+    /// A new version is being served. No follower is known to serve it
+    /// yet: those in sync become behind until a check finds otherwise.
     pub fn published(&self, serial: u32, records: usize) {
+        {
+            let now = SystemTime::now();
+            for f in crate::supervise::lock(&self.followers).values_mut() {
+                if f.check == Some(Check::InSync) && f.serving != Some(serial) {
+                    f.check = Some(Check::Behind);
+                    f.behind_since = Some(now);
+                }
+            }
+        }
         {
             let mut i = crate::supervise::lock(&self.info);
             i.state = State::Serving;
@@ -424,10 +434,12 @@ impl ZoneStatus {
                     e.behind_since.get_or_insert(now);
                 }
             }
-            let all = f
-                .values()
-                .filter(|v| v.listed)
-                .all(|v| v.check == Some(Check::InSync));
+            let all = f.values().filter(|v| v.listed).all(|v| {
+                v.check == Some(Check::InSync)
+                    && v.serving
+                        .zip(current)
+                        .is_some_and(|(s, c)| s == c || is_newer(s, c))
+            });
             (check, all)
         };
         if all_in_sync && let (Some(serial), Some(at)) = (current, published) {

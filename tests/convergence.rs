@@ -93,7 +93,8 @@ fn wait_state(
         timeout,
         || {
             let (zone, f) = follower_state(ctl, port);
-            (f["state"] == want && zone["serial"] == serial).then_some(f)
+            let serving_checked = want == "unreachable" || f["serving_serial"].is_u64();
+            (f["state"] == want && zone["serial"] == serial && serving_checked).then_some(f)
         },
     )
 }
@@ -159,6 +160,42 @@ fn a_stopped_follower_is_unreachable_within_an_interval_and_in_sync_after_it_res
     assert!(f["behind_since"].is_string(), "{f}");
     signal("-CONT");
     wait_state(ctl, a, "in_sync", 1, Duration::from_secs(6));
+}
+
+#[test]
+fn a_version_has_not_converged_while_one_follower_lacks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctl, a, b) = (free_port(), free_port(), free_port());
+    let p = primary(dir.path(), ctl, &[a, b], 1, 30);
+    let _sa = secondary(a, p.addr);
+    let sb = secondary(b, p.addr);
+    wait_state(ctl, a, "in_sync", 1, Duration::from_secs(10));
+    wait_state(ctl, b, "in_sync", 1, Duration::from_secs(10));
+    let pid = sb.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    write(
+        &dir.path().join("conv.zone"),
+        &zone_text(ZONE, 2, "www A 192.0.2.2\n"),
+    );
+    wait_state(ctl, a, "in_sync", 2, Duration::from_secs(10));
+    let (zone, f) = follower_state(ctl, b);
+    assert_eq!(zone["converged"], false, "{zone}");
+    assert_ne!(f["state"], "in_sync", "{f}");
+    signal("-CONT");
+    let zone = wait_for("converged at serial 2", Duration::from_secs(20), || {
+        let (zone, _) = follower_state(ctl, a);
+        (zone["converged"] == true && zone["converged_serial"] == 2).then_some(zone)
+    });
+    assert!(zone["convergence_ms"].as_u64().is_some(), "{zone}");
 }
 
 /// A follower that acknowledges every NOTIFY and answers SOA queries with

@@ -232,6 +232,7 @@ fn a_wrong_name_or_ca_fails_the_transfer_clearly_and_keeps_the_served_copy() {
     wrong_ca.wait_log(0, &["invalid peer certificate"], Duration::from_secs(10));
     // A client certificate from another CA: the primary refuses it, and
     // says so too.
+    let from = p.log_text().len();
     let wrong_client = Tandem::spawn(&secondary_config(
         tls_port,
         &pki,
@@ -239,7 +240,12 @@ fn a_wrong_name_or_ca_fails_the_transfer_clearly_and_keeps_the_served_copy() {
         common::tls::SERVER_NAME,
     ));
     wrong_client.wait_log(0, &["alert"], Duration::from_secs(10));
-    p.wait_log(0, &["TLS handshake failed"], Duration::from_secs(10));
+    p.wait_log(
+        from,
+        &["TLS handshake failed: invalid peer certificate"],
+        Duration::from_secs(10),
+    );
+    assert!(!p.log_text().contains("transfer out started"));
     assert_eq!(serial_of(wrong_client.addr, ZONE), None);
 
     // A secondary that serves, then is pointed at the wrong name: it keeps

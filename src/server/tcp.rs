@@ -12,7 +12,7 @@ use crate::query::request::{self, rcode};
 use crate::query::writer::Writer;
 use crate::server::dispatch::{self, Options};
 use crate::supervise;
-use crate::xfr::acl::Channel;
+use crate::xfr::acl::{self, Channel, zone_at_apex};
 use crate::xfr::out as transfer;
 use crate::zone::rtype;
 use std::net::IpAddr;
@@ -183,11 +183,20 @@ async fn connection<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             // being refused at once: after a NOTIFY every follower asks at
             // the same moment, and one refused would wait for its SOA retry
             // timer (minutes). IXFRs take milliseconds, so the queue drains.
-            let slot = tokio::time::timeout(
-                TRANSFER_QUEUE_WAIT.min(sh.idle),
-                sh.transfers.clone().acquire_owned(),
-            )
-            .await;
+            // A peer outside the zone's allow_transfer does not queue with
+            // the followers: `respond` refuses it without a slot.
+            let listed = zone_at_apex(&sh.catalog.load(), parsed.qname)
+                .is_some_and(|z| acl::allows(&z.policy.allow_transfer, peer));
+            let slot = if listed {
+                tokio::time::timeout(
+                    TRANSFER_QUEUE_WAIT.min(sh.idle),
+                    sh.transfers.clone().acquire_owned(),
+                )
+                .await
+                .map(|r| r.map(Some))
+            } else {
+                Ok(Ok(None))
+            };
             let Ok(Ok(_permit)) = slot else {
                 crate::warn_limited!(%peer, zone = %crate::zone::name::to_text(parsed.qname), rcode = "REFUSED", "transfer refused: too many transfers out at once (waited for a slot)");
                 let n = {

@@ -106,7 +106,13 @@ impl Follower {
                     announce = true;
                 }
                 _ = sleep_until(next_check) => {
-                    let check = self.check(&rx).await;
+                    let now = Instant::now();
+                    if rx.borrow().is_none() {
+                        // Nothing served yet: nothing to confirm.
+                        next_check = now + self.checks.interval;
+                        continue;
+                    }
+                    let check = self.check().await;
                     let now = Instant::now();
                     match check {
                         Check::InSync => {
@@ -141,10 +147,7 @@ impl Follower {
 
     /// Asks the follower which serial it serves (UDP, TCP when truncated,
     /// signed with the zone's key) and records the answer.
-    async fn check(&self, rx: &watch::Receiver<Option<Rr>>) -> Check {
-        if rx.borrow().is_none() {
-            return Check::Behind;
-        }
+    async fn check(&self) -> Check {
         let key = self
             .signing
             .key
