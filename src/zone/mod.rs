@@ -15,6 +15,8 @@ pub mod name;
 pub mod rdata;
 pub mod rtype;
 pub mod serial;
+pub mod stage;
+pub mod workers;
 
 use hashbrown::HashTable;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub const F_NS: u8 = 1;
 /// Node flag: the node owns a CNAME.
 pub const F_CNAME: u8 = 2;
 
+#[derive(Default)]
 pub struct Shard {
     table: HashTable<u32>,
     data: Box<[u8]>,
