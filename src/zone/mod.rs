@@ -306,7 +306,14 @@ impl Zone {
 
     /// Every node, in no particular order (for transfers and checks).
     pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
-        self.shards.iter().flat_map(|s| {
+        self.node_groups().flatten()
+    }
+
+    /// Every node, in groups (one per shard) that can be walked in parallel.
+    pub fn node_groups(
+        &self,
+    ) -> impl ExactSizeIterator<Item = impl Iterator<Item = Node<'_>> + Send> + Send {
+        self.shards.iter().map(|s| {
             let mut rest = &s.data[..];
             std::iter::from_fn(move || {
                 if rest.is_empty() {

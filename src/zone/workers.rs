@@ -31,7 +31,12 @@ where
     W: Send,
     R: Send,
 {
-    let queue = Mutex::new(items.into_iter().enumerate());
+    let items = items.into_iter();
+    // No more threads than items.
+    let threads = threads
+        .min(items.size_hint().1.unwrap_or(usize::MAX))
+        .max(1);
+    let queue = Mutex::new(items.enumerate());
     let work = |t: usize, out: &mut Vec<(usize, R)>| {
         let mut state = init(t);
         loop {

@@ -21,6 +21,10 @@ pub use super::stage::Origin;
 /// a few names copies little, large enough that a big zone has few shards.
 const NODES_PER_SHARD: usize = 2048;
 
+/// Below this many records a build runs on one thread: starting threads
+/// would cost more than it saves.
+pub const PARALLEL_FROM_RECORDS: usize = 32 << 10;
+
 /// A check failure: the message and, when a record caused it, where it was.
 #[derive(Debug)]
 pub struct BuildError {
@@ -102,6 +106,11 @@ impl ZoneBuilder {
     /// inside an RRset, duplicates), in reading order.
     pub fn build_with_warnings(mut self) -> Result<(Zone, Vec<(Origin, String)>), BuildError> {
         self.cut();
+        let threads = if self.stager.records() >= PARALLEL_FROM_RECORDS {
+            workers::threads()
+        } else {
+            1
+        };
         build(
             Staged {
                 origin: self.origin,
@@ -109,7 +118,7 @@ impl ZoneBuilder {
                 stagers: vec![self.stager],
                 runs: self.runs,
             },
-            workers::threads(),
+            threads,
         )
     }
 }

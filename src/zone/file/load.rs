@@ -53,6 +53,8 @@ struct Tuning {
     /// Chunks per thread: enough that a thread slowed by the rest of the
     /// machine leaves its share to the others.
     chunks_per_thread: usize,
+    /// Zones with fewer records are built on one thread.
+    build_parallel_from: usize,
 }
 
 impl Default for Tuning {
@@ -62,6 +64,7 @@ impl Default for Tuning {
             parallel_from: 1 << 20,
             head: 64 << 10,
             chunks_per_thread: 8,
+            build_parallel_from: build::PARALLEL_FROM_RECORDS,
         }
     }
 }
@@ -276,13 +279,19 @@ impl Loader {
                 0,
             ),
         };
+        let records: usize = self.stagers.iter().map(Stager::records).sum();
+        let threads = if records >= self.tuning.build_parallel_from {
+            self.tuning.threads
+        } else {
+            1
+        };
         let staged = Staged {
             origin: self.apex,
             hasher: self.hasher,
             stagers: self.stagers,
             runs: self.runs,
         };
-        match build::build(staged, self.tuning.threads) {
+        match build::build(staged, threads) {
             Ok((zone, warnings)) => {
                 let warnings = warnings
                     .into_iter()
@@ -477,6 +486,7 @@ mod tests {
             parallel_from: 0,
             head: rng.below(100),
             chunks_per_thread: 1 << 20,
+            build_parallel_from: 0,
         }
     }
 
