@@ -13,6 +13,7 @@ pub mod diff;
 pub mod file;
 pub mod name;
 pub mod rdata;
+pub mod records;
 pub mod rtype;
 pub mod serial;
 pub mod stage;
@@ -348,6 +349,8 @@ mod tests {
         assert!(z.find(b"\x01b\x07example\x00").unwrap().is_empty());
         assert!(z.find(b"\x01c\x07example\x00").is_none());
         assert_eq!(z.nodes().count(), 5);
+        // Nodes as first read: a transfer starts with the apex.
+        assert_eq!(z.nodes().next().unwrap().name(), b"\x07example\x00");
         assert_eq!(z.negative_ttl(), 5);
         let z2 = z.with_serial(99);
         assert_eq!(z2.serial(), 99);

@@ -174,6 +174,16 @@ fn lay_out_parts(plan: &Plan, u: usize, parts: &[(usize, &mut Part)]) -> Laid {
         }
     }
 
+    // Inside a shard, nodes go in the order they were first read (so a
+    // transfer of a small zone starts with the apex, as it was written).
+    // A partition numbers its nodes in that order already; a shard made of
+    // several partitions (a small zone) is put in that order here.
+    if parts.len() > 1 {
+        for ids in &mut per_shard {
+            ids.sort_by_key(|&id| (first[id as usize], id));
+        }
+    }
+
     let mut rdset: Vec<&[u8]> = Vec::new();
     let fail = |out: &mut Laid, node: u32, e: BuildError| {
         let k = first[node as usize];

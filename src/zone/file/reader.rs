@@ -50,6 +50,12 @@ impl<T: Clone + PartialEq> Carried<T> {
         self.own = true;
     }
 
+    /// Sets the value in place (no allocation for a value that has room).
+    fn set_with(&mut self, f: impl FnOnce(&mut T)) {
+        f(&mut self.value);
+        self.own = true;
+    }
+
     fn as_guess(&self) -> Self {
         Carried {
             value: self.value.clone(),
@@ -297,7 +303,8 @@ impl Reader {
                     )
                 },
             )?;
-            self.carry.last_owner.set(self.owner.clone());
+            let owner = &self.owner;
+            self.carry.last_owner.set_with(|o| o.clone_from(owner));
             i = 1;
         }
         let mut ttl = None;
