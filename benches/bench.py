@@ -4,14 +4,17 @@
 1. Query throughput: dnsperf on the same 10k-name zone and query mix, the
    servers interleaved over several rounds; reports qps and the server's own
    CPU time per answered query (utime+stime of its process tree).
-2. Zone load: time from start to the first answer and memory after loading
-   a 1M-name zone (1.79M records); RSS and PSS summed over the process tree.
+2. Zone load: time from start to the first answer, peak RSS during the load
+   and steady RSS after it, for a 1M-name zone (1.83M records); the servers
+   interleaved over several rounds, medians, ratios to Knot. Then a tandem
+   secondary of a tandem primary: start to answering from the AXFR'd zone.
 
 Ratios are against NSD measured in the same run: absolute figures on these
 shared 2-core machines move between runs, ratios much less.
 
 usage: benches/bench.py [--names 10000] [--rounds 3] [--seconds 10]
-                        [--big 1000000] [--skip-qps] [--skip-load]
+                        [--big 1000000] [--load-rounds 3] [--skip-qps]
+                        [--skip-load] [--skip-secondary]
 Needs: nsd, knot, dnsperf, dig (Debian packages); builds tandem --release.
 """
 import argparse
@@ -297,34 +300,132 @@ def axfr(port):
     return time.monotonic() - start, records, total
 
 
+def status_kb(pid, field):
+    """`field` (kB) of /proc/PID/status, 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(field + r":\s+(\d+)", f.read()).group(1))
+    except (OSError, AttributeError):
+        return 0
+
+
+class PeakRss:
+    """Peak RSS of a process tree: each process's VmHWM, sampled while the
+    tree lives so that forks (NSD's) that come and go are counted, summed."""
+
+    def __init__(self, pid):
+        self.pid, self.hwm = pid, {}
+
+    def sample(self):
+        for p in tree(self.pid):
+            self.hwm[p] = max(self.hwm.get(p, 0), status_kb(p, "VmHWM"))
+
+    def mb(self):
+        return sum(self.hwm.values()) / 1024
+
+
+def load_once(start, name=ORIGIN):
+    """Starts a server, waits for `name` SOA to be answered while sampling
+    its peak RSS; returns (server, seconds to first answer, peak sampler)."""
+    s = start()
+    peak = PeakRss(s.proc.pid)
+    deadline = time.monotonic() + 300
+    while True:
+        peak.sample()
+        if s.proc.poll() is not None:
+            raise SystemExit(f"{s.name} exited; see its log")
+        if answers(s.port, name):
+            t = time.monotonic() - s.started
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{s.name} did not answer within 300s")
+        time.sleep(0.02)
+    # Post-load work (freeing, trimming, a server's forks) settles here;
+    # the peak is still sampled.
+    for _ in range(10):
+        peak.sample()
+        time.sleep(0.1)
+    return s, t, peak
+
+
+def start_tandem_secondary(workdir, port, primary_port, binary, tag):
+    d = os.path.join(workdir, f"secondary-{tag}")
+    os.makedirs(d, exist_ok=True)
+    cfg = os.path.join(d, "tandem.toml")
+    with open(cfg, "w") as f:
+        f.write(f'[server]\nlisten = ["127.0.0.1:{port}"]\ndata_dir = "{d}/var"\nudp_workers = 2\n'
+                f'log_level = "warn"\n[[zone]]\nname = "{ORIGIN}"\nrole = "secondary"\n'
+                f'primaries = ["127.0.0.1:{primary_port}"]\n')
+    return Server("tandem-secondary", [binary, "serve", "--config", cfg], port, d)
+
+
 def bench_load(args, workdir, binary):
     zone = os.path.join(workdir, "bench1m.zone")
     subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.big), ORIGIN, zone], check=True)
     records = sum(1 for line in open(zone) if not line.startswith("$")) - 0
-    rows = {}
-    for n in STARTERS:
-        s = STARTERS[n](workdir, zone, free_port(), binary)
-        try:
-            t = s.wait_ready()
-            time.sleep(1)  # let post-load cleanup settle before reading memory
-            rss, pss = memory_mb(s.proc.pid)
-            ok = answers(s.port, f"h{args.big - 1}.{ORIGIN}", "A")
-            xfr = axfr(s.port)
-        finally:
-            s.stop()
-        rows[n] = (t, rss, pss, ok, xfr)
-        print(f"  {n:7} loaded in {t:.2f}s  RSS {rss:.0f} MB  PSS {pss:.0f} MB  last name answers: {ok}  "
-              f"AXFR {xfr[1]} records in {xfr[0]:.2f}s", flush=True)
-    print(f"\nZone load, {args.big} names ({records} records), start to first answer")
-    print("| server | load time | time / Knot | RSS | RSS / NSD | PSS | PSS / NSD |")
-    print("|---|---|---|---|---|---|---|")
-    for n, (t, rss, pss, ok, xfr) in rows.items():
-        print(f"| {n} | {t:.2f} s | {t / rows['knot'][0]:.2f} | {rss:.0f} MB | {rss / rows['nsd'][1]:.2f} | {pss:.0f} MB | {pss / rows['nsd'][2]:.2f} |")
+    names = list(STARTERS)
+    runs = {n: [] for n in names}
+    axfrs = {}
+    for rnd in range(args.load_rounds):
+        # The order rotates, so no server always follows the same one.
+        for n in names[rnd % len(names):] + names[:rnd % len(names)]:
+            s, t, peak = load_once(lambda: STARTERS[n](workdir, zone, free_port(), binary))
+            try:
+                rss, pss = memory_mb(s.proc.pid)
+                ok = answers(s.port, f"h{args.big - 1}.{ORIGIN}", "A")
+                if n not in axfrs:
+                    axfrs[n] = axfr(s.port)
+            finally:
+                s.stop()
+            runs[n].append((t, peak.mb(), rss, pss, ok))
+            print(f"  round {rnd + 1} {n:7} loaded in {t:.2f}s  peak RSS {peak.mb():.0f} MB  RSS {rss:.0f} MB  "
+                  f"PSS {pss:.0f} MB  last name answers: {ok}", flush=True)
+    med = {n: tuple(statistics.median(r[i] for r in v) for i in range(4)) + (all(r[4] for r in v),)
+           for n, v in runs.items()}
+    k = med["knot"]
+    print(f"\nZone load, {args.big} names ({records} records), start to first answer; "
+          f"median of {args.load_rounds} rounds, servers interleaved")
+    print("| server | load time | time / Knot | peak RSS | peak / Knot | steady RSS | steady / Knot | peak / steady | PSS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, (t, peak, rss, pss, ok) in med.items():
+        print(f"| {n} | {t:.2f} s | {t / k[0]:.2f} | {peak:.0f} MB | {peak / k[1]:.2f} | {rss:.0f} MB | "
+              f"{rss / k[2]:.2f} | {peak / rss:.2f} | {pss:.0f} MB |")
+    print("(peak: VmHWM of each process of the server's tree, sampled during and 1 s after the load, summed;"
+          " steady: RSS summed over the tree 1 s after the first answer)")
+    rows = {n: (med[n][0], med[n][2], med[n][3], med[n][4], axfrs[n]) for n in names}
     print(f"\nAXFR out of the same zone, read and counted by the benchmark itself")
     print("| server | records | time | time / NSD | MB on the wire |")
     print("|---|---|---|---|---|")
     for n, (t, rss, pss, ok, xfr) in rows.items():
         print(f"| {n} | {xfr[1]:,} | {xfr[0]:.2f} s | {xfr[0] / rows['nsd'][4][0]:.2f} | {xfr[2] / 1e6:.1f} |")
+    if not args.skip_secondary:
+        bench_secondary(args, workdir, zone, binary, records)
+
+
+def bench_secondary(args, workdir, zone, binary, records):
+    """A tandem secondary of a tandem primary: from its start (no saved
+    copy) to answering from the transferred zone."""
+    primary, _, _ = load_once(lambda: start_tandem(workdir, zone, free_port(), binary))
+    results = []
+    try:
+        for rnd in range(args.load_rounds):
+            s, t, peak = load_once(lambda: start_tandem_secondary(workdir, free_port(), primary.port, binary, rnd))
+            try:
+                rss, _ = memory_mb(s.proc.pid)
+                ok = answers(s.port, f"h{args.big - 1}.{ORIGIN}", "A")
+            finally:
+                s.stop()
+            results.append((t, peak.mb(), rss, ok))
+            print(f"  round {rnd + 1} secondary serving after {t:.2f}s  peak RSS {peak.mb():.0f} MB  RSS {rss:.0f} MB  "
+                  f"last name answers: {ok}", flush=True)
+    finally:
+        primary.stop()
+    t, peak, rss = (statistics.median(r[i] for r in results) for i in range(3))
+    print(f"\ntandem secondary of a tandem primary, {records} records by AXFR: start (no saved copy) to first answer,"
+          f" median of {args.load_rounds}")
+    print("| transfer + build + save | peak RSS | steady RSS | peak / steady |")
+    print("|---|---|---|---|")
+    print(f"| {t:.2f} s | {peak:.0f} MB | {rss:.0f} MB | {peak / rss:.2f} |")
 
 
 def main():
@@ -335,6 +436,8 @@ def main():
     ap.add_argument("--big", type=int, default=1_000_000)
     ap.add_argument("--skip-qps", action="store_true")
     ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--load-rounds", type=int, default=3)
+    ap.add_argument("--skip-secondary", action="store_true")
     args = ap.parse_args()
     for tool in ["nsd", "knotd", "dnsperf", "dig"]:
         if not shutil.which(tool):

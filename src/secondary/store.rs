@@ -3,7 +3,7 @@
 //! (appended and fsynced), and its timers. After a crash at any moment the
 //! copy plus the journal's chain from it give the last accepted version.
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_atomic_with;
 use crate::xfr::journal::{self, Journal};
 use crate::zone::diff::Diff;
 use crate::zone::file::write as text;
@@ -143,7 +143,7 @@ impl Store {
     }
 
     fn write_copy(&mut self, zone: &Zone) -> std::io::Result<()> {
-        write_atomic(&self.copy, text::zone_text(zone).as_bytes())?;
+        write_atomic_with(&self.copy, |out| text::write_zone(zone, out))?;
         self.timers.copy_serial = zone.serial();
         Ok(())
     }

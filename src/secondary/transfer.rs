@@ -8,7 +8,8 @@ use crate::stats;
 use crate::xfr::client::{Conn, XfrError};
 use crate::xfr::reader::Fetched;
 use crate::zone::diff::{self, Rr};
-use crate::zone::{Zone, ZoneBuilder, rtype, serial::is_newer};
+use crate::zone::records::Records;
+use crate::zone::{Zone, build, rtype, serial::is_newer, stage, workers};
 use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::error;
@@ -152,16 +153,31 @@ impl SecondaryZone {
 }
 
 /// Builds a version from a full transfer; the checks are the zone file's.
-pub fn build_full(apex: &[u8], records: Vec<Rr>) -> Result<Zone, String> {
-    let mut b = ZoneBuilder::new(apex);
-    for (i, r) in records.iter().enumerate() {
-        if i > 0 && r.rtype == rtype::SOA {
-            return Err("an SOA inside the transfer".into());
+/// The records are staged in blocks on every core, each block freed once
+/// staged, then built on every core.
+pub fn build_full(apex: &[u8], records: Records) -> Result<Zone, String> {
+    let threads = if records.len() >= build::PARALLEL_FROM_RECORDS {
+        workers::threads()
+    } else {
+        1
+    };
+    let staged = stage::stage_blocks(apex, records.into_blocks(), threads, |stager, block| {
+        for (i, r) in block.iter().enumerate() {
+            let n = block.first() + i;
+            if n > 0 && r.rtype == rtype::SOA {
+                return Err("an SOA inside the transfer".to_string());
+            }
+            // The record's number stands for its line: the first of
+            // several failures in reading order is reported.
+            stager
+                .add(r.owner, r.rtype, r.ttl, r.rdata, (n + 1) as u32)
+                .map_err(|e| format!("record {} rejected: {e}", n + 1))?;
         }
-        b.add(&r.owner, r.rtype, r.ttl, &r.rdata, Default::default())
-            .map_err(|e| format!("record {} rejected: {e}", i + 1))?;
-    }
-    b.build().map_err(|e| e.msg)
+        Ok(())
+    })?;
+    build::build(staged, threads)
+        .map(|(z, _)| z)
+        .map_err(|e| e.msg)
 }
 
 /// Applies received differences in order, each checked.

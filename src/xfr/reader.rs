@@ -8,6 +8,7 @@ use super::error::XfrError;
 use crate::query::request as wire;
 use crate::zone::diff::{Diff, Rr, soa_serial};
 use crate::zone::rdata;
+use crate::zone::records::Records;
 use crate::zone::{name, rtype, serial::is_newer};
 
 /// What a transfer brought.
@@ -15,7 +16,7 @@ pub enum Fetched {
     /// The primary has nothing newer.
     UpToDate,
     /// The whole zone: the SOA, then every other record.
-    Full(Vec<Rr>),
+    Full(Records),
     /// Differences, oldest first.
     Incremental(Vec<Diff>),
 }
@@ -30,7 +31,8 @@ pub struct Parser {
     first: Option<Rr>,
     serial: u32,
     mode: Mode,
-    body: Vec<Rr>,
+    /// A full answer's records, the first SOA first.
+    body: Records,
     diffs: Vec<Diff>,
     cur: Option<Diff>,
     count: usize,
@@ -55,7 +57,7 @@ impl Parser {
             first: None,
             serial: 0,
             mode: Mode::Start,
-            body: Vec::new(),
+            body: Records::new(),
             diffs: Vec::new(),
             cur: None,
             count: 0,
@@ -119,6 +121,9 @@ impl Parser {
                     return Ok(());
                 }
                 self.mode = Mode::Axfr;
+                if let Some(f) = &self.first {
+                    self.body.push(&f.owner, f.rtype, f.ttl, &f.rdata);
+                }
                 self.push_axfr(r, soa)
             }
             Mode::Axfr => self.push_axfr(r, soa),
@@ -192,7 +197,7 @@ impl Parser {
                 }
                 self.done = true;
             }
-            _ => self.body.push(r),
+            _ => self.body.push(&r.owner, r.rtype, r.ttl, &r.rdata),
         }
         Ok(())
     }
@@ -207,14 +212,11 @@ impl Parser {
                 "the primary closed the connection mid-transfer".into(),
             ));
         }
-        let first = self
-            .first
-            .ok_or_else(|| XfrError::Malformed("empty transfer".into()))?;
+        if self.first.is_none() {
+            return Err(XfrError::Malformed("empty transfer".into()));
+        }
         if self.mode == Mode::Axfr {
-            let mut all = Vec::with_capacity(self.body.len() + 1);
-            all.push(first);
-            all.extend(self.body);
-            Ok(Fetched::Full(all))
+            Ok(Fetched::Full(self.body))
         } else {
             Ok(Fetched::Incremental(self.diffs))
         }

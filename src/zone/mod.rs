@@ -13,8 +13,11 @@ pub mod diff;
 pub mod file;
 pub mod name;
 pub mod rdata;
+pub mod records;
 pub mod rtype;
 pub mod serial;
+pub mod stage;
+pub mod workers;
 
 use hashbrown::HashTable;
 use std::sync::Arc;
@@ -29,6 +32,7 @@ pub const F_NS: u8 = 1;
 /// Node flag: the node owns a CNAME.
 pub const F_CNAME: u8 = 2;
 
+#[derive(Default)]
 pub struct Shard {
     table: HashTable<u32>,
     data: Box<[u8]>,
@@ -316,7 +320,14 @@ impl Zone {
 
     /// Every node, in no particular order (for transfers and checks).
     pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
-        self.shards.iter().flat_map(|s| {
+        self.node_groups().flatten()
+    }
+
+    /// Every node, in groups (one per shard) that can be walked in parallel.
+    pub fn node_groups(
+        &self,
+    ) -> impl ExactSizeIterator<Item = impl Iterator<Item = Node<'_>> + Send> + Send {
+        self.shards.iter().map(|s| {
             let mut rest = &s.data[..];
             std::iter::from_fn(move || {
                 if rest.is_empty() {
@@ -419,6 +430,8 @@ mod tests {
         assert!(z.find(b"\x01b\x07example\x00").unwrap().is_empty());
         assert!(z.find(b"\x01c\x07example\x00").is_none());
         assert_eq!(z.nodes().count(), 5);
+        // Nodes as first read: a transfer starts with the apex.
+        assert_eq!(z.nodes().next().unwrap().name(), b"\x07example\x00");
         // The same records, node by node, as the nodes hold them.
         let by_nodes: Vec<(Vec<u8>, u16, u32, Vec<u8>)> = z
             .nodes()

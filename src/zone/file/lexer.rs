@@ -2,6 +2,8 @@
 //! each), joining parenthesised continuation lines and dropping comments.
 //! Tokens borrow the source: escapes are kept raw and interpreted by whoever
 //! knows what the token means (a name, a character-string, a number).
+//! A lexer may start at any line start and stop before an entry that would
+//! start at or past a bound, so that chunks of one text can be read apart.
 
 #[derive(Clone, Copy, Debug)]
 pub struct Tok {
@@ -26,11 +28,20 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a [u8]) -> Self {
-        Lexer {
-            src,
-            pos: 0,
-            line: 1,
-        }
+        Self::at(src, 0, 1)
+    }
+
+    /// A lexer reading `src` from `pos`, the start of line `line`.
+    pub fn at(src: &'a [u8], pos: usize, line: usize) -> Self {
+        Lexer { src, pos, line }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn line(&self) -> usize {
+        self.line
     }
 
     pub fn text(&self, t: &Tok) -> &'a [u8] {
@@ -39,6 +50,17 @@ impl<'a> Lexer<'a> {
 
     /// Reads the next entry's tokens into `toks`. `Ok(None)` at end of input.
     pub fn next_entry(&mut self, toks: &mut Vec<Tok>) -> Result<Option<Entry>, (usize, String)> {
+        self.next_entry_before(toks, usize::MAX)
+    }
+
+    /// As `next_entry`, but `Ok(None)` at the first line start at or past
+    /// `end` that is not inside an entry: the lexer then stands there, and
+    /// a lexer started there reads on exactly as this one would have.
+    pub fn next_entry_before(
+        &mut self,
+        toks: &mut Vec<Tok>,
+        end: usize,
+    ) -> Result<Option<Entry>, (usize, String)> {
         toks.clear();
         let src = self.src;
         let mut depth = 0u32;
@@ -47,6 +69,9 @@ impl<'a> Lexer<'a> {
         let mut blank_owner = false;
         let mut paren_line = 0;
         loop {
+            if at_line_start && self.pos >= end && depth == 0 && toks.is_empty() {
+                return Ok(None);
+            }
             let Some(&c) = src.get(self.pos) else {
                 if depth > 0 {
                     return Err((

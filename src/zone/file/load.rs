@@ -1,18 +1,17 @@
 //! Reads RFC 1035 master files ($ORIGIN, $TTL, $INCLUDE, $GENERATE) into a
-//! `ZoneBuilder`. Every error carries FILE:LINE.
+//! zone; every error carries FILE:LINE. Records are staged as they are read
+//! and built on every core. A large text is read in chunks on every core
+//! too (`ahead`); each chunk is kept only if it is what reading in turn
+//! would have given, else it is read again in turn (`reader`), so the
+//! records and the first error are those of reading line after line.
 
-use super::lexer::{Lexer, Tok};
-use crate::zone::build::{BuildError, Origin, ZoneBuilder};
-use crate::zone::rdata::Soa;
-use crate::zone::rdata::parse::{self as rdata, Fields};
-use crate::zone::{Zone, name, rtype};
+use super::ahead;
+use super::reader::{Carry, Reader, Stop};
+use crate::zone::build::{self, BuildError, Origin};
+use crate::zone::stage::{Run, Staged, Stager};
+use crate::zone::{NameHasher, Zone, workers};
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Nesting limit for `$INCLUDE` (stops include loops).
-const MAX_INCLUDE_DEPTH: usize = 16;
-/// Upper bound on the records one `$GENERATE` may produce.
-const MAX_GENERATE: u64 = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneError {
@@ -42,33 +41,54 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-struct Loader {
-    builder: ZoneBuilder,
-    files: Vec<PathBuf>,
-    default_ttl: Option<u32>,
-    last_ttl: Option<u32>,
-    last_owner: Vec<u8>,
-    owner: Vec<u8>,
-    rdata: Vec<u8>,
+/// How a load spreads its work over the cores.
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    threads: usize,
+    /// Texts shorter than this are read in turn only.
+    parallel_from: usize,
+    /// The first bytes of a text, read in turn: what they leave ($ORIGIN,
+    /// $TTL) is the guess every other chunk starts from.
+    head: usize,
+    /// Chunks per thread: enough that a thread slowed by the rest of the
+    /// machine leaves its share to the others.
+    chunks_per_thread: usize,
+    /// Zones with fewer records are built on one thread.
+    build_parallel_from: usize,
 }
 
-/// The mutable state of one file being read; `$ORIGIN` is scoped to it.
-struct FileCx {
-    idx: u16,
-    origin: Vec<u8>,
-    depth: usize,
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            threads: workers::threads(),
+            parallel_from: 1 << 20,
+            head: 64 << 10,
+            chunks_per_thread: 8,
+            build_parallel_from: build::PARALLEL_FROM_RECORDS,
+        }
+    }
+}
+
+struct Loader {
+    apex: Vec<u8>,
+    hasher: NameHasher,
+    files: Vec<PathBuf>,
+    /// The first reads in turn; the others are the threads' that read ahead.
+    stagers: Vec<Stager>,
+    runs: Vec<Run>,
+    tuning: Tuning,
 }
 
 impl Loader {
-    fn new(origin: &[u8]) -> Self {
+    fn new(origin: &[u8], tuning: Tuning) -> Self {
+        let hasher = NameHasher::default();
         Loader {
-            builder: ZoneBuilder::new(origin),
+            stagers: vec![Stager::new(origin, &hasher)],
+            apex: origin.to_vec(),
+            hasher,
             files: Vec::new(),
-            default_ttl: None,
-            last_ttl: None,
-            last_owner: Vec::new(),
-            owner: Vec::with_capacity(256),
-            rdata: Vec::with_capacity(1024),
+            runs: Vec::new(),
+            tuning,
         }
     }
 
@@ -94,420 +114,234 @@ impl Loader {
         Ok(idx)
     }
 
-    fn read_text(&mut self, text: &[u8], cx: &mut FileCx) -> Result<(), ZoneError> {
-        let mut lx = Lexer::new(text);
-        let mut toks: Vec<Tok> = Vec::with_capacity(16);
-        let mut words: Vec<(&[u8], bool)> = Vec::with_capacity(16);
+    /// Reads the whole `text` of file `file`, nested `depth` `$INCLUDE`s
+    /// deep, from the state `carry` (left as the text leaves it).
+    fn read_text(
+        &mut self,
+        text: &[u8],
+        file: u16,
+        depth: usize,
+        carry: &mut Carry,
+    ) -> Result<(), ZoneError> {
+        let t = self.tuning;
+        if t.threads < 2 || text.len() < t.parallel_from {
+            self.read_in_turn(text, file, depth, (0, 1), text.len(), carry)?;
+            return Ok(());
+        }
+        let (mut pos, mut line) =
+            self.read_in_turn(text, file, depth, (0, 1), t.head.min(text.len()), carry)?;
+        let chunk_len = (text.len() - pos.min(text.len())) / (t.threads * t.chunks_per_thread) + 1;
+        let bounds = ahead::cut(text, pos, chunk_len);
+        let guess = carry.as_guess();
+        let read = ahead::read(
+            text,
+            &bounds,
+            &guess,
+            depth,
+            &self.apex,
+            &self.hasher,
+            t.threads,
+        );
+        let base = self.stagers.len();
+        self.stagers.extend(read.stagers);
+        for (k, chunk) in read.chunks.into_iter().enumerate() {
+            let (start, end) = (bounds[k], bounds[k + 1]);
+            if chunk.holds(start, pos, &guess, carry) {
+                // Lines in the chunk count from 1 at its start.
+                let offset = line - 1;
+                self.runs.push(Run {
+                    stager: base + chunk.stager,
+                    file,
+                    line_offset: offset as u32,
+                    from: chunk.from,
+                    to: chunk.to,
+                });
+                carry.absorb(&chunk.carry);
+                match chunk.stop {
+                    Err((l, m)) => return Err(self.err(file, offset + l, m)),
+                    Ok(Stop::End { pos: p, line: l }) => (pos, line) = (p, offset + l),
+                    Ok(Stop::Include {
+                        file: inc,
+                        origin,
+                        line: l,
+                        pos: p,
+                        next_line,
+                    }) => {
+                        self.include(file, depth, offset + l, &inc, origin, carry)?;
+                        (pos, line) = (p, offset + next_line);
+                    }
+                }
+            }
+            if pos < end {
+                (pos, line) = self.read_in_turn(text, file, depth, (pos, line), end, carry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads in turn the entries of `text` that start from `at` (position,
+    /// line) and before `end`, following `$INCLUDE`s; returns where it
+    /// stopped.
+    fn read_in_turn(
+        &mut self,
+        text: &[u8],
+        file: u16,
+        depth: usize,
+        at: (usize, usize),
+        end: usize,
+        carry: &mut Carry,
+    ) -> Result<(usize, usize), ZoneError> {
+        let (mut pos, mut line) = at;
         loop {
-            let entry = match lx.next_entry(&mut toks) {
-                Ok(Some(e)) => e,
-                Ok(None) => return Ok(()),
-                Err((line, msg)) => return Err(self.err(cx.idx, line, msg)),
-            };
-            words.clear();
-            words.extend(toks.iter().map(|t| (lx.text(t), t.quoted)));
-            let line = entry.line;
-            let first = words[0];
-            if !entry.blank_owner && !first.1 && first.0.first() == Some(&b'$') {
-                self.directive(&words, cx, line)?;
-            } else {
-                self.record(&words, entry.blank_owner, cx, line)
-                    .map_err(|m| self.err(cx.idx, line, m))?;
+            let stager = &mut self.stagers[0];
+            let from = stager.mark();
+            let mut reader = Reader::new(carry.clone(), depth);
+            let stop = reader.read(stager, text, pos, end, line);
+            let to = stager.mark();
+            self.runs.push(Run {
+                stager: 0,
+                file,
+                line_offset: 0,
+                from,
+                to,
+            });
+            *carry = reader.carry;
+            match stop {
+                Err((l, m)) => return Err(self.err(file, l, m)),
+                Ok(Stop::End { pos, line }) => return Ok((pos, line)),
+                Ok(Stop::Include {
+                    file: inc,
+                    origin,
+                    line: l,
+                    pos: p,
+                    next_line,
+                }) => {
+                    self.include(file, depth, l, &inc, origin, carry)?;
+                    (pos, line) = (p, next_line);
+                }
             }
         }
     }
 
-    fn directive(
+    /// Reads the file an `$INCLUDE` on `line` of `file` names, with its
+    /// own origin.
+    fn include(
         &mut self,
-        words: &[(&[u8], bool)],
-        cx: &mut FileCx,
+        file: u16,
+        depth: usize,
         line: usize,
+        name: &[u8],
+        origin: Vec<u8>,
+        carry: &mut Carry,
     ) -> Result<(), ZoneError> {
-        let d = words[0].0.to_ascii_uppercase();
-        let arg = |i: usize| words.get(i).map(|w| w.0);
-        let e = |s: &Self, m: String| s.err(cx.idx, line, m);
-        match &d[..] {
-            b"$ORIGIN" => {
-                let t = arg(1).ok_or_else(|| e(self, "$ORIGIN needs a name".into()))?;
-                let mut o = Vec::new();
-                name::from_text(t, Some(&cx.origin), &mut o)
-                    .map_err(|x| e(self, format!("$ORIGIN: {x}")))?;
-                cx.origin = o;
-            }
-            b"$TTL" => {
-                let t = arg(1).ok_or_else(|| e(self, "$TTL needs a value".into()))?;
-                let ttl = rdata::parse_ttl(t)
-                    .ok_or_else(|| e(self, format!("bad $TTL '{}'", String::from_utf8_lossy(t))))?;
-                self.default_ttl = Some(ttl);
-            }
-            b"$INCLUDE" => {
-                let t = arg(1).ok_or_else(|| e(self, "$INCLUDE needs a file name".into()))?;
-                if cx.depth >= MAX_INCLUDE_DEPTH {
-                    return Err(e(self, "$INCLUDE nested too deeply (include loop?)".into()));
-                }
-                let mut o = cx.origin.clone();
-                if let Some(ot) = arg(2) {
-                    o.clear();
-                    name::from_text(ot, Some(&cx.origin), &mut o)
-                        .map_err(|x| e(self, format!("$INCLUDE origin: {x}")))?;
-                }
-                let rel = PathBuf::from(String::from_utf8_lossy(t).into_owned());
-                // Relative to the including file's directory, else to the working directory.
-                let here = self.files[cx.idx as usize].parent().map(|d| d.join(&rel));
-                let path = match here {
-                    Some(p) if rel.is_relative() && p.exists() => p,
-                    _ => rel,
-                };
-                let text = std::fs::read(&path)
-                    .map_err(|x| e(self, format!("$INCLUDE {}: {x}", path.display())))?;
-                let idx = self.add_file(path).map_err(|m| e(self, m))?;
-                let mut inner = FileCx {
-                    idx,
-                    origin: o,
-                    depth: cx.depth + 1,
-                };
-                self.read_text(&text, &mut inner)?;
-            }
-            b"$GENERATE" => self.generate(words, cx, line)?,
-            _ => {
-                return Err(e(
-                    self,
-                    format!(
-                        "unknown directive '{}'",
-                        String::from_utf8_lossy(words[0].0)
-                    ),
-                ));
-            }
-        }
+        let rel = PathBuf::from(String::from_utf8_lossy(name).into_owned());
+        // Relative to the including file's directory, else to the working directory.
+        let here = self
+            .files
+            .get(file as usize)
+            .and_then(|f| f.parent())
+            .map(|d| d.join(&rel));
+        let path = match here {
+            Some(p) if rel.is_relative() && p.exists() => p,
+            _ => rel,
+        };
+        let text = std::fs::read(&path)
+            .map_err(|x| self.err(file, line, format!("$INCLUDE {}: {x}", path.display())))?;
+        let idx = self.add_file(path).map_err(|m| self.err(file, line, m))?;
+        let mut inner = carry.for_include(origin);
+        self.read_text(&text, idx, depth + 1, &mut inner)?;
+        carry.after_include(&inner);
         Ok(())
     }
 
-    fn record(
-        &mut self,
-        words: &[(&[u8], bool)],
-        blank_owner: bool,
-        cx: &FileCx,
-        line: usize,
-    ) -> Result<(), String> {
-        let mut i = 0;
-        self.owner.clear();
-        if blank_owner {
-            if self.last_owner.is_empty() {
-                return Err("no owner name (first record starts with blank space)".into());
-            }
-            self.owner.extend_from_slice(&self.last_owner);
-        } else {
-            name::from_text(words[0].0, Some(&cx.origin), &mut self.owner).map_err(|e| {
-                format!(
-                    "bad owner name '{}': {e}",
-                    String::from_utf8_lossy(words[0].0)
-                )
-            })?;
-            self.last_owner.clear();
-            self.last_owner.extend_from_slice(&self.owner);
-            i = 1;
-        }
-        let mut ttl = None;
-        let mut class_seen = false;
-        let rt = loop {
-            let w = words.get(i).ok_or("missing record type")?.0;
-            i += 1;
-            if w.first().is_some_and(u8::is_ascii_digit) {
-                if ttl.is_some() {
-                    return Err(format!("unexpected '{}'", String::from_utf8_lossy(w)));
-                }
-                ttl = Some(
-                    rdata::parse_ttl(w)
-                        .ok_or_else(|| format!("bad TTL '{}'", String::from_utf8_lossy(w)))?,
-                );
-                continue;
-            }
-            if !class_seen && (w.eq_ignore_ascii_case(b"IN") || w.eq_ignore_ascii_case(b"CLASS1")) {
-                class_seen = true;
-                continue;
-            }
-            if !class_seen
-                && (w.eq_ignore_ascii_case(b"CH")
-                    || w.eq_ignore_ascii_case(b"HS")
-                    || w.eq_ignore_ascii_case(b"CS")
-                    || w.len() > 5 && w[..5].eq_ignore_ascii_case(b"CLASS"))
-            {
-                return Err(format!(
-                    "class {} not supported (only IN)",
-                    String::from_utf8_lossy(w)
-                ));
-            }
-            break rtype::from_text(w)
-                .ok_or_else(|| format!("unknown record type '{}'", String::from_utf8_lossy(w)))?;
+    /// Reads the zone file (or text) `text` as file 0.
+    fn read_zone(&mut self, path: PathBuf, text: &[u8]) -> Result<(), ZoneError> {
+        let idx = self.add_file(path).map_err(|m| self.err(0, 0, m))?;
+        let mut carry = Carry::new(&self.apex);
+        self.read_text(text, idx, 0, &mut carry)
+    }
+
+    fn finish(self) -> Result<Loaded, ZoneError> {
+        let files = self.files;
+        let name_of = |o: Option<Origin>| match o {
+            Some(o) => (
+                files
+                    .get(o.file as usize)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                o.line as usize,
+            ),
+            None => (
+                files
+                    .first()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                0,
+            ),
         };
-        self.rdata.clear();
-        let mut f = Fields::new(&words[i..], &cx.origin);
-        rdata::encode(rt, &mut f, &mut self.rdata)
-            .map_err(|e| format!("{} record: {e}", rtype::to_text(rt)))?;
-        let ttl = match ttl {
-            Some(t) => {
-                self.last_ttl = Some(t);
-                t
-            }
-            None => match (self.default_ttl, self.last_ttl) {
-                (Some(t), _) | (None, Some(t)) => t,
-                (None, None) if rt == rtype::SOA => {
-                    // BIND: no $TTL and no TTL on the SOA → the SOA's MINIMUM.
-                    let t = Soa::parse(&self.rdata)
-                        .ok_or("SOA record: malformed rdata")?
-                        .minimum;
-                    self.last_ttl = Some(t);
-                    t
-                }
-                (None, None) => return Err("no TTL given and no $TTL in effect".into()),
-            },
-        };
-        self.builder.add(
-            &self.owner,
-            rt,
-            ttl,
-            &self.rdata,
-            Origin {
-                file: cx.idx,
-                line: line as u32,
-            },
-        )
-    }
-
-    /// `$GENERATE range lhs [ttl] [class] type rhs` (BIND syntax).
-    fn generate(
-        &mut self,
-        words: &[(&[u8], bool)],
-        cx: &mut FileCx,
-        line: usize,
-    ) -> Result<(), ZoneError> {
-        let e = |s: &Self, m: String| s.err(cx.idx, line, format!("$GENERATE: {m}"));
-        if words.len() < 5 {
-            return Err(e(self, "expected: range lhs [ttl] [class] type rhs".into()));
-        }
-        let (start, stop, step) = parse_range(words[1].0).ok_or_else(|| {
-            e(
-                self,
-                format!("bad range '{}'", String::from_utf8_lossy(words[1].0)),
-            )
-        })?;
-        if (stop - start) / step >= MAX_GENERATE {
-            return Err(e(
-                self,
-                format!("range produces more than {MAX_GENERATE} records"),
-            ));
-        }
-        let lhs = words[2].0;
-        let middle: Vec<&[u8]> = words[3..words.len() - 1].iter().map(|w| w.0).collect();
-        let rhs = words[words.len() - 1];
-        let mut text = Vec::with_capacity(128);
-        let mut v = start;
-        while v <= stop {
-            text.clear();
-            substitute(lhs, v, &mut text).map_err(|m| e(self, m))?;
-            for m in &middle {
-                text.push(b' ');
-                text.extend_from_slice(m);
-            }
-            text.push(b' ');
-            if rhs.1 {
-                text.push(b'"');
-            }
-            substitute(rhs.0, v, &mut text).map_err(|m| e(self, m))?;
-            if rhs.1 {
-                text.push(b'"');
-            }
-            let mut lx = Lexer::new(&text);
-            let mut toks = Vec::new();
-            lx.next_entry(&mut toks).map_err(|(_, m)| e(self, m))?;
-            let ws: Vec<(&[u8], bool)> = toks.iter().map(|t| (lx.text(t), t.quoted)).collect();
-            let saved = std::mem::take(&mut self.last_owner);
-            let r = self.record(&ws, false, cx, line);
-            self.last_owner = saved;
-            r.map_err(|m| e(self, m))?;
-            v += step;
-        }
-        Ok(())
-    }
-}
-
-fn parse_range(s: &[u8]) -> Option<(u64, u64, u64)> {
-    let s = std::str::from_utf8(s).ok()?;
-    let (range, step) = match s.split_once('/') {
-        Some((r, st)) => (r, st.parse().ok()?),
-        None => (s, 1),
-    };
-    let (a, b) = range.split_once('-')?;
-    let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
-    (a <= b && step > 0).then_some((a, b, step))
-}
-
-/// Expands `$`, `${offset,width,base}` and `\$` in a `$GENERATE` template.
-fn substitute(t: &[u8], v: u64, out: &mut Vec<u8>) -> Result<(), String> {
-    let mut i = 0;
-    while i < t.len() {
-        match t[i] {
-            b'\\' if t.get(i + 1) == Some(&b'$') => {
-                out.extend_from_slice(b"\\$");
-                i += 2;
-            }
-            b'$' if t.get(i + 1) == Some(&b'{') => {
-                let end = t[i..]
-                    .iter()
-                    .position(|&c| c == b'}')
-                    .ok_or("unterminated ${")?
-                    + i;
-                let spec = std::str::from_utf8(&t[i + 2..end]).map_err(|_| "bad ${} modifier")?;
-                let mut parts = spec.split(',');
-                let offset: i64 = parts
-                    .next()
-                    .unwrap_or("0")
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad offset in ${{{spec}}}"))?;
-                let width: usize = match parts.next() {
-                    Some(w) => w
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("bad width in ${{{spec}}}"))?,
-                    None => 0,
-                };
-                if width > 64 {
-                    return Err(format!("width {width} in ${{{spec}}} is too large"));
-                }
-                let base = parts.next().unwrap_or("d").trim();
-                let n = (v as i64)
-                    .checked_add(offset)
-                    .filter(|n| *n >= 0)
-                    .ok_or("offset makes the value negative")? as u64;
-                let s = match base {
-                    "d" => format!("{n:0width$}"),
-                    "o" => format!("{n:0width$o}"),
-                    "x" => format!("{n:0width$x}"),
-                    "X" => format!("{n:0width$X}"),
-                    "n" | "N" => nibbles(n, width, base == "N"),
-                    _ => return Err(format!("bad base '{base}' in ${{{spec}}}")),
-                };
-                out.extend_from_slice(s.as_bytes());
-                i = end + 1;
-            }
-            b'$' => {
-                out.extend_from_slice(v.to_string().as_bytes());
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// BIND's nibble format: hex digits least significant first, dot separated;
-/// `width` counts digits and dots.
-fn nibbles(mut v: u64, width: usize, upper: bool) -> String {
-    let digits = if upper {
-        b"0123456789ABCDEF"
-    } else {
-        b"0123456789abcdef"
-    };
-    let mut s = String::new();
-    let mut w = width as i64;
-    loop {
-        s.push(digits[(v & 0xf) as usize] as char);
-        v >>= 4;
-        w -= 1;
-        if w > 0 || v != 0 {
-            s.push('.');
-            w -= 1;
+        let records: usize = self.stagers.iter().map(Stager::records).sum();
+        let threads = if records >= self.tuning.build_parallel_from {
+            self.tuning.threads
         } else {
-            break;
-        }
-    }
-    s
-}
-
-fn finish(loader: Loader) -> Result<Loaded, ZoneError> {
-    let files = loader.files;
-    let name_of = |o: Option<crate::zone::build::Origin>| match o {
-        Some(o) => (
-            files
-                .get(o.file as usize)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            o.line as usize,
-        ),
-        None => (
-            files
-                .first()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            0,
-        ),
-    };
-    let builder = loader.builder;
-    match builder.build_with_warnings() {
-        Ok((zone, warnings)) => {
-            let warnings = warnings
-                .into_iter()
-                .map(|(o, m)| {
-                    let (f, l) = name_of(Some(o));
-                    format!("{f}:{l}: {m}")
+            1
+        };
+        let staged = Staged {
+            origin: self.apex,
+            hasher: self.hasher,
+            stagers: self.stagers,
+            runs: self.runs,
+        };
+        match build::build(staged, threads) {
+            Ok((zone, warnings)) => {
+                let warnings = warnings
+                    .into_iter()
+                    .map(|(o, m)| {
+                        let (f, l) = name_of(Some(o));
+                        format!("{f}:{l}: {m}")
+                    })
+                    .collect();
+                Ok(Loaded {
+                    zone,
+                    files,
+                    warnings,
                 })
-                .collect();
-            Ok(Loaded {
-                zone,
-                files,
-                warnings,
-            })
-        }
-        Err(BuildError { at, msg }) => {
-            let (file, line) = name_of(at);
-            Err(ZoneError { file, line, msg })
+            }
+            Err(BuildError { at, msg }) => {
+                let (file, line) = name_of(at);
+                Err(ZoneError { file, line, msg })
+            }
         }
     }
 }
 
 /// Loads and checks a zone file for the zone `origin` (absolute wire name).
 pub fn load_zone_file(path: &Path, origin: &[u8]) -> Result<Loaded, ZoneError> {
-    let mut loader = Loader::new(origin);
+    let mut loader = Loader::new(origin, Tuning::default());
     let text = std::fs::read(path).map_err(|e| ZoneError {
         file: path.display().to_string(),
         line: 0,
         msg: e.to_string(),
     })?;
-    let idx = loader
-        .add_file(path.to_path_buf())
-        .map_err(|m| loader.err(0, 0, m))?;
-    let mut cx = FileCx {
-        idx,
-        origin: origin.to_vec(),
-        depth: 0,
-    };
-    loader.read_text(&text, &mut cx)?;
+    loader.read_zone(path.to_path_buf(), &text)?;
+    // The text goes before the build, which needs room for the zone.
     drop(text);
-    finish(loader)
+    loader.finish()
 }
 
 /// Loads zone text held in memory (tests, fuzzing).
 pub fn load_zone_str(text: &str, file: &str, origin: &[u8]) -> Result<Zone, ZoneError> {
-    let mut loader = Loader::new(origin);
-    let idx = loader
-        .add_file(PathBuf::from(file))
-        .map_err(|m| loader.err(0, 0, m))?;
-    let mut cx = FileCx {
-        idx,
-        origin: origin.to_vec(),
-        depth: 0,
-    };
-    loader.read_text(text.as_bytes(), &mut cx)?;
-    finish(loader).map(|l| l.zone)
+    load_text(text.as_bytes(), file, origin, Tuning::default()).map(|l| l.zone)
 }
 
+fn load_text(text: &[u8], file: &str, origin: &[u8], tuning: Tuning) -> Result<Loaded, ZoneError> {
+    let mut loader = Loader::new(origin, tuning);
+    loader.read_zone(PathBuf::from(file), text)?;
+    loader.finish()
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::zone::{name, rtype};
 
     const ORIGIN: &[u8] = b"\x07example\x00";
     const HEAD: &str = "$TTL 300\n@ SOA ns host 1 2 3 4 5\n NS ns\nns A 192.0.2.1\n";
@@ -545,8 +379,6 @@ mod tests {
         assert_eq!(name::to_text(&ptr), "host-3.example.");
         assert!(z.find(b"\x03002\x07example\x00").is_none());
         assert!(z.find(b"\x02xf\x010\x07example\x00").is_some());
-        assert_eq!(nibbles(0x1f, 0, false), "f.1");
-        assert_eq!(nibbles(1, 5, false), "1.0.0");
     }
 
     #[test]
@@ -576,5 +408,200 @@ mod tests {
                 .ttl,
             300
         );
+    }
+
+    /// Everything a zone holds, in a comparable form (empty non-terminals
+    /// lower-cased: which descendant spells them is not defined).
+    fn dump(z: &Zone) -> Vec<String> {
+        let mut v: Vec<String> = z
+            .nodes()
+            .map(|n| {
+                let mut s = if n.is_empty() {
+                    name::to_text(n.name()).to_ascii_lowercase()
+                } else {
+                    name::to_text(n.name())
+                };
+                s += &format!(" {} {} |", n.children(), n.flags());
+                for set in n.rrsets() {
+                    s += &format!(
+                        " {} {} {:?}",
+                        set.rtype,
+                        set.ttl,
+                        set.iter().collect::<Vec<_>>()
+                    );
+                }
+                s
+            })
+            .collect();
+        v.sort();
+        v.push(format!(
+            "{:?} {} {} {} {} {}",
+            z.origin(),
+            z.serial(),
+            z.name_count(),
+            z.record_count(),
+            z.has_cuts(),
+            z.negative_ttl()
+        ));
+        v
+    }
+
+    type Outcome = Result<(Vec<String>, Vec<String>, Vec<PathBuf>), String>;
+
+    fn outcome(text: &[u8], file: &Path, origin: &[u8], tuning: Tuning) -> Outcome {
+        let mut loader = Loader::new(origin, tuning);
+        loader
+            .read_zone(file.to_path_buf(), text)
+            .and_then(|_| loader.finish())
+            .map(|l| {
+                let mut w = l.warnings;
+                w.sort();
+                (dump(&l.zone), w, l.files)
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n.max(1) as u64) as usize
+        }
+    }
+
+    fn in_turn() -> Tuning {
+        Tuning {
+            threads: 1,
+            ..Tuning::default()
+        }
+    }
+
+    /// Chunks of a few bytes read on 2 or 3 threads, after a head of 0 to
+    /// 100 bytes: every cut the reader may make, made.
+    fn tiny(rng: &mut Rng) -> Tuning {
+        Tuning {
+            threads: 2 + rng.below(2),
+            parallel_from: 0,
+            head: rng.below(100),
+            chunks_per_thread: 1 << 20,
+            build_parallel_from: 0,
+        }
+    }
+
+    const TRICKY: &str = r#"; no $TTL: TTLs carry from record to record
+@ 300 SOA ns host ( 1 2
+   3 4 5 )
+ NS ns
+ns A 192.0.2.1
+a A 192.0.2.2
+\098 TXT "two
+lines" "and a \" quote"
+b 60 TXT "x\
+y"
+c ( A
+ 192.0.2.3 )
+$ORIGIN sub.example.
+d A 192.0.2.4
+ AAAA ::1
+$TTL 90
+e A 192.0.2.5
+$ORIGIN example.
+x.y.z A 192.0.2.6
+f CNAME x.y.z
+g 70 A 192.0.2.8
+g 80 A 192.0.2.9
+g A 192.0.2.8
+$GENERATE 1-20 h$ A 10.0.0.$
+i A 192.0.2.10 ; comment ( "
+j TXT ( "a" ; comment )
+  "b" )
+"#;
+
+    #[test]
+    fn reading_ahead_gives_what_reading_in_turn_gives() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data"));
+        let mut seeds: Vec<(PathBuf, Vec<u8>, Vec<u8>)> = [
+            ("example.test.zone", "example.test."),
+            ("signed.test.zone", "signed.test."),
+            ("nsec3.signed.test.zone", "signed.test."),
+            ("2.0.192.in-addr.arpa.zone", "2.0.192.in-addr.arpa."),
+            ("child.example.test.zone", "child.example.test."),
+        ]
+        .iter()
+        .map(|(f, o)| {
+            let path = dir.join(f);
+            let text = std::fs::read(&path).unwrap();
+            (path, text, name::parse_absolute(o).unwrap())
+        })
+        .collect();
+        seeds.push((
+            dir.join("tricky.zone"),
+            TRICKY.as_bytes().to_vec(),
+            name::parse_absolute("example.").unwrap(),
+        ));
+        // The seeds as they are, with one chunk per line.
+        for (path, text, origin) in &seeds {
+            let mut rng = Rng(1);
+            let want = outcome(text, path, origin, in_turn());
+            assert!(want.is_ok(), "{}: {want:?}", path.display());
+            for _ in 0..20 {
+                let got = outcome(text, path, origin, tiny(&mut rng));
+                assert_eq!(got, want, "{}", path.display());
+            }
+        }
+        // Mutated: the same records, or the same first error.
+        const TOKENS: &[&str] = &[
+            "(",
+            ")",
+            "\"",
+            ";",
+            "\\",
+            "\n",
+            " ",
+            "\t",
+            "$ORIGIN x.",
+            "$ORIGIN sub",
+            "$TTL 5",
+            "$GENERATE 1-3 g$ A 10.0.0.$",
+            "$INCLUDE include/extra.inc",
+            "@",
+            "a",
+            "60",
+            "IN",
+            "TXT",
+        ];
+        let mut rng = Rng(7);
+        let mut failed = 0;
+        for i in 0..3000 {
+            let (path, seed, origin) = &seeds[i % seeds.len()];
+            let mut text = seed.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(text.len());
+                match rng.below(3) {
+                    0 => text[at] = b"\n \t;()\"\\$a1."[rng.below(12)],
+                    1 => {
+                        let t = TOKENS[rng.below(TOKENS.len())].as_bytes();
+                        text.splice(at..at, t.iter().copied());
+                    }
+                    _ => {
+                        let end = (at + rng.below(20)).min(text.len());
+                        text.drain(at..end);
+                    }
+                }
+            }
+            let want = outcome(&text, path, origin, in_turn());
+            failed += usize::from(want.is_err());
+            let got = outcome(&text, path, origin, tiny(&mut rng));
+            assert_eq!(
+                got,
+                want,
+                "{}\n{}",
+                path.display(),
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(failed > 100 && failed < 2900, "{failed}");
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::zone::diff::Rr;
 use crate::zone::rdata::print;
-use crate::zone::{Zone, name, rtype};
-use std::fmt::Write;
+use crate::zone::{Node, Zone, build, name, rtype, workers};
+use std::fmt::Write as _;
+use std::io::{self, Write};
 
 /// One record as a master-file line (absolute owner, TTL, IN, type, rdata).
 pub fn record_line(r: &Rr, out: &mut String) {
@@ -14,27 +15,56 @@ pub fn record_line(r: &Rr, out: &mut String) {
     out.push('\n');
 }
 
+/// Shards whose text is made at once (in parallel), then written: enough
+/// to keep every core busy, few enough that the text in memory stays small.
+const SHARDS_AT_ONCE: usize = 64;
+
 /// The whole zone, SOA first.
 pub fn zone_text(z: &Zone) -> String {
-    let mut out = String::with_capacity(z.record_count() * 48 + 64);
-    out.push_str("; written by tandem: the secondary's copy of the zone\n");
-    record_line(&z.soa_rr(), &mut out);
+    let mut out = Vec::with_capacity(z.record_count() * 48 + 64);
+    // Writing to memory cannot fail.
+    let _ = write_zone(z, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The whole zone, SOA first, written to `out` (text made on every core).
+pub fn write_zone(z: &Zone, out: &mut dyn Write) -> io::Result<()> {
+    let mut head = String::from("; written by tandem: the secondary's copy of the zone\n");
+    record_line(&z.soa_rr(), &mut head);
+    out.write_all(head.as_bytes())?;
     let mut apex = z.origin().to_vec();
     name::lowercase(&mut apex);
-    for node in z.nodes() {
-        let at_apex = node.name().eq_ignore_ascii_case(&apex);
+    let threads = if z.record_count() >= build::PARALLEL_FROM_RECORDS {
+        workers::threads()
+    } else {
+        1
+    };
+    let mut groups = z.node_groups();
+    loop {
+        let batch: Vec<_> = groups.by_ref().take(SHARDS_AT_ONCE).collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for text in workers::map(batch, threads, |nodes| nodes_text(nodes, &apex)) {
+            out.write_all(text.as_bytes())?;
+        }
+    }
+}
+
+/// The records of `nodes` (the apex SOA aside: it goes first).
+fn nodes_text<'a>(nodes: impl Iterator<Item = Node<'a>>, apex: &[u8]) -> String {
+    let mut out = String::new();
+    for node in nodes {
+        let at_apex = node.name().eq_ignore_ascii_case(apex);
+        let owner = name::to_text(node.name());
         for set in node.rrsets() {
             if at_apex && set.rtype == rtype::SOA {
                 continue;
             }
             for rd in set.iter() {
-                let r = Rr {
-                    owner: node.name().into(),
-                    rtype: set.rtype,
-                    ttl: set.ttl,
-                    rdata: rd.into(),
-                };
-                record_line(&r, &mut out);
+                let _ = write!(out, "{owner} {} IN ", set.ttl);
+                print::type_and_rdata(set.rtype, rd, &mut out);
+                out.push('\n');
             }
         }
     }
