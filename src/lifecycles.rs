@@ -27,7 +27,7 @@ use tracing::{info, warn};
 /// once nothing more came for this long: a burst of saves in a row (a script
 /// writing twice) is one reload, and a single save is served within a few
 /// milliseconds.
-const BURST: Duration = Duration::from_millis(2);
+const BURST: Duration = Duration::from_millis(1);
 /// After a write that may not be complete (no close seen yet), the quiet
 /// time before the zone is read anyway: a writer that keeps its file open.
 const SETTLE: Duration = Duration::from_millis(100);

@@ -177,7 +177,7 @@ fn many_writes_in_a_row_make_one_reload_of_the_final_content() {
         (!t.q("x4.lead.test.", RecordType::A).answers.is_empty()).then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    // One reload for the burst: writes less than the 2 ms burst window
+    // One reload for the burst: writes less than the 1 ms burst window
     // apart are read together. A scheduling pause longer than that on a
     // loaded machine may split it in two; never more, and never lost.
     assert!(

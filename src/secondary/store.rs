@@ -26,6 +26,8 @@ pub struct Store {
     timers_path: PathBuf,
     pub journal: Option<Journal>,
     pub timers: Timers,
+    /// The timers changed but are not on disk yet (`save_pending_timers`).
+    timers_pending: bool,
 }
 
 /// The timers: a slot file (written after every transfer, on the path to
@@ -84,6 +86,7 @@ impl Store {
             timers_path,
             journal,
             timers,
+            timers_pending: false,
         }
     }
 
@@ -212,6 +215,25 @@ impl Store {
             && let Err(e) = j.trim()
         {
             warn!("{e}");
+        }
+        if self.timers.copy_serial != from {
+            // The copy moved: its serial must be on disk before the version
+            // is served, or a restart would replay the journal from the
+            // wrong place.
+            return self.save_timers();
+        }
+        // Only the refresh times changed: they are saved after the swap
+        // (`save_pending_timers`), off the path to serving the version. A
+        // crash in between leaves the previous refresh times, which a
+        // restart corrects with its first refresh.
+        self.timers_pending = true;
+        Ok(())
+    }
+
+    /// Saves timers left for after the swap by `save_diffs`.
+    pub fn save_pending_timers(&mut self) -> std::io::Result<()> {
+        if !std::mem::take(&mut self.timers_pending) {
+            return Ok(());
         }
         self.save_timers()
     }

@@ -148,6 +148,23 @@ impl SecondaryZone {
         self.publish();
         self.status.published(next.serial(), records);
         self.announce.send_replace(Some(next.soa_rr()));
+        // Refresh times the save left for after the swap.
+        if let Some(mut store) = self.store.take() {
+            let r = tokio::task::spawn_blocking(move || {
+                let r = store.save_pending_timers();
+                (store, r)
+            })
+            .await;
+            match r {
+                Ok((store, r)) => {
+                    self.store = Some(store);
+                    if let Err(e) = r {
+                        error!(zone = %self.cfg.name, "cannot save timers: {e}");
+                    }
+                }
+                Err(e) => error!(zone = %self.cfg.name, "saving timers: {e}"),
+            }
+        }
         Ok((style, next.serial(), records))
     }
 }
