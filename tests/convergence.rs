@@ -51,19 +51,14 @@ fn primary(
 }
 
 fn secondary(port: u16, primary: SocketAddr) -> Tandem {
-    let dir = tempfile::tempdir().unwrap();
-    let t = Tandem::start_in(
-        dir.path(),
+    Tandem::start_on(
         port,
         &format!(
             "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
              [[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\nprimaries = [\"{primary}\"]\n"
         ),
         ZONE,
-    );
-    // The directory lives as long as the test: leak it with the server.
-    std::mem::forget(dir);
-    t
+    )
 }
 
 /// The zone's status entry and its follower at `port`.

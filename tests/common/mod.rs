@@ -86,6 +86,15 @@ impl Tandem {
         t
     }
 
+    /// Starts tandem on `port` in a fresh directory (removed with it) and
+    /// waits until `zone` answers authoritatively.
+    pub fn start_on(port: u16, config: &str, zone: &str) -> Tandem {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut t = Tandem::start_in(tmp.path(), port, config, zone);
+        t._tmp = Some(tmp);
+        t
+    }
+
     /// Starts tandem in `dir` on `port` (a restart keeps both) without
     /// waiting for any zone.
     pub fn spawn_in(dir: &Path, port: u16, config: &str) -> Tandem {
