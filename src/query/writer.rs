@@ -111,41 +111,8 @@ impl<'b> Writer<'b> {
         }
     }
 
-    /// Does the (possibly compressed) name at `off` equal `s`, octet for
-    /// octet? Case counts: compressing `NS1.Example.` against `ns1.example.`
-    /// would hand the reader the other spelling (RFC 4343 asks servers to
-    /// preserve case; a transfer then carries the zone exactly).
-    fn name_at_eq(&self, mut off: usize, s: &[u8]) -> bool {
-        let mut i = 0;
-        for _ in 0..128 {
-            let Some(&l) = self.buf.get(off) else {
-                return false;
-            };
-            if l >= 0xc0 {
-                let Some(&lo) = self.buf.get(off + 1) else {
-                    return false;
-                };
-                off = (((l & 0x3f) as usize) << 8) | lo as usize;
-                continue;
-            }
-            let l = l as usize;
-            if s.get(i) != Some(&(l as u8)) {
-                return false;
-            }
-            if l == 0 {
-                return true;
-            }
-            let (Some(a), Some(b)) = (self.buf.get(off + 1..off + 1 + l), s.get(i + 1..i + 1 + l))
-            else {
-                return false;
-            };
-            if a != b {
-                return false;
-            }
-            off += l + 1;
-            i += l + 1;
-        }
-        false
+    fn name_at_eq(&self, off: usize, s: &[u8]) -> bool {
+        name_at_eq(self.buf, off, s)
     }
 
     /// Writes an uncompressed wire name, compressing it against names
@@ -312,6 +279,43 @@ impl<'b> Writer<'b> {
         }
         self.len
     }
+}
+
+/// Does the (possibly compressed) name at offset `off` of message `msg`
+/// equal `s`, octet for octet? Case counts: compressing `NS1.Example.`
+/// against `ns1.example.` would hand the reader the other spelling (RFC 4343
+/// asks servers to preserve case; a transfer then carries the zone exactly).
+/// Shared by this writer and the transfer encoder (`xfr::encode`).
+pub fn name_at_eq(msg: &[u8], mut off: usize, s: &[u8]) -> bool {
+    let mut i = 0;
+    for _ in 0..128 {
+        let Some(&l) = msg.get(off) else {
+            return false;
+        };
+        if l >= 0xc0 {
+            let Some(&lo) = msg.get(off + 1) else {
+                return false;
+            };
+            off = (((l & 0x3f) as usize) << 8) | lo as usize;
+            continue;
+        }
+        let l = l as usize;
+        if s.get(i) != Some(&(l as u8)) {
+            return false;
+        }
+        if l == 0 {
+            return true;
+        }
+        let (Some(a), Some(b)) = (msg.get(off + 1..off + 1 + l), s.get(i + 1..i + 1 + l)) else {
+            return false;
+        };
+        if a != b {
+            return false;
+        }
+        off += l + 1;
+        i += l + 1;
+    }
+    false
 }
 
 #[cfg(test)]

@@ -351,40 +351,9 @@ impl<'a> Encoder<'a> {
     }
 
     /// Does the (possibly compressed) name at message offset `off` equal
-    /// `s`, octet for octet?
-    fn name_at_eq(&self, mut off: usize, s: &[u8]) -> bool {
-        let mut i = 0;
-        for _ in 0..128 {
-            let Some(l) = at(&self.buf, off) else {
-                return false;
-            };
-            if l >= 0xc0 {
-                let Some(lo) = at(&self.buf, off + 1) else {
-                    return false;
-                };
-                off = (((l & 0x3f) as usize) << 8) | lo as usize;
-                continue;
-            }
-            let l = l as usize;
-            if s.get(i) != Some(&(l as u8)) {
-                return false;
-            }
-            if l == 0 {
-                return true;
-            }
-            let (Some(a), Some(b)) = (
-                self.buf.get(2 + off + 1..2 + off + 1 + l),
-                s.get(i + 1..i + 1 + l),
-            ) else {
-                return false;
-            };
-            if a != b {
-                return false;
-            }
-            off += l + 1;
-            i += l + 1;
-        }
-        false
+    /// `s`, octet for octet? (The message starts after the 2-octet length.)
+    fn name_at_eq(&self, off: usize, s: &[u8]) -> bool {
+        crate::query::writer::name_at_eq(self.buf.get(2..).unwrap_or_default(), off, s)
     }
 }
 
