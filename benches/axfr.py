@@ -58,10 +58,15 @@ def transfer_query(qtype, serial=None):
     return q
 
 
-def connect(port, q):
+def connect(port, q, tls=None):
+    """A TCP connection to `port` (TLS when `tls` = (context, server name))
+    with `q` sent on it."""
     import socket
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        ctx, name = tls
+        s = ctx.wrap_socket(s, server_hostname=name)
     s.sendall(len(q).to_bytes(2, "big") + q)
     return s
 
@@ -77,12 +82,12 @@ def read_exact(s, n, buf):
     return view
 
 
-def raw_transfer(port, q, expected):
+def raw_transfer(port, q, expected, tls=None):
     """Seconds and bytes to receive `expected` records; counts ANCOUNT only
-    (as benches/tls.py's raw_axfr, for any transfer query)."""
+    (over TLS when `tls` = (context, server name))."""
     buf = bytearray(65536)
     start = time.monotonic()
-    s = connect(port, q)
+    s = connect(port, q, tls)
     records = total = 0
     while records < expected:
         n = int.from_bytes(read_exact(s, 2, buf), "big")
@@ -150,78 +155,16 @@ def count_transfer(port, q):
 def start_nsd(workdir, zonefile, port):
     """As bench.py's NSD, with IXFR out made from zone-file differences
     (`create-ixfr`, NSD 4.5+); SIGHUP rereads a changed zone file."""
-    d = os.path.join(workdir, "nsd")
-    os.makedirs(d, exist_ok=True)
-    conf = os.path.join(d, "nsd.conf")
-    with open(conf, "w") as f:
-        f.write(f"""server:
-  ip-address: 127.0.0.1@{port}
-  port: {port}
-  username: ""
-  chroot: ""
-  database: ""
-  zonelistfile: {d}/zone.list
-  xfrdfile: {d}/xfrd.state
-  pidfile: {d}/nsd.pid
-  logfile: {d}/nsd.log
-  server-count: 2
-  reuseport: yes
-  rrl-ratelimit: 0
-  rrl-whitelist-ratelimit: 0
-  rrl-size: 1000
-  verbosity: 0
-remote-control:
-  control-enable: no
-zone:
-  name: {ORIGIN}
-  zonefile: {zonefile}
-  provide-xfr: 127.0.0.1 NOKEY
-  store-ixfr: yes
-  create-ixfr: yes
-  ixfr-size: 0
-""")
-    return bench.Server("nsd", ["nsd", "-d", "-c", conf], port, workdir)
+    return bench.start_nsd(workdir, zonefile, port,
+                           zone_extra="  store-ixfr: yes\n  create-ixfr: yes\n  ixfr-size: 0\n")
 
 
 def start_knot(workdir, zonefile, port):
     """As bench.py's Knot, with a journal of changes made from zone-file
     differences, so that it can serve IXFR after an edit."""
-    d = os.path.join(workdir, "knot")
-    os.makedirs(os.path.join(d, "db"), exist_ok=True)
-    conf = os.path.join(d, "knot.conf")
-    with open(conf, "w") as f:
-        f.write(f"""server:
-  rundir: {d}
-  listen: 127.0.0.1@{port}
-  udp-workers: 2
-  tcp-workers: 1
-  background-workers: 1
-database:
-  storage: {d}/db
-control:
-  listen: {d}/knot.sock
-log:
-  - target: stderr
-    any: warning
-acl:
-  - id: xfr
-    address: 127.0.0.1
-    action: transfer
-template:
-  - id: default
-    storage: {d}
-    zonefile-sync: -1
-    zonefile-load: difference
-    journal-content: changes
-    journal-max-usage: 2G
-zone:
-  - domain: {ORIGIN}
-    file: {zonefile}
-    acl: xfr
-""")
-    s = bench.Server("knot", ["knotd", "-c", conf], port, workdir)
-    s.control = os.path.join(d, "knot.sock")
-    return s
+    return bench.start_knot(workdir, zonefile, port,
+                            journal="    zonefile-load: difference\n    journal-content: changes\n"
+                                    "    journal-max-usage: 2G\n")
 
 
 def serial_of(port):

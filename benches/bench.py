@@ -136,7 +136,8 @@ def start_tandem(workdir, zonefile, port, binary):
     return Server("tandem", [binary, "serve", "--config", cfg], port, workdir)
 
 
-def start_nsd(workdir, zonefile, port):
+def start_nsd(workdir, zonefile, port, zone_extra=""):
+    """NSD in the foreground; `zone_extra` lines go into its zone."""
     d = os.path.join(workdir, "nsd")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "nsd.conf"), "w") as f:
@@ -162,11 +163,13 @@ zone:
   name: {ORIGIN}
   zonefile: {zonefile}
   provide-xfr: 127.0.0.1 NOKEY
-""")
+{zone_extra}""")
     return Server("nsd", ["nsd", "-d", "-c", os.path.join(d, "nsd.conf")], port, workdir)
 
 
-def start_knot(workdir, zonefile, port):
+def start_knot(workdir, zonefile, port, journal="    journal-content: none\n"):
+    """Knot in the foreground, with a control socket (`.control`); `journal`
+    are its template's journal (and zone-file loading) settings."""
     d = os.path.join(workdir, "knot")
     os.makedirs(os.path.join(d, "db"), exist_ok=True)
     with open(os.path.join(d, "knot.conf"), "w") as f:
@@ -178,6 +181,8 @@ def start_knot(workdir, zonefile, port):
   background-workers: 1
 database:
   storage: {d}/db
+control:
+  listen: {d}/knot.sock
 log:
   - target: stderr
     any: warning
@@ -189,13 +194,14 @@ template:
   - id: default
     storage: {d}
     zonefile-sync: -1
-    journal-content: none
-zone:
+{journal}zone:
   - domain: {ORIGIN}
     file: {zonefile}
     acl: xfr
 """)
-    return Server("knot", ["knotd", "-c", os.path.join(d, "knot.conf")], port, workdir)
+    s = Server("knot", ["knotd", "-c", os.path.join(d, "knot.conf")], port, workdir)
+    s.control = os.path.join(d, "knot.sock")
+    return s
 
 
 STARTERS = {

@@ -46,29 +46,30 @@ def serial_in(msg):
     return int.from_bytes(msg[i:i + 4], "big")
 
 
-def wait_all(ports, serial, timeout=30):
-    """Seconds until every port answers `serial`."""
+def wait_all(addrs, serial, timeout=30, poll=0.0003):
+    """Seconds until every (ip, port) in `addrs` answers `serial`. All that
+    have not yet are asked again every `poll` seconds; answers come back
+    within a fraction of a millisecond on loopback, so the default stops the
+    clock close to when it should."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     start = time.monotonic()
-    waiting = set(ports)
+    waiting = set(addrs)
     qid = 1
     while waiting:
         if time.monotonic() - start > timeout:
-            raise SystemExit(f"ports {sorted(waiting)} never served serial {serial}")
-        for p in list(waiting):
+            raise SystemExit(f"{len(waiting)} servers never served serial {serial}: {sorted(waiting)[:5]}")
+        for a in list(waiting):
             qid = (qid + 1) & 0xFFFF
-            s.sendto(soa_query(qid), ("127.0.0.1", p))
-        # Answers come back within a fraction of a millisecond on loopback:
-        # poll every 0.3 ms, so the clock stops close to when it should.
-        deadline = time.monotonic() + 0.0003
+            s.sendto(soa_query(qid), a)
+        deadline = time.monotonic() + poll
         while (left := deadline - time.monotonic()) > 0:
             s.settimeout(left)
             try:
-                msg, (_, p) = s.recvfrom(4096)
+                msg, a = s.recvfrom(4096)
             except (BlockingIOError, socket.timeout):
                 break
-            if serial_in(msg) == serial and p in waiting:
-                waiting.discard(p)
+            if serial_in(msg) == serial:
+                waiting.discard(a)
     return time.monotonic() - start
 
 
@@ -91,6 +92,10 @@ class Trio:
         self.name, self.workdir, self.zonefile = name, workdir, zonefile
         self.procs = []
         self.ports = []
+
+    def addrs(self):
+        """The secondaries' addresses."""
+        return [("127.0.0.1", p) for p in self.ports]
 
     def stop(self):
         for p in self.procs:
@@ -180,14 +185,14 @@ def main():
                 trios.append(tandem_trio(d, files[name], binary) if name == "tandem" else knot_trio(d, files[name]))
             try:
                 for t in trios:
-                    wait_all(t.ports, 1, timeout=120)
+                    wait_all(t.addrs(), 1, timeout=120)
                 times = {t.name: [] for t in trios}
                 for e in range(1, args.edits + 1):
                     for t in trios:
                         t0 = save(files[t.name], zone_text(body, 1 + e, e))
                         if t.reload:
                             subprocess.run(t.reload, check=True, capture_output=True)
-                        wait_all(t.ports, 1 + e)
+                        wait_all(t.addrs(), 1 + e)
                         times[t.name].append(time.monotonic() - t0)
                         time.sleep(0.2)
             finally:

@@ -16,7 +16,6 @@ Needs: dnsperf, dig, openssl (Debian packages); builds tandem --release.
 """
 import argparse
 import os
-import socket
 import ssl
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import axfr  # noqa: E402  (transfer_query, connect, read_exact, raw_transfer)
 import bench  # noqa: E402  (free_port, cpu_seconds, Server, axfr)
 
 ROOT = bench.ROOT
@@ -65,46 +65,6 @@ def tls_context(workdir):
     return ctx
 
 
-def axfr_query():
-    q = b"\x12\x34\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-    for label in ORIGIN.rstrip(".").split("."):
-        q += bytes([len(label)]) + label.encode()
-    return q + b"\x00\x00\xfc\x00\x01"
-
-
-def read_exact(s, n, buf):
-    view = memoryview(buf)[:n]
-    got = 0
-    while got < n:
-        k = s.recv_into(view[got:], n - got)
-        if k == 0:
-            raise SystemExit("connection closed mid-transfer")
-        got += k
-    return view
-
-
-def raw_axfr(port, expected, ctx=None):
-    """Seconds to receive `expected` records; counts ANCOUNT only."""
-    q = axfr_query()
-    buf = bytearray(65536)
-    start = time.monotonic()
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if ctx:
-        s = ctx.wrap_socket(s, server_hostname=NAME)
-    s.sendall(len(q).to_bytes(2, "big") + q)
-    records = total = 0
-    while records < expected:
-        n = int.from_bytes(read_exact(s, 2, buf), "big")
-        msg = read_exact(s, n, buf)
-        if msg[3] & 0xF:
-            raise SystemExit(f"AXFR refused (rcode {msg[3] & 0xF})")
-        records += int.from_bytes(msg[6:8], "big")
-        total += n + 2
-    s.close()
-    return time.monotonic() - start, total
-
-
 def bench_axfr(args, workdir, binary):
     zone = os.path.join(workdir, "big.zone")
     subprocess.run([sys.executable, os.path.join(ROOT, "benches", "zonegen.py"), str(args.big), ORIGIN, zone],
@@ -118,7 +78,8 @@ def bench_axfr(args, workdir, binary):
         for _ in range(args.rounds):
             for kind, out, cpu, c in (("tcp", tcp, tcp_cpu, None), ("tls", tls, tls_cpu, ctx)):
                 before = bench.cpu_seconds(s.proc.pid)
-                secs, size = raw_axfr(port if c is None else tls_port, expected, c)
+                q = axfr.transfer_query(axfr.AXFR)
+                secs, size = axfr.raw_transfer(port if c is None else tls_port, q, expected, c and (c, NAME))
                 cpu.append(bench.cpu_seconds(s.proc.pid) - before)
                 out.append(secs)
         t, l = statistics.median(tcp), statistics.median(tls)
@@ -169,18 +130,10 @@ def bench_queries(args, workdir, binary):
 
 
 def one_query(port, ctx):
-    q = b"\xab\xcd\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-    for label in ORIGIN.rstrip(".").split("."):
-        q += bytes([len(label)]) + label.encode()
-    q += b"\x00\x00\x06\x00\x01"
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if ctx:
-        s = ctx.wrap_socket(s, server_hostname=NAME)
-    s.sendall(len(q).to_bytes(2, "big") + q)
+    s = axfr.connect(port, axfr.transfer_query(axfr.SOA), ctx and (ctx, NAME))
     buf = bytearray(4096)
-    n = int.from_bytes(read_exact(s, 2, buf), "big")
-    read_exact(s, n, buf)
+    n = int.from_bytes(axfr.read_exact(s, 2, buf), "big")
+    axfr.read_exact(s, n, buf)
     s.close()
 
 
