@@ -139,21 +139,11 @@ fn a_stopped_follower_is_unreachable_within_an_interval_and_in_sync_after_it_res
     let p = primary(dir.path(), ctl, &[a], 1, 30);
     let s = secondary(a, p.addr);
     wait_state(ctl, a, "in_sync", 1, Duration::from_secs(10));
-    let pid = s.child.id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    s.signal("-STOP");
     // One interval (1 s) plus the check's own timeout (at most the interval).
     let f = wait_state(ctl, a, "unreachable", 1, Duration::from_secs(6));
     assert!(f["behind_since"].is_string(), "{f}");
-    signal("-CONT");
+    s.signal("-CONT");
     wait_state(ctl, a, "in_sync", 1, Duration::from_secs(6));
 }
 
@@ -166,17 +156,7 @@ fn a_version_has_not_converged_while_one_follower_lacks_it() {
     let sb = secondary(b, p.addr);
     wait_state(ctl, a, "in_sync", 1, Duration::from_secs(10));
     wait_state(ctl, b, "in_sync", 1, Duration::from_secs(10));
-    let pid = sb.child.id().to_string();
-    let signal = |sig: &str| {
-        assert!(
-            std::process::Command::new("kill")
-                .args([sig, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    signal("-STOP");
+    sb.signal("-STOP");
     write(
         &dir.path().join("conv.zone"),
         &zone_text(ZONE, 2, "www A 192.0.2.2\n"),
@@ -185,7 +165,7 @@ fn a_version_has_not_converged_while_one_follower_lacks_it() {
     let (zone, f) = follower_state(ctl, b);
     assert_eq!(zone["converged"], false, "{zone}");
     assert_ne!(f["state"], "in_sync", "{f}");
-    signal("-CONT");
+    sb.signal("-CONT");
     let zone = wait_for("converged at serial 2", Duration::from_secs(20), || {
         let (zone, _) = follower_state(ctl, a);
         (zone["converged"] == true && zone["converged_serial"] == 2).then_some(zone)

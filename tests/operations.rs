@@ -311,10 +311,7 @@ fn config_reload_adds_and_removes_zones_while_another_is_under_load() {
         .replace("{PORT}", &port),
     )
     .unwrap();
-    std::process::Command::new("kill")
-        .args(["-HUP", &t.child.id().to_string()])
-        .status()
-        .unwrap();
+    t.signal("-HUP");
     wait_for("new.test. served", Duration::from_secs(10), || {
         (!t.q("www.new.test.", RecordType::A).answers.is_empty()).then_some(())
     });

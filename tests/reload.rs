@@ -25,13 +25,7 @@ fn sighup_reloads_and_bad_files_keep_the_old_version() {
     );
     let t = Tandem::start(&cfg, "hup.test.");
     assert_eq!(serial(&t), 1);
-    let hup = || {
-        let st = std::process::Command::new("kill")
-            .args(["-HUP", &t.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-    };
+    let hup = || t.signal("-HUP");
 
     std::fs::write(&file, zone_text("hup.test.", 2, "new A 192.0.2.2\n")).unwrap();
     hup();

@@ -86,6 +86,15 @@ impl Tandem {
         t
     }
 
+    /// Sends the server signal `sig` (as `kill` spells it: `-HUP`, `-STOP`).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill {sig}");
+    }
+
     /// Starts tandem on `port` in a fresh directory (removed with it) and
     /// waits until `zone` answers authoritatively.
     pub fn start_on(port: u16, config: &str, zone: &str) -> Tandem {

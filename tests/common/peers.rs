@@ -131,22 +131,13 @@ impl Peer {
             |name| format!(" key \"{name}\""),
         );
         let conf = format!(
-            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
-             managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
-             recursion no;\n  notify no;\n}};\ncontrols {{ }};\n{key_stmt}\
+            "{}{key_stmt}\
              zone \"{zone}\" {{\n  type secondary;\n  primaries {{ {} port {}{key_ref}; }};\n  file \"{d}/secondary.db\";\n}};\n",
+            bind_options(&d, port, "  notify no;\n"),
             primary.ip(),
             primary.port()
         );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        let conf_path = dir.path().join("named.conf").display().to_string();
-        // Debug level 3 makes named log whether a transfer came incrementally.
-        Peer::spawn(
-            "named",
-            &["-g".into(), "-d".into(), "3".into(), "-c".into(), conf_path],
-            dir,
-            port,
-        )
+        Peer::named(dir, port, &conf, true)
     }
 
     /// Knot `knotd` on `port` as a secondary of `zone` from `primary` (optionally with a TSIG key).
@@ -200,19 +191,18 @@ impl Peer {
     /// `follower` and serving IXFR from file edits.
     pub fn bind_primary(port: u16, zone: &str, file: &Path, follower: SocketAddr) -> Peer {
         let (dir, d) = peer_dir();
-        let conf = format!(
-            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
-             managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
-             recursion no;\n  notify explicit;\n  also-notify {{ {} port {}; }};\n  notify-delay 0;\n  \
-             allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n}};\ncontrols {{ }};\n\
-             zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n}};\n",
+        let extra = format!(
+            "  notify explicit;\n  also-notify {{ {} port {}; }};\n  notify-delay 0;\n  \
+             allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n",
             follower.ip(),
-            follower.port(),
+            follower.port()
+        );
+        let conf = format!(
+            "{}zone \"{zone}\" {{\n  type primary;\n  file \"{}\";\n}};\n",
+            bind_options(&d, port, &extra),
             file.display()
         );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        let conf_path = dir.path().join("named.conf").display().to_string();
-        Peer::spawn("named", &["-g".into(), "-c".into(), conf_path], dir, port)
+        Peer::named(dir, port, &conf, false)
     }
 
     /// Knot `knotd` on `port` as the primary of `zone` from `file`, with a
@@ -273,14 +263,7 @@ impl Peer {
             primary.ip(),
             primary.port()
         );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        let conf_path = dir.path().join("named.conf").display().to_string();
-        Peer::spawn(
-            "named",
-            &["-g".into(), "-d".into(), "3".into(), "-c".into(), conf_path],
-            dir,
-            port,
-        )
+        Peer::named(dir, port, &conf, true)
     }
 
     /// BIND `named` on `port` (and TLS on `tls_port` with `cert`/`key`) as
@@ -310,13 +293,23 @@ impl Peer {
             bind_options(&d, port, &extra),
             file.display()
         );
-        std::fs::write(dir.path().join("named.conf"), conf).expect("named.conf");
-        let conf_path = dir.path().join("named.conf").display().to_string();
-        Peer::spawn("named", &["-g".into(), "-c".into(), conf_path], dir, port)
+        Peer::named(dir, port, &conf, false)
+    }
+
+    /// `named -g` on `conf` (written to DIR/named.conf); with `debug`, at
+    /// debug level 3, where named logs whether a transfer came incrementally.
+    fn named(dir: tempfile::TempDir, port: u16, conf: &str, debug: bool) -> Peer {
+        let path = dir.path().join("named.conf");
+        std::fs::write(&path, conf).expect("named.conf");
+        let mut args: Vec<String> = vec!["-g".into()];
+        if debug {
+            args.extend(["-d".into(), "3".into()]);
+        }
+        args.extend(["-c".into(), path.display().to_string()]);
+        Peer::spawn("named", &args, dir, port)
     }
 }
 
-/// SIGTERM, then SIGKILL if the daemon is still there after 5 s.
 /// A peer's working directory and its path as text for config files.
 fn peer_dir() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -337,6 +330,7 @@ fn key_texts(
     }
 }
 
+/// SIGTERM, then SIGKILL if the daemon is still there after 5 s.
 fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(5);
