@@ -41,6 +41,7 @@ struct RawServer {
     rrl_slip: Option<u32>,
     log_level: Option<String>,
     zone_watch: Option<String>,
+    nsec3_max_iterations: Option<u16>,
     identity: Option<String>,
     version: Option<String>,
     transfer_out_timeout: Option<u64>,
@@ -120,6 +121,9 @@ pub struct Server {
     /// An EnvFilter directive, validated (`warning` and `notice` accepted).
     pub log_level: Option<String>,
     pub zone_watch: ZoneWatch,
+    /// Signed zones whose NSEC3PARAM asks more hash iterations are refused
+    /// (RFC 9276; 150 is BIND's and Knot's validator limit).
+    pub nsec3_max_iterations: u16,
     /// id.server / hostname.bind (CH TXT); empty hides them (REFUSED).
     pub identity: String,
     /// version.bind / version.server (CH TXT); empty hides them (REFUSED).
@@ -589,6 +593,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
             .transpose()
             .map_err(|m| err("[server] ", "log_level", m))?,
         zone_watch,
+        nsec3_max_iterations: s.nsec3_max_iterations.unwrap_or(150),
         identity: match s.identity {
             Some(i) => i,
             None => hostname(),

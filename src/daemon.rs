@@ -42,6 +42,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
     publish::tune_malloc();
     supervise::install_hook();
     info!(config = %cfg.source, zones = cfg.zones.len(), "starting");
+    crate::zone::denial::set_max_iterations(cfg.server.nsec3_max_iterations);
     let keys = Keyring::from_config(&cfg.keys).map_err(StartError::Keys)?;
     let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::default()));
     let opts = Arc::new(Options {

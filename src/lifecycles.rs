@@ -386,6 +386,7 @@ impl Zones {
         };
         self.opts.keys.store(Arc::new(keys));
         self.opts.query.chaos.store(Arc::new(chaos(&new.server)));
+        crate::zone::denial::set_max_iterations(new.server.nsec3_max_iterations);
         if let Some(c) = tls {
             self.opts.tls.store(Some(c));
             info!("TLS certificate and key read again");

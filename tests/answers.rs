@@ -303,15 +303,37 @@ fn rrsigs_follow_the_do_bit() {
         names(&m.answers),
         ["x.wild.signed.test. TXT", "x.wild.signed.test. RRSIG"]
     );
+    // A wildcard answer proves that no closer name exists.
+    let auth = names(&m.authorities);
+    assert!(auth.iter().any(|n| n.ends_with(" NSEC")), "{auth:?}");
     let m = server().udp(&with_edns(
         query("nope.signed.test.", RecordType::A),
         1232,
         true,
     ));
-    assert_eq!(
-        names(&m.authorities),
-        ["signed.test. SOA", "signed.test. RRSIG"]
-    );
+    // NXDOMAIN: the SOA, then NSECs covering the name and the wildcard.
+    let auth = names(&m.authorities);
+    assert_eq!(auth[..2], ["signed.test. SOA", "signed.test. RRSIG"]);
+    let nsecs = auth.iter().filter(|n| n.ends_with(" NSEC")).count();
+    let sigs = auth.iter().filter(|n| n.ends_with(" RRSIG")).count();
+    assert!(nsecs >= 1 && sigs == nsecs + 1, "{auth:?}");
+    // Without DO, none of it.
+    let m = server().udp(&with_edns(
+        query("nope.signed.test.", RecordType::A),
+        1232,
+        false,
+    ));
+    assert_eq!(names(&m.authorities), ["signed.test. SOA"]);
+    // An unsigned zone is answered as unsigned whatever DO says: its
+    // referral carries no DS (as NSD and Knot answer).
+    let m = server().udp(&with_edns(
+        query("www.deleg.example.test.", RecordType::A),
+        1232,
+        true,
+    ));
+    let auth = names(&m.authorities);
+    assert!(auth.iter().any(|n| n.ends_with(" NS")), "{auth:?}");
+    assert!(!auth.iter().any(|n| n.ends_with(" DS")), "{auth:?}");
     let m = server().tcp(&with_edns(
         query("signed.test.", RecordType::DNSKEY),
         1232,

@@ -36,7 +36,8 @@ fn secondary(port: u16, primary: SocketAddr, keyed: bool) -> (Tandem, tempfile::
 
 fn follow(peer: &Peer, file: &Path, t: &Tandem) {
     assert_eq!(serial_of(t.addr, ZONE), Some(1));
-    assert!(t.log_text().contains("AXFR received and applied"));
+    // Served before the line saying so is written.
+    t.wait_log(0, &["AXFR received and applied"], Duration::from_secs(5));
     std::fs::write(
         file,
         zone_text(ZONE, 2, "www A 192.0.2.80\nadded A 192.0.2.2\n"),
@@ -59,6 +60,7 @@ fn follow(peer: &Peer, file: &Path, t: &Tandem) {
             .len(),
         1
     );
+    t.wait_log(0, &["IXFR received and applied"], Duration::from_secs(5));
     let log = t.log_text();
     assert!(
         log.contains("NOTIFY received"),

@@ -144,6 +144,7 @@ fn a_tandem_secondary_follows_a_bind_primary_over_tls() {
     bind.hup();
     wait_serial(s.addr, ZONE, 2, Duration::from_secs(30));
     assert_eq!(answer_count(s.addr, "added.xot.test.", RecordType::A), 1);
+    s.wait_log(0, &["IXFR received and applied"], Duration::from_secs(5));
     assert!(
         s.log_text().contains("IXFR received and applied"),
         "{}",

@@ -75,6 +75,10 @@ fn two_secondaries_follow_every_edit_by_ixfr() {
                 .is_empty(),
             "deleted by the IXFR"
         );
+        // The version is served before the line saying so is written.
+        wait_for("the third IXFR's log line", Duration::from_secs(5), || {
+            (s.log_text().matches("IXFR received and applied").count() >= 3).then_some(())
+        });
         let log = s.log_text();
         assert!(log.contains("AXFR received and applied"), "{log}");
         assert_eq!(log.matches("IXFR received and applied").count(), 3, "{log}");

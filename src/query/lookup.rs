@@ -4,6 +4,7 @@
 //! the zone's wire-form RRsets.
 
 use super::Transport;
+use super::proof::Proved;
 use super::request::{AA, TC, rcode};
 use super::writer::{ADDITIONAL, ANSWER, AUTHORITY, Full, Writer};
 use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
@@ -15,15 +16,20 @@ const MAX_CHAIN: usize = 16;
 /// names already visited along a CNAME chain.
 pub(super) struct Lookup<'z> {
     pub(super) zone: &'z Zone,
+    /// DO was set and the zone is signed: RRSIGs and denial proofs go in.
     pub(super) dnssec_ok: bool,
     pub(super) tr: Transport,
+    /// The NSEC/NSEC3 records already in the answer (`proof.rs`).
+    pub(super) proved: Proved,
 }
 
-enum Found<'z> {
+/// Where a name led. `ce` is the offset in the name of its closest
+/// encloser (the longest existing ancestor), which the proofs start from.
+pub(super) enum Found<'z> {
     Exact(Node<'z>),
     Referral(Node<'z>),
-    Wildcard(Node<'z>),
-    Missing,
+    Wildcard { node: Node<'z>, ce: usize },
+    Missing { ce: usize },
 }
 
 impl<'z> Lookup<'z> {
@@ -63,7 +69,9 @@ impl<'z> Lookup<'z> {
             }
             match zone.find(lname) {
                 Some(node) => Found::Exact(node),
-                None => Found::Missing,
+                None => Found::Missing {
+                    ce: lname.len() - apex_len,
+                },
             }
         } else {
             if let Some(node) = zone.find(lname) {
@@ -73,7 +81,9 @@ impl<'z> Lookup<'z> {
             loop {
                 at += lname[at] as usize + 1;
                 if lname.len() - at < apex_len {
-                    return Found::Missing;
+                    return Found::Missing {
+                        ce: lname.len() - apex_len,
+                    };
                 }
                 if zone.find(&lname[at..]).is_some() {
                     return self.wildcard(lname, at);
@@ -86,15 +96,19 @@ impl<'z> Lookup<'z> {
     fn wildcard(&self, lname: &[u8], encloser_at: usize) -> Found<'z> {
         let ce = &lname[encloser_at..];
         let mut buf = [0u8; name::MAX_NAME + 2];
+        let missing = Found::Missing { ce: encloser_at };
         if ce.len() + 2 > name::MAX_NAME {
-            return Found::Missing;
+            return missing;
         }
         buf[0] = 1;
         buf[1] = b'*';
         buf[2..2 + ce.len()].copy_from_slice(ce);
         match self.zone.find(&buf[..2 + ce.len()]) {
-            Some(node) => Found::Wildcard(node),
-            None => Found::Missing,
+            Some(node) => Found::Wildcard {
+                node,
+                ce: encloser_at,
+            },
+            None => missing,
         }
     }
 
@@ -114,7 +128,8 @@ impl<'z> Lookup<'z> {
         for step in 0..MAX_CHAIN {
             let lower = &cur_lower[..len];
             let owner = &cur_owner[..len];
-            let node = match self.find(lower, qtype) {
+            let found = self.find(lower, qtype);
+            let node = match found {
                 Found::Referral(cut) => {
                     if step == 0 {
                         w.set_flags(w.flags() & !AA);
@@ -122,21 +137,35 @@ impl<'z> Lookup<'z> {
                     self.referral(cut, w)?;
                     return Ok(rcode::NOERROR);
                 }
-                Found::Missing => {
+                Found::Missing { ce } => {
                     self.negative(w)?;
+                    self.deny_name(lower, ce, w)?;
                     return Ok(rcode::NXDOMAIN);
                 }
                 // A wildcard answers under the name asked (RFC 4592 §3.3.1).
-                Found::Exact(n) | Found::Wildcard(n) => n,
+                Found::Exact(n) | Found::Wildcard { node: n, .. } => n,
+            };
+            // Proofs that no closer name exists than the wildcard, and that
+            // a name or wildcard lacks the type, are written by `proof.rs`.
+            let nodata = |w: &mut Writer| -> Result<(), Full> {
+                self.negative(w)?;
+                self.deny_type(lower, &found, w)
             };
             // The query's own spelling (or the CNAME target's, as written in
             // the rdata just sent): case preserved, and it compresses.
             let out_owner = owner;
-            if node.flags() & F_CNAME != 0 && qtype != rtype::CNAME && qtype != rtype::ANY {
+            // RFC 4035 §3.1.4, RFC 6840 §4.3: RRSIG, NSEC and NSEC3 are
+            // answered from the owner, never through its CNAME.
+            let follows = !matches!(
+                qtype,
+                rtype::CNAME | rtype::ANY | rtype::RRSIG | rtype::NSEC | rtype::NSEC3
+            );
+            if node.flags() & F_CNAME != 0 && follows {
                 let Some(cname) = node.get(rtype::CNAME) else {
                     break;
                 };
                 self.rrset(ANSWER, out_owner, cname, node, w)?;
+                self.deny_closer(lower, &found, w)?;
                 let Some(target) = cname.iter().next() else {
                     break;
                 };
@@ -173,7 +202,9 @@ impl<'z> Lookup<'z> {
                     }
                 }
                 if !any {
-                    self.negative(w)?;
+                    nodata(w)?;
+                } else {
+                    self.deny_closer(lower, &found, w)?;
                 }
                 return Ok(rcode::NOERROR);
             }
@@ -184,16 +215,19 @@ impl<'z> Lookup<'z> {
                     any = true;
                 }
                 if !any {
-                    self.negative(w)?;
+                    nodata(w)?;
+                } else {
+                    self.deny_closer(lower, &found, w)?;
                 }
                 return Ok(rcode::NOERROR);
             }
             match node.get(qtype) {
                 Some(set) => {
                     self.rrset(ANSWER, out_owner, set, node, w)?;
+                    self.deny_closer(lower, &found, w)?;
                     self.additional_for(set, w);
                 }
-                None => self.negative(w)?,
+                None => nodata(w)?,
             }
             return Ok(rcode::NOERROR);
         }
@@ -201,7 +235,7 @@ impl<'z> Lookup<'z> {
     }
 
     /// Writes an RRset and, with DO, the RRSIGs covering it.
-    fn rrset(
+    pub(super) fn rrset(
         &self,
         section: usize,
         owner: &[u8],
@@ -248,10 +282,11 @@ impl<'z> Lookup<'z> {
             return Ok(());
         };
         self.rrset(AUTHORITY, cut.name(), ns, cut, w)?;
-        if self.dnssec_ok
-            && let Some(ds) = cut.get(rtype::DS)
-        {
-            self.rrset(AUTHORITY, cut.name(), ds, cut, w)?;
+        if self.dnssec_ok {
+            match cut.get(rtype::DS) {
+                Some(ds) => self.rrset(AUTHORITY, cut.name(), ds, cut, w)?,
+                None => self.deny_ds(cut, w)?,
+            }
         }
         for target in ns.iter() {
             let in_domain = name::is_subdomain(target, cut.name());

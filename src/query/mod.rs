@@ -6,6 +6,7 @@
 
 pub mod chaos;
 mod lookup;
+mod proof;
 pub mod request;
 pub mod writer;
 
@@ -151,8 +152,11 @@ pub fn lookup(
     w.set_flags(w.flags() | AA);
     let lk = lookup::Lookup {
         zone,
-        dnssec_ok: q.edns.is_some_and(|e| e.dnssec_ok),
+        // An unsigned zone is answered as unsigned whatever DO says (as NSD
+        // and Knot answer): no DS in its referrals, no RRSIGs.
+        dnssec_ok: q.edns.is_some_and(|e| e.dnssec_ok) && zone.is_signed(),
         tr,
+        proved: Default::default(),
     };
     let answer_start = w.mark();
     match lk.resolve(qname, q.qname, q.qtype, w) {

@@ -342,7 +342,7 @@ impl Zone {
             });
         }
         let (serial, minimum) = (new_soa.serial, new_soa.minimum);
-        Ok(Zone {
+        let mut zone = Zone {
             origin: self.origin.clone(),
             apex_key: self.apex_key.clone(),
             hasher: self.hasher.clone(),
@@ -354,7 +354,15 @@ impl Zone {
             minimum,
             names: (self.names as i64 + ed.names_delta).max(0) as usize,
             records: (self.records as i64 + ed.records_delta).max(0) as usize,
-        })
+            signed: false,
+            denial: None,
+        };
+        let touched = ed.touched.keys().map(Vec::as_slice);
+        let (signed, denial) =
+            super::denial::update(self, &zone, touched).map_err(|e| e.to_string())?;
+        zone.signed = signed;
+        zone.denial = denial.map(Arc::new);
+        Ok(zone)
     }
 }
 

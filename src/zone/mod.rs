@@ -9,9 +9,11 @@
 
 pub mod apply;
 pub mod build;
+pub mod denial;
 pub mod diff;
 pub mod file;
 pub mod name;
+pub mod ordered;
 pub mod rdata;
 pub mod records;
 pub mod rtype;
@@ -51,6 +53,10 @@ pub struct Zone {
     minimum: u32,
     names: usize,
     records: usize,
+    /// The apex has a DNSKEY: answers with DO carry RRSIGs and proofs.
+    signed: bool,
+    /// The NSEC/NSEC3 order of a signed zone (`denial.rs`).
+    denial: Option<Arc<denial::Denial>>,
 }
 
 /// A borrowed node: the owner name and its RRsets.
@@ -205,6 +211,21 @@ impl Zone {
         self.has_cuts
     }
 
+    /// Signed (the apex has a DNSKEY): only then do answers carry DNSSEC
+    /// records, whatever the DO bit says, as NSD and Knot answer.
+    pub fn is_signed(&self) -> bool {
+        self.signed
+    }
+
+    pub fn denial(&self) -> Option<&denial::Denial> {
+        self.denial.as_deref()
+    }
+
+    /// The lower-cased apex name.
+    pub fn apex_key(&self) -> &[u8] {
+        &self.apex_key
+    }
+
     pub fn name_count(&self) -> usize {
         self.names
     }
@@ -302,6 +323,8 @@ impl Zone {
             minimum: self.minimum,
             names: self.names,
             records: self.records,
+            signed: self.signed,
+            denial: self.denial.clone(),
         }
     }
 

@@ -257,20 +257,29 @@ pub fn build(staged: Staged, threads: usize) -> Result<(Zone, Vec<(Origin, Strin
     warnings.sort_by_key(|(k, _, _)| *k);
     let shards: Box<[Arc<super::Shard>]> =
         shards.into_iter().map(|s| s.unwrap_or_default()).collect();
+    let mut zone = Zone {
+        origin: zone_origin,
+        apex_key: apex_key.into_boxed_slice(),
+        hasher,
+        shards,
+        shard_mask: shard_count as u64 - 1,
+        has_cuts,
+        soa_ttl: soa.0,
+        serial: soa.1,
+        minimum: soa.2,
+        names: n,
+        records,
+        signed: false,
+        denial: None,
+    };
+    let (signed, denial) = super::denial::index(&zone).map_err(|e| BuildError {
+        at: None,
+        msg: format!("{}: {e}", name::to_text(&zone.origin)),
+    })?;
+    zone.signed = signed;
+    zone.denial = denial.map(Arc::new);
     Ok((
-        Zone {
-            origin: zone_origin,
-            apex_key: apex_key.into_boxed_slice(),
-            hasher,
-            shards,
-            shard_mask: shard_count as u64 - 1,
-            has_cuts,
-            soa_ttl: soa.0,
-            serial: soa.1,
-            minimum: soa.2,
-            names: n,
-            records,
-        },
+        zone,
         warnings.into_iter().map(|(_, at, m)| (at, m)).collect(),
     ))
 }
