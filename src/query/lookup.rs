@@ -4,10 +4,34 @@
 //! the zone's wire-form RRsets.
 
 use super::Transport;
-use super::proof::Proved;
 use super::request::{AA, TC, rcode};
 use super::writer::{ADDITIONAL, ANSWER, AUTHORITY, Full, Writer};
-use crate::zone::{F_CNAME, F_NS, Node, RRset, Zone, name, rtype};
+use crate::zone::{F_CNAME, F_DNAME, F_NS, Node, RRset, Zone, name, rtype};
+use std::cell::Cell;
+
+/// How many proof records one answer can hold: a CNAME chain of wildcards
+/// could ask for more, and duplicates beyond are only wasted bytes.
+const MAX_PROVED: usize = 8;
+
+/// The NSEC/NSEC3 owners already written (by address in the zone).
+#[derive(Default)]
+pub(super) struct Proved(Cell<([usize; MAX_PROVED], usize)>);
+
+impl Proved {
+    /// Records `node` as written; false when it already was.
+    pub(super) fn first_time(&self, node: Node) -> bool {
+        let (mut seen, n) = self.0.get();
+        let id = node.name().as_ptr() as usize;
+        if seen[..n].contains(&id) {
+            return false;
+        }
+        if n < MAX_PROVED {
+            seen[n] = id;
+            self.0.set((seen, n + 1));
+        }
+        true
+    }
+}
 
 /// Longest CNAME chain followed inside a zone.
 const MAX_CHAIN: usize = 16;
@@ -28,8 +52,18 @@ pub(super) struct Lookup<'z> {
 pub(super) enum Found<'z> {
     Exact(Node<'z>),
     Referral(Node<'z>),
-    Wildcard { node: Node<'z>, ce: usize },
-    Missing { ce: usize },
+    Wildcard {
+        node: Node<'z>,
+        ce: usize,
+    },
+    Missing {
+        ce: usize,
+    },
+    /// A DNAME owned by the suffix of the name at offset `at` (RFC 6672).
+    Dname {
+        node: Node<'z>,
+        at: usize,
+    },
 }
 
 impl<'z> Lookup<'z> {
@@ -50,6 +84,12 @@ impl<'z> Lookup<'z> {
                 i += lname[i] as usize + 1;
             }
             let mut encloser = None;
+            if n > 0 && zone.apex().flags() & F_DNAME != 0 {
+                return Found::Dname {
+                    node: zone.apex(),
+                    at: lname.len() - apex_len,
+                };
+            }
             for k in (0..n).rev() {
                 let suffix = &lname[offs[k] as usize..];
                 match zone.find(suffix) {
@@ -59,6 +99,14 @@ impl<'z> Lookup<'z> {
                         }
                         if k == 0 {
                             return Found::Exact(node);
+                        }
+                        // Below a DNAME owner every name is redirected
+                        // (RFC 6672 §2.3); at the owner it is data.
+                        if node.flags() & F_DNAME != 0 {
+                            return Found::Dname {
+                                node,
+                                at: offs[k] as usize,
+                            };
                         }
                         encloser = Some(offs[k] as usize);
                     }
@@ -141,6 +189,42 @@ impl<'z> Lookup<'z> {
                     self.negative(w)?;
                     self.deny_name(lower, ce, w)?;
                     return Ok(rcode::NXDOMAIN);
+                }
+                Found::Dname { node, at } => {
+                    let Some(dname) = node.get(rtype::DNAME) else {
+                        break;
+                    };
+                    let Some(target) = dname.iter().next() else {
+                        break;
+                    };
+                    self.rrset(ANSWER, &owner[at..], dname, node, w)?;
+                    // RFC 6672 §2.2: the part of the name below the owner,
+                    // then the DNAME's target; too long is YXDOMAIN.
+                    let new_len = at + target.len();
+                    if new_len > name::MAX_NAME {
+                        return Ok(rcode::YXDOMAIN);
+                    }
+                    let mut synth = [0u8; name::MAX_NAME];
+                    synth[..at].copy_from_slice(&owner[..at]);
+                    synth[at..new_len].copy_from_slice(target);
+                    // The synthesised CNAME is unsigned and takes the DNAME's TTL.
+                    w.rr(ANSWER, owner, rtype::CNAME, dname.ttl, &synth[..new_len])?;
+                    // A CNAME asked for is answered; otherwise follow it.
+                    if qtype == rtype::CNAME
+                        || !name::is_subdomain(&synth[..new_len], self.zone.origin())
+                    {
+                        return Ok(rcode::NOERROR);
+                    }
+                    len = new_len;
+                    cur_owner[..len].copy_from_slice(&synth[..len]);
+                    cur_lower[..len].copy_from_slice(&synth[..len]);
+                    name::lowercase(&mut cur_lower[..len]);
+                    let h = self.zone.hash(&cur_lower[..len]);
+                    if seen_hashes[..step + 1].contains(&h) || h == self.zone.hash(lname) {
+                        return Ok(rcode::NOERROR);
+                    }
+                    seen_hashes[step] = h;
+                    continue;
                 }
                 // A wildcard answers under the name asked (RFC 4592 §3.3.1).
                 Found::Exact(n) | Found::Wildcard { node: n, .. } => n,

@@ -13,31 +13,6 @@ use super::lookup::{Found, Lookup};
 use super::writer::{AUTHORITY, Full, Writer};
 use crate::zone::denial::Denial;
 use crate::zone::{Node, name, rtype};
-use std::cell::Cell;
-
-/// How many proof records one answer can hold: a CNAME chain of wildcards
-/// could ask for more, and duplicates beyond are only wasted bytes.
-const MAX_PROVED: usize = 8;
-
-/// The NSEC/NSEC3 owners already written (by address in the zone).
-#[derive(Default)]
-pub(super) struct Proved(Cell<([usize; MAX_PROVED], usize)>);
-
-impl Proved {
-    /// Records `node` as written; false when it already was.
-    fn first_time(&self, node: Node) -> bool {
-        let (mut seen, n) = self.0.get();
-        let id = node.name().as_ptr() as usize;
-        if seen[..n].contains(&id) {
-            return false;
-        }
-        if n < MAX_PROVED {
-            seen[n] = id;
-            self.0.set((seen, n + 1));
-        }
-        true
-    }
-}
 
 /// Offset of the label just below `ce` on the way to `lname`'s start: the
 /// next closer name (RFC 5155 §1.3).

@@ -4,7 +4,7 @@
 
 use super::diff::Rr;
 use super::rdata::{self, Soa};
-use super::{F_CNAME, F_NS, Node, Shard, Zone, name, rtype};
+use super::{F_CNAME, F_DNAME, F_NS, Node, Shard, Zone, name, rtype};
 use hashbrown::HashTable;
 use indexmap::IndexSet;
 use std::collections::HashMap;
@@ -72,6 +72,7 @@ fn encode(e: &Edit, out: &mut Vec<u8>) {
         match s.rtype {
             rtype::NS => flags |= F_NS,
             rtype::CNAME => flags |= F_CNAME,
+            rtype::DNAME => flags |= F_DNAME,
             _ => {}
         }
     }
@@ -212,7 +213,7 @@ impl<'z> Editor<'z> {
                 rdatas: IndexSet::from([r.rdata.clone()]),
             }),
         }
-        if r.rtype == rtype::NS && !is_apex {
+        if (r.rtype == rtype::NS && !is_apex) || r.rtype == rtype::DNAME {
             self.cuts_added = true;
         }
         self.records_delta += 1;

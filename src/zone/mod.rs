@@ -33,6 +33,8 @@ pub type NameHasher = hashbrown::DefaultHashBuilder;
 pub const F_NS: u8 = 1;
 /// Node flag: the node owns a CNAME.
 pub const F_CNAME: u8 = 2;
+/// Node flag: the node owns a DNAME (names below it are redirected).
+pub const F_DNAME: u8 = 4;
 
 #[derive(Default)]
 pub struct Shard {
@@ -47,6 +49,8 @@ pub struct Zone {
     hasher: NameHasher,
     shards: Box<[Arc<Shard>]>,
     shard_mask: u64,
+    /// A zone cut or a DNAME below the apex (or a DNAME at it): a name
+    /// must be walked from the apex down, where the first of them wins.
     has_cuts: bool,
     soa_ttl: u32,
     serial: u32,

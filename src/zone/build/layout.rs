@@ -8,7 +8,7 @@ use super::BuildError;
 use super::index::Part;
 use crate::zone::rdata::Soa;
 use crate::zone::stage::{self, Origin, Run};
-use crate::zone::{F_CNAME, F_NS, NameHasher, Shard, name, rtype};
+use crate::zone::{F_CNAME, F_DNAME, F_NS, NameHasher, Shard, name, rtype};
 use hashbrown::HashTable;
 
 /// Reading order of a record: its run, then its line. The first of several
@@ -316,6 +316,10 @@ fn lay_out_parts(plan: &Plan, u: usize, parts: &[(usize, &mut Part)]) -> Laid {
                     if Some(id) != apex {
                         out.has_cuts = true;
                     }
+                }
+                if t == rtype::DNAME {
+                    flags |= F_DNAME;
+                    out.has_cuts = true;
                 }
                 if t == rtype::SOA
                     && Some(id) == apex
