@@ -68,7 +68,7 @@ pub fn respond(
         (Transport::Udp, Some(e)) => e.payload.min(opts.udp_payload).max(512) as usize,
     } - reserve;
     let mut w = Writer::new(out, limit - if edns.is_some() { OPT_LEN } else { 0 });
-    let flags = QR | (parsed.flags & (0x7800 | RD | CD));
+    let flags = QR | (parsed.flags & (0x7800 | echoed_flags(parsed.opcode)));
     w.header(parsed.id, flags);
     let rc = if w.question(parsed.question).is_err() {
         rcode::FORMERR
@@ -98,12 +98,22 @@ pub fn respond(
     w.finish()
 }
 
+/// The request flags a reply copies besides the opcode: RD (RFC 1035
+/// §4.1.1) and CD (RFC 4035 §3.2.2) are defined for QUERY only, so a reply
+/// to any other opcode clears them, as BIND 9.18 does (its NOTIMP to opcode
+/// 15 with every flag set keeps none; ISC's genreport test "opcodeflg"
+/// fails a reply that keeps RD).
+fn echoed_flags(op: u8) -> u16 {
+    if op == opcode::QUERY { RD | CD } else { 0 }
+}
+
 /// FORMERR/NOTIMP for a request whose question could not be read: the
-/// header alone, echoing ID, opcode and RD.
+/// header alone, echoing ID, opcode, and RD and CD for a QUERY.
 pub fn bare_error(req: &[u8], out: &mut [u8], rc: u16) -> usize {
     out[..12].fill(0);
     out[0..2].copy_from_slice(&req[0..2]);
-    let flags = QR | (u16::from_be_bytes([req[2], req[3]]) & (0x7800 | RD)) | rc;
+    let f = u16::from_be_bytes([req[2], req[3]]);
+    let flags = QR | (f & (0x7800 | echoed_flags(((f >> 11) & 0xf) as u8))) | rc;
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     12
 }
