@@ -1,9 +1,10 @@
 //! tandem and NSD serve the same zones; a generated corpus of queries must
 //! get the same rcode, AA, TC, answer and authority (as sets of records).
+//! Names below DNAMEs are also asked of Knot.
 
 mod common;
 
-use common::peers::{Nsd, expand_zone};
+use common::peers::{Nsd, Peer, expand_zone};
 use common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{Record, RecordType};
@@ -192,4 +193,43 @@ fn tandem_answers_like_nsd() {
         cases.len()
     );
     let _ = RecordType::from_str("A");
+}
+
+#[test]
+#[ignore = "needs knot and bind9-utils"]
+fn dname_answers_like_knot() {
+    let work = tempfile::tempdir().unwrap();
+    let (origin, file) = ("example.test.", "example.test.zone");
+    let out = work.path().join(file);
+    expand_zone(origin, &data(file), &out);
+    let knot = Peer::knot_serving(&[(origin, out)]);
+    let t = start_test_zones();
+    let mut compared = 0;
+    let mut diffs = Vec::new();
+    for owner in owners(origin, file).iter().filter(|n| n.starts_with("dn")) {
+        for prefix in ["", "zz.", "a.b.", "MiXeD.x."] {
+            for qtype in [
+                RecordType::A,
+                RecordType::TXT,
+                RecordType::CNAME,
+                RecordType::DNAME,
+            ] {
+                let q = query(&format!("{prefix}{owner}"), qtype);
+                let ours = view(&tcp_query(t.addr, &q));
+                let theirs = view(&tcp_query(knot.addr, &q));
+                compared += 1;
+                if ours != theirs {
+                    diffs.push(format!(
+                        "{prefix}{owner} {qtype}\n  tandem: {ours:?}\n  knot:   {theirs:?}"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{compared} DNAME queries compared with Knot, {} differences",
+        diffs.len()
+    );
+    assert!(compared >= 80, "{compared}");
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }

@@ -1,6 +1,6 @@
 //! Real BIND/Knot/NSD processes as test peers (see ../shared/PEERS.md).
 
-use super::{dies_with_test, free_port, query, udp_query_timeout};
+use super::{dies_with_test, free_port, query, udp_query_timeout, wait_for};
 use hickory_proto::rr::RecordType;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -231,6 +231,45 @@ impl Peer {
         std::fs::write(dir.path().join("knot.conf"), conf).expect("knot.conf");
         let conf_path = dir.path().join("knot.conf").display().to_string();
         Peer::spawn("knotd", &["-c".into(), conf_path], dir, port)
+    }
+}
+
+impl Peer {
+    /// Knot serving `zones` (origin, file) from their files, nothing else;
+    /// waits until each answers its SOA.
+    pub fn knot_serving(zones: &[(&str, PathBuf)]) -> Peer {
+        let port = free_port();
+        let (dir, d) = peer_dir();
+        let mut conf = format!(
+            "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
+             database:\n  storage: {d}/db\ntemplate:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n\
+             zone:\n"
+        );
+        for (origin, file) in zones {
+            conf.push_str(&format!(
+                "  - domain: {origin}\n    file: {}\n",
+                file.display()
+            ));
+        }
+        std::fs::create_dir_all(dir.path().join("db")).expect("knot db dir");
+        std::fs::write(dir.path().join("knot.conf"), conf).expect("knot.conf");
+        let conf_path = dir.path().join("knot.conf").display().to_string();
+        let peer = Peer::spawn("knotd", &["-c".into(), conf_path], dir, port);
+        for (origin, _) in zones {
+            wait_for(
+                &format!("knot to serve {origin}"),
+                Duration::from_secs(20),
+                || {
+                    udp_query_timeout(
+                        peer.addr,
+                        &query(origin, RecordType::SOA),
+                        Duration::from_millis(200),
+                    )
+                    .filter(|m| !m.answers.is_empty())
+                },
+            );
+        }
+        peer
     }
 }
 
