@@ -36,6 +36,35 @@ impl Proved {
 /// Longest CNAME chain followed inside a zone.
 const MAX_CHAIN: usize = 16;
 
+/// The name a CNAME/DNAME chain has reached (lower-cased, and as written
+/// where it came from) and the hashes of the names it passed.
+struct Chain {
+    lower: [u8; name::MAX_NAME],
+    owner: [u8; name::MAX_NAME],
+    len: usize,
+    seen: [u64; MAX_CHAIN],
+    /// The hash of the name asked.
+    first: u64,
+}
+
+impl Chain {
+    /// Moves on to `target` at step `step`; false when that closes a loop,
+    /// which ends the chain once every name in it has been answered.
+    fn follow(&mut self, zone: &Zone, target: &[u8], step: usize) -> bool {
+        let len = target.len().min(name::MAX_NAME);
+        self.len = len;
+        self.owner[..len].copy_from_slice(&target[..len]);
+        self.lower[..len].copy_from_slice(&target[..len]);
+        name::lowercase(&mut self.lower[..len]);
+        let h = zone.hash(&self.lower[..len]);
+        if self.seen[..step + 1].contains(&h) || h == self.first {
+            return false;
+        }
+        self.seen[step] = h;
+        true
+    }
+}
+
 /// Scratch state of one lookup: the current name (lower-cased) and the
 /// names already visited along a CNAME chain.
 pub(super) struct Lookup<'z> {
@@ -167,15 +196,18 @@ impl<'z> Lookup<'z> {
         qtype: u16,
         w: &mut Writer,
     ) -> Result<u16, Full> {
-        let mut cur_lower = [0u8; name::MAX_NAME];
-        let mut cur_owner = [0u8; name::MAX_NAME];
-        let mut len = lname.len();
-        cur_lower[..len].copy_from_slice(lname);
-        cur_owner[..len].copy_from_slice(qname);
-        let mut seen_hashes = [0u64; MAX_CHAIN];
+        let mut chain = Chain {
+            lower: [0u8; name::MAX_NAME],
+            owner: [0u8; name::MAX_NAME],
+            len: lname.len(),
+            seen: [0u64; MAX_CHAIN],
+            first: self.zone.hash(lname),
+        };
+        chain.lower[..lname.len()].copy_from_slice(lname);
+        chain.owner[..qname.len()].copy_from_slice(qname);
         for step in 0..MAX_CHAIN {
-            let lower = &cur_lower[..len];
-            let owner = &cur_owner[..len];
+            let lower = &chain.lower[..chain.len];
+            let owner = &chain.owner[..chain.len];
             let found = self.find(lower, qtype);
             let node = match found {
                 Found::Referral(cut) => {
@@ -215,15 +247,9 @@ impl<'z> Lookup<'z> {
                     {
                         return Ok(rcode::NOERROR);
                     }
-                    len = new_len;
-                    cur_owner[..len].copy_from_slice(&synth[..len]);
-                    cur_lower[..len].copy_from_slice(&synth[..len]);
-                    name::lowercase(&mut cur_lower[..len]);
-                    let h = self.zone.hash(&cur_lower[..len]);
-                    if seen_hashes[..step + 1].contains(&h) || h == self.zone.hash(lname) {
+                    if !chain.follow(self.zone, &synth[..new_len], step) {
                         return Ok(rcode::NOERROR);
                     }
-                    seen_hashes[step] = h;
                     continue;
                 }
                 // A wildcard answers under the name asked (RFC 4592 §3.3.1).
@@ -256,16 +282,9 @@ impl<'z> Lookup<'z> {
                 if !name::is_subdomain(target, self.zone.origin()) {
                     return Ok(rcode::NOERROR);
                 }
-                len = target.len();
-                cur_owner[..len].copy_from_slice(target);
-                cur_lower[..len].copy_from_slice(target);
-                name::lowercase(&mut cur_lower[..len]);
-                // A loop ends the chain once every name in it has been answered.
-                let h = self.zone.hash(&cur_lower[..len]);
-                if seen_hashes[..step + 1].contains(&h) || h == self.zone.hash(lname) {
+                if !chain.follow(self.zone, target, step) {
                     return Ok(rcode::NOERROR);
                 }
-                seen_hashes[step] = h;
                 continue;
             }
             if qtype == rtype::ANY {
