@@ -89,6 +89,15 @@ fn check_response(resp: &[u8], req: &[u8], udp: bool) {
 pub fn ask_everything(zone: &Arc<Zone>) {
     let cat = Catalog::new(vec![Served::standalone(zone.clone())]);
     let mut names: Vec<Vec<u8>> = zone.nodes().map(|n| n.name().to_vec()).collect();
+    // A name below each one: NXDOMAIN, wildcard, DNAME and referral
+    // answers, and with DO the proofs of signed zones.
+    for i in 0..names.len() {
+        let mut n = b"\x02zz".to_vec();
+        n.extend_from_slice(&names[i]);
+        if n.len() <= name::MAX_NAME {
+            names.push(n);
+        }
+    }
     for extra in [&b"\x07missing"[..], b"\x01x\x01y"] {
         let mut n = extra.to_vec();
         n.extend_from_slice(zone.origin());
