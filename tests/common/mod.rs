@@ -493,7 +493,9 @@ impl Rng {
 }
 
 pub mod peers;
+pub mod signing;
 pub mod tls;
+pub mod unbound;
 
 /// Reads one framed DNS message from a TCP stream, raw.
 pub fn tcp_recv_raw<R: Read>(s: &mut R) -> Vec<u8> {
