@@ -208,7 +208,16 @@ impl<'z> Lookup<'z> {
         for step in 0..MAX_CHAIN {
             let lower = &chain.lower[..chain.len];
             let owner = &chain.owner[..chain.len];
-            let found = self.find(lower, qtype);
+            let mut found = self.find(lower, qtype);
+            if let Found::Exact(n) = found
+                && self.is_nsec3_owner(n)
+            {
+                // RFC 5155 §7.2.8: an NSEC3 owner name does not exist for
+                // queries (its hash is covered by another NSEC3).
+                found = Found::Missing {
+                    ce: lower[0] as usize + 1,
+                };
+            }
             let node = match found {
                 Found::Referral(cut) => {
                     if step == 0 {
@@ -358,6 +367,15 @@ impl<'z> Lookup<'z> {
             }
         }
         Ok(())
+    }
+
+    /// A node of an NSEC3 zone holding only an NSEC3 and its RRSIGs.
+    fn is_nsec3_owner(&self, node: Node) -> bool {
+        self.zone.denial().is_some_and(|d| d.is_nsec3())
+            && node.get(rtype::NSEC3).is_some()
+            && node
+                .rrsets()
+                .all(|s| s.rtype == rtype::NSEC3 || s.rtype == rtype::RRSIG)
     }
 
     /// NXDOMAIN/NODATA: the SOA in AUTHORITY with the negative TTL.
