@@ -186,6 +186,8 @@ fn name_tag(parent: &str, flavour: Flavour, name: &str, zone: &str) -> &'static 
         "ent" => "empty non-terminal",
         "*.w" => "wildcard owner",
         "cname" | "dangling" | "wcname" => "CNAME",
+        "dn" | "dnw" => "DNAME owner",
+        _ if below("dn") || below("dnw") => "below a DNAME",
         "secure" => "secure delegation",
         "insecure" | "d.ent" => "insecure delegation",
         _ if below("secure") || below("insecure") || below("d.ent") => "below a delegation",
@@ -297,6 +299,8 @@ fn expected_secure(zones: &SignedZones, c: &Case, v: &Verdict) -> bool {
         && (v.rcode == ResponseCode::NXDomain
             || c.tag == "wildcard match"
             || at("wcname")
+            // Redirected by DNAME into the wildcard: a wildcard answer.
+            || (in_zone("dnw") && !at("dnw"))
             || in_zone("ent"))
     {
         return false;

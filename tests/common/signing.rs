@@ -42,7 +42,9 @@ impl Flavour {
 /// `b.c` and `c` are empty non-terminals, `*.w` a wildcard with a real
 /// sibling `x.w`; `secure` is a signed child, `insecure` and `d.ent` are
 /// unsigned ones (`ent`, above `d.ent` only, is an empty non-terminal that
-/// opt-out leaves without an NSEC3).
+/// opt-out leaves without an NSEC3). Names below `dn` and `dnw` are
+/// redirected by DNAME to below the empty non-terminal `c` and to the
+/// wildcard's parent `w`.
 pub const PARENT_BODY: &str = "\
 @ NS ns1
 @ MX 10 mail
@@ -60,6 +62,8 @@ x.w A 192.0.2.98
 cname CNAME www
 dangling CNAME nothere
 wcname CNAME foo.w
+dn DNAME c
+dnw DNAME w
 secure NS ns.secure
 ns.secure A 127.0.0.1
 insecure NS ns.insecure
