@@ -317,6 +317,14 @@ pub const DEFAULT_CONTROL: &str = "127.0.0.1:8053";
 /// BIND, Knot and NSD default to it too).
 pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
 
+/// A zone name as written (`Example.COM` or `example.com.`) in the form
+/// zones are known by: lower case, trailing dot.
+pub fn zone_name(text: &str) -> Result<String, String> {
+    let mut wire = name::parse_absolute(text).map_err(|e| e.to_string())?;
+    name::lowercase(&mut wire);
+    Ok(name::to_text(&wire))
+}
+
 /// A key name as written (`xfr.example` or `XFR.example.`) in canonical
 /// form: absolute, lower case, trailing dot. Names are compared in wire
 /// form, so the spelling in the file does not matter.
@@ -649,216 +657,247 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
 
     let mut zones: Vec<ZoneConfig> = Vec::new();
     for z in raw.zone {
-        let ctx = format!("zone \"{}\": ", z.name);
-        let e = |key: &str, m: String| err(&ctx, key, m);
-        let mut apex = name::parse_absolute(&z.name).map_err(|x| e("name", x.to_string()))?;
-        name::lowercase(&mut apex);
-        let zname = name::to_text(&apex);
-        if zones.iter().any(|o| o.apex == apex) {
-            return Err(e("name", "zone listed twice".into()));
+        let zc = zone_config(z, src, &server, &keys)?;
+        if zones.iter().any(|o| o.apex == zc.apex) {
+            return Err(ConfigError(format!(
+                "{src}: zone \"{}\": key `name`: zone listed twice",
+                zc.name
+            )));
         }
-        let role = match z.role.as_str() {
-            "primary" => Role::Primary,
-            "secondary" => Role::Secondary,
-            other => {
-                return Err(e(
-                    "role",
-                    format!("\"{other}\" is not primary or secondary"),
-                ));
-            }
-        };
-        let file = match (role, z.file) {
-            (Role::Primary, None) => return Err(e("file", "a primary zone needs a file".into())),
-            (Role::Primary, Some(f)) => {
-                if !f.is_file() {
-                    return Err(e("file", format!("{}: no such file", f.display())));
-                }
-                f
-            }
-            (Role::Secondary, Some(f)) => f,
-            (Role::Secondary, None) => server.data_dir.join(format!("{}zone", zname)),
-        };
-        let addrs = |key: &str, v: &[String]| {
-            v.iter()
-                .map(|a| socket_addr(a, Some(53)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| e(key, m))
-        };
-        let nets = |key: &str, v: &[String]| {
-            v.iter()
-                .map(|a| cidr(a))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| e(key, m))
-        };
-        let notify = addrs("notify", &z.notify)?;
-        let primaries = z
-            .primaries
-            .iter()
-            .map(|a| primary(a))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| e("primaries", m))?;
-        match role {
-            Role::Secondary if primaries.is_empty() => {
-                return Err(e(
-                    "primaries",
-                    "a secondary zone needs at least one primary".into(),
-                ));
-            }
-            Role::Primary if !primaries.is_empty() => {
-                return Err(e("primaries", "only secondary zones have primaries".into()));
-            }
-            _ => {}
-        }
-        let allow_transfer = match &z.allow_transfer {
-            Some(v) => nets("allow_transfer", v)?,
-            None => notify.iter().map(|a| IpNet::from(a.ip())).collect(),
-        };
-        let allow_notify = match &z.allow_notify {
-            Some(v) => nets("allow_notify", v)?,
-            None => primaries.iter().map(|p| IpNet::from(p.addr.ip())).collect(),
-        };
-        let transfer_key = match &z.transfer_key {
-            Some(k) => {
-                let wanted = key_name(k).map_err(|m| e("transfer_key", m))?;
-                if !keys.iter().any(|key| key.name == wanted) {
-                    return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
-                }
-                Some(wanted)
-            }
-            None => None,
-        };
-        let serial_policy = match z.serial_policy.as_deref().unwrap_or("increment") {
-            "keep" => SerialPolicy::Keep,
-            "increment" => SerialPolicy::Increment,
-            "unixtime" => SerialPolicy::UnixTime,
-            "dateserial" => SerialPolicy::DateSerial,
-            other => {
-                return Err(e(
-                    "serial_policy",
-                    format!("\"{other}\" is not one of keep, increment, unixtime, dateserial"),
-                ));
-            }
-        };
-        let d = TimerBounds::default();
-        let timers = TimerBounds {
-            min_refresh: z.min_refresh.unwrap_or(d.min_refresh),
-            max_refresh: z.max_refresh.unwrap_or(d.max_refresh),
-            min_retry: z.min_retry.unwrap_or(d.min_retry),
-            max_retry: z.max_retry.unwrap_or(d.max_retry),
-            min_expire: z.min_expire.unwrap_or(d.min_expire),
-            max_expire: z.max_expire.unwrap_or(d.max_expire),
-        };
-        for (lo, hi, klo, khi) in [
-            (
-                timers.min_refresh,
-                timers.max_refresh,
-                "min_refresh",
-                "max_refresh",
-            ),
-            (timers.min_retry, timers.max_retry, "min_retry", "max_retry"),
-            (
-                timers.min_expire,
-                timers.max_expire,
-                "min_expire",
-                "max_expire",
-            ),
-        ] {
-            if lo > hi {
-                return Err(e(klo, format!("{lo} is greater than {khi} = {hi}")));
-            }
-        }
-        let transfer_tls = match z.transfer_tls.as_deref().unwrap_or("optional") {
-            "optional" => TransferTls::Optional,
-            "required" => TransferTls::Required,
-            other => {
-                return Err(e(
-                    "transfer_tls",
-                    format!("\"{other}\" is not optional or required"),
-                ));
-            }
-        };
-        if transfer_tls == TransferTls::Required && server.tls_listen.is_empty() {
-            return Err(e(
-                "transfer_tls",
-                "required, but [server] tls_listen is empty: no one could transfer the zone".into(),
-            ));
-        }
-        let transfer_tls = match (&server.tls, transfer_tls) {
-            (Some(t), TransferTls::Required) if t.client_ca.is_some() => {
-                TransferTls::RequiredWithCertificate
-            }
-            (_, t) => t,
-        };
-        let tls = ZoneTls {
-            ca: z.tls_ca,
-            name: z.tls_name,
-            certificate: z.tls_certificate,
-            key: z.tls_key,
-        };
-        if tls.certificate.is_some() != tls.key.is_some() {
-            let k = if tls.key.is_none() {
-                "tls_key"
-            } else {
-                "tls_certificate"
-            };
-            return Err(e(
-                k,
-                "tls_certificate and tls_key go together (mutual TLS)".into(),
-            ));
-        }
-        if primaries.iter().any(|p| p.tls) {
-            for (key, path) in [("tls_ca", &tls.ca), ("tls_certificate", &tls.certificate)] {
-                if let Some(p) = path {
-                    crate::tls::certificates(p).map_err(|x| e(key, x.to_string()))?;
-                }
-            }
-            if let Some(k) = &tls.key {
-                crate::tls::private_key(k).map_err(|x| e("tls_key", x.to_string()))?;
-            }
-            let key = if tls.name.is_some() {
-                "tls_name"
-            } else {
-                "tls_ca"
-            };
-            tls.connector().map_err(|x| e(key, x.to_string()))?;
-        } else if tls != ZoneTls::default() {
-            return Err(e(
-                "tls_ca",
-                "TLS settings for a zone with no tls:// primary".into(),
-            ));
-        }
-        zones.push(ZoneConfig {
-            name: zname,
-            apex,
-            role,
-            file,
-            notify,
-            allow_transfer,
-            transfer_key,
-            serial_policy,
-            primaries,
-            allow_notify,
-            timers,
-            journal_max_entries: z.journal_max_entries.unwrap_or(100),
-            journal_max_bytes: z.journal_max_bytes.unwrap_or(64 << 20),
-            max_transfer_records: z.max_transfer_records.unwrap_or(20_000_000),
-            max_transfer_bytes: z.max_transfer_bytes.unwrap_or(2 << 30),
-            transfer_timeout: std::time::Duration::from_secs(
-                z.transfer_timeout.unwrap_or(600).max(1),
-            ),
-            transfer_tls,
-            tls,
-            follower_checks: FollowerChecks {
-                interval: Duration::from_secs(z.follower_check_interval.unwrap_or(60).max(1)),
-                behind_after: Duration::from_secs(z.follower_behind_after.unwrap_or(30).max(1)),
-            },
-        });
+        zones.push(zc);
     }
     Ok(Config {
         source: src.to_string(),
         server,
         keys,
         zones,
+    })
+}
+
+/// A zone's settings given as JSON (the keys of a `[[zone]]` table), as
+/// the control API's `POST /zones` and `zones.json` hold them; `src` names
+/// where they came from in errors.
+pub fn zone_from_json(
+    v: &serde_json::Value,
+    src: &str,
+    server: &Server,
+    keys: &[Key],
+) -> Result<ZoneConfig, ConfigError> {
+    let raw: RawZone = serde_json::from_value(v.clone()).map_err(|e| {
+        let zone = v.get("name").and_then(|n| n.as_str()).unwrap_or("?");
+        ConfigError(format!("{src}: zone \"{zone}\": {e}"))
+    })?;
+    zone_config(raw, src, server, keys)
+}
+
+/// One `[[zone]]` table checked against the server settings and keys:
+/// from the config file, the control API (`POST /zones`) or a catalog.
+fn zone_config(
+    z: RawZone,
+    src: &str,
+    server: &Server,
+    keys: &[Key],
+) -> Result<ZoneConfig, ConfigError> {
+    let err =
+        |ctx: &str, key: &str, msg: String| ConfigError(format!("{src}: {ctx}key `{key}`: {msg}"));
+    let ctx = format!("zone \"{}\": ", z.name);
+    let e = |key: &str, m: String| err(&ctx, key, m);
+    let mut apex = name::parse_absolute(&z.name).map_err(|x| e("name", x.to_string()))?;
+    name::lowercase(&mut apex);
+    let zname = name::to_text(&apex);
+    let role = match z.role.as_str() {
+        "primary" => Role::Primary,
+        "secondary" => Role::Secondary,
+        other => {
+            return Err(e(
+                "role",
+                format!("\"{other}\" is not primary or secondary"),
+            ));
+        }
+    };
+    let file = match (role, z.file) {
+        (Role::Primary, None) => return Err(e("file", "a primary zone needs a file".into())),
+        (Role::Primary, Some(f)) => {
+            if !f.is_file() {
+                return Err(e("file", format!("{}: no such file", f.display())));
+            }
+            f
+        }
+        (Role::Secondary, Some(f)) => f,
+        (Role::Secondary, None) => server.data_dir.join(format!("{}zone", zname)),
+    };
+    let addrs = |key: &str, v: &[String]| {
+        v.iter()
+            .map(|a| socket_addr(a, Some(53)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| e(key, m))
+    };
+    let nets = |key: &str, v: &[String]| {
+        v.iter()
+            .map(|a| cidr(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| e(key, m))
+    };
+    let notify = addrs("notify", &z.notify)?;
+    let primaries = z
+        .primaries
+        .iter()
+        .map(|a| primary(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| e("primaries", m))?;
+    match role {
+        Role::Secondary if primaries.is_empty() => {
+            return Err(e(
+                "primaries",
+                "a secondary zone needs at least one primary".into(),
+            ));
+        }
+        Role::Primary if !primaries.is_empty() => {
+            return Err(e("primaries", "only secondary zones have primaries".into()));
+        }
+        _ => {}
+    }
+    let allow_transfer = match &z.allow_transfer {
+        Some(v) => nets("allow_transfer", v)?,
+        None => notify.iter().map(|a| IpNet::from(a.ip())).collect(),
+    };
+    let allow_notify = match &z.allow_notify {
+        Some(v) => nets("allow_notify", v)?,
+        None => primaries.iter().map(|p| IpNet::from(p.addr.ip())).collect(),
+    };
+    let transfer_key = match &z.transfer_key {
+        Some(k) => {
+            let wanted = key_name(k).map_err(|m| e("transfer_key", m))?;
+            if !keys.iter().any(|key| key.name == wanted) {
+                return Err(e("transfer_key", format!("no [[key]] named \"{k}\"")));
+            }
+            Some(wanted)
+        }
+        None => None,
+    };
+    let serial_policy = match z.serial_policy.as_deref().unwrap_or("increment") {
+        "keep" => SerialPolicy::Keep,
+        "increment" => SerialPolicy::Increment,
+        "unixtime" => SerialPolicy::UnixTime,
+        "dateserial" => SerialPolicy::DateSerial,
+        other => {
+            return Err(e(
+                "serial_policy",
+                format!("\"{other}\" is not one of keep, increment, unixtime, dateserial"),
+            ));
+        }
+    };
+    let d = TimerBounds::default();
+    let timers = TimerBounds {
+        min_refresh: z.min_refresh.unwrap_or(d.min_refresh),
+        max_refresh: z.max_refresh.unwrap_or(d.max_refresh),
+        min_retry: z.min_retry.unwrap_or(d.min_retry),
+        max_retry: z.max_retry.unwrap_or(d.max_retry),
+        min_expire: z.min_expire.unwrap_or(d.min_expire),
+        max_expire: z.max_expire.unwrap_or(d.max_expire),
+    };
+    for (lo, hi, klo, khi) in [
+        (
+            timers.min_refresh,
+            timers.max_refresh,
+            "min_refresh",
+            "max_refresh",
+        ),
+        (timers.min_retry, timers.max_retry, "min_retry", "max_retry"),
+        (
+            timers.min_expire,
+            timers.max_expire,
+            "min_expire",
+            "max_expire",
+        ),
+    ] {
+        if lo > hi {
+            return Err(e(klo, format!("{lo} is greater than {khi} = {hi}")));
+        }
+    }
+    let transfer_tls = match z.transfer_tls.as_deref().unwrap_or("optional") {
+        "optional" => TransferTls::Optional,
+        "required" => TransferTls::Required,
+        other => {
+            return Err(e(
+                "transfer_tls",
+                format!("\"{other}\" is not optional or required"),
+            ));
+        }
+    };
+    if transfer_tls == TransferTls::Required && server.tls_listen.is_empty() {
+        return Err(e(
+            "transfer_tls",
+            "required, but [server] tls_listen is empty: no one could transfer the zone".into(),
+        ));
+    }
+    let transfer_tls = match (&server.tls, transfer_tls) {
+        (Some(t), TransferTls::Required) if t.client_ca.is_some() => {
+            TransferTls::RequiredWithCertificate
+        }
+        (_, t) => t,
+    };
+    let tls = ZoneTls {
+        ca: z.tls_ca,
+        name: z.tls_name,
+        certificate: z.tls_certificate,
+        key: z.tls_key,
+    };
+    if tls.certificate.is_some() != tls.key.is_some() {
+        let k = if tls.key.is_none() {
+            "tls_key"
+        } else {
+            "tls_certificate"
+        };
+        return Err(e(
+            k,
+            "tls_certificate and tls_key go together (mutual TLS)".into(),
+        ));
+    }
+    if primaries.iter().any(|p| p.tls) {
+        for (key, path) in [("tls_ca", &tls.ca), ("tls_certificate", &tls.certificate)] {
+            if let Some(p) = path {
+                crate::tls::certificates(p).map_err(|x| e(key, x.to_string()))?;
+            }
+        }
+        if let Some(k) = &tls.key {
+            crate::tls::private_key(k).map_err(|x| e("tls_key", x.to_string()))?;
+        }
+        let key = if tls.name.is_some() {
+            "tls_name"
+        } else {
+            "tls_ca"
+        };
+        tls.connector().map_err(|x| e(key, x.to_string()))?;
+    } else if tls != ZoneTls::default() {
+        return Err(e(
+            "tls_ca",
+            "TLS settings for a zone with no tls:// primary".into(),
+        ));
+    }
+    Ok(ZoneConfig {
+        name: zname,
+        apex,
+        role,
+        file,
+        notify,
+        allow_transfer,
+        transfer_key,
+        serial_policy,
+        primaries,
+        allow_notify,
+        timers,
+        journal_max_entries: z.journal_max_entries.unwrap_or(100),
+        journal_max_bytes: z.journal_max_bytes.unwrap_or(64 << 20),
+        max_transfer_records: z.max_transfer_records.unwrap_or(20_000_000),
+        max_transfer_bytes: z.max_transfer_bytes.unwrap_or(2 << 30),
+        transfer_timeout: std::time::Duration::from_secs(z.transfer_timeout.unwrap_or(600).max(1)),
+        transfer_tls,
+        tls,
+        follower_checks: FollowerChecks {
+            interval: Duration::from_secs(z.follower_check_interval.unwrap_or(60).max(1)),
+            behind_after: Duration::from_secs(z.follower_behind_after.unwrap_or(30).max(1)),
+        },
     })
 }
 

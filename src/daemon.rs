@@ -36,6 +36,8 @@ pub enum StartError {
     Tls(#[from] crate::tls::TlsError),
     #[error("runtime: {0}")]
     Runtime(#[from] std::io::Error),
+    #[error("zones added through the control API: {0}")]
+    ApiZones(#[from] crate::runtime_zones::StoreError),
 }
 
 pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
@@ -136,7 +138,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         watch,
         reload_tx.clone(),
         rt.handle().clone(),
-    );
+    )?;
     rt.spawn(lifecycles::reloader(reload_rx, zones.clone()));
     if let Some((addr, listener)) = control {
         rt.spawn(crate::ops::control::serve(listener, zones.clone(), token));

@@ -11,6 +11,7 @@ pub mod ops;
 pub mod primary;
 pub mod query;
 pub mod ratelog;
+pub mod runtime_zones;
 pub mod secondary;
 pub mod server;
 pub mod stats;

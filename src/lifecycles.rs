@@ -8,6 +8,7 @@ use crate::config::{self, Config, Role, ZoneConfig};
 use crate::primary::watch::{Changed, FileWatch};
 use crate::primary::{PrimaryZone, Reloaded};
 use crate::query::Chaos;
+use crate::runtime_zones::{self, ZoneOrigin};
 use crate::secondary::{self, SecondaryZone};
 use crate::server::dispatch::Options;
 use crate::status::ZoneStatus;
@@ -73,6 +74,7 @@ enum Lifecycle {
 /// One running zone.
 struct Running {
     cfg: ZoneConfig,
+    origin: ZoneOrigin,
     /// Built once from `cfg`, shared by every path that serves the zone.
     policy: Arc<ZonePolicy>,
     status: Arc<ZoneStatus>,
@@ -100,6 +102,21 @@ pub enum Outcome {
     Running(String),
 }
 
+/// Why a zone could not be added or removed at run time.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneChangeError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("zone {0} is already served")]
+    Exists(String),
+    #[error("no zone {0} is served here")]
+    NoZone(String),
+    #[error("zone {0} is listed in {1}; remove it there")]
+    NotRemovable(String, String),
+    #[error("{0}")]
+    Store(#[from] runtime_zones::StoreError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     #[error("no zone {0} is served here")]
@@ -116,13 +133,16 @@ pub struct Zones {
     /// at start (its changes need a restart).
     cfg: Mutex<Config>,
     zones: Mutex<BTreeMap<String, Running>>,
+    /// Zones added through the control API, as kept on disk.
+    api: Mutex<runtime_zones::Store>,
     watch: FileWatch,
     reload_tx: mpsc::UnboundedSender<Changed>,
     rt: tokio::runtime::Handle,
 }
 
 impl Zones {
-    /// Starts every zone of `cfg` (primaries read their files now).
+    /// Starts every zone of `cfg` and those added through the control API
+    /// (primaries read their files now).
     pub fn start(
         catalog: SharedCatalog,
         opts: Arc<Options>,
@@ -131,25 +151,93 @@ impl Zones {
         watch: FileWatch,
         reload_tx: mpsc::UnboundedSender<Changed>,
         rt: tokio::runtime::Handle,
-    ) -> Arc<Zones> {
+    ) -> Result<Arc<Zones>, runtime_zones::StoreError> {
+        let api = runtime_zones::Store::open(&cfg.server.data_dir)?;
+        let mut all: Vec<(ZoneConfig, ZoneOrigin)> = cfg
+            .zones
+            .iter()
+            .map(|zc| (zc.clone(), ZoneOrigin::Config))
+            .collect();
+        for (name, v) in api.zones() {
+            if cfg.zones.iter().any(|z| &z.name == name) {
+                warn!(zone = %name, "zone added through the control API is also in the config file; the config file's settings win");
+                continue;
+            }
+            let src = api.path().display().to_string();
+            match config::zone_from_json(v, &src, &cfg.server, &cfg.keys) {
+                Ok(zc) => all.push((zc, ZoneOrigin::Api)),
+                Err(e) => {
+                    warn!(zone = %name, error = %e, "zone added through the control API no longer valid; not served")
+                }
+            }
+        }
         let zones = Arc::new(Zones {
             catalog,
             opts,
             source,
-            cfg: Mutex::new(cfg.clone()),
+            cfg: Mutex::new(cfg),
             zones: Mutex::new(BTreeMap::new()),
+            api: Mutex::new(api),
             watch,
             reload_tx,
             rt,
         });
-        for zc in &cfg.zones {
-            let r = zones.start_zone(zc.clone());
+        for (zc, origin) in all {
+            let r = zones.start_zone(zc.clone(), origin);
             lock(&zones.zones).insert(zc.name.clone(), r);
             if zc.role == Role::Primary {
                 zones.load_primary(&zc.name);
             }
         }
-        zones
+        Ok(zones)
+    }
+
+    /// Adds a zone from its settings as JSON (the keys of a `[[zone]]`
+    /// table), kept in `data_dir/zones.json` before it starts.
+    pub fn add_zone(&self, v: &serde_json::Value) -> Result<serde_json::Value, ZoneChangeError> {
+        let zc = {
+            let cfg = lock(&self.cfg);
+            config::zone_from_json(v, "POST /zones", &cfg.server, &cfg.keys)
+                .map_err(|e| ZoneChangeError::Invalid(e.to_string()))?
+        };
+        let mut zones = lock(&self.zones);
+        if zones.contains_key(&zc.name) {
+            return Err(ZoneChangeError::Exists(zc.name));
+        }
+        lock(&self.api).set(&zc.name, Some(v.clone()))?;
+        let name = zc.name.clone();
+        let is_primary = zc.role == Role::Primary;
+        zones.insert(name.clone(), self.start_zone(zc, ZoneOrigin::Api));
+        drop(zones);
+        if is_primary {
+            self.load_primary(&name);
+        }
+        info!(zone = %name, "zone added through the control API");
+        Ok(serde_json::json!({ "ok": true, "zone": name, "origin": "api" }))
+    }
+
+    /// Stops serving a zone added through the control API and removes what
+    /// tandem kept of it in `data_dir` (a primary's zone file stays).
+    pub fn remove_zone(&self, name: &str) -> Result<serde_json::Value, ZoneChangeError> {
+        let name = config::zone_name(name).map_err(ZoneChangeError::Invalid)?;
+        let mut zones = lock(&self.zones);
+        let Some(r) = zones.get(&name) else {
+            return Err(ZoneChangeError::NoZone(name));
+        };
+        if r.origin != ZoneOrigin::Api {
+            let source = lock(&self.cfg).source.clone();
+            return Err(ZoneChangeError::NotRemovable(name, source));
+        }
+        lock(&self.api).set(&name, None)?;
+        let Some(r) = zones.remove(&name) else {
+            return Err(ZoneChangeError::NoZone(name));
+        };
+        drop(zones);
+        let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
+        self.stop_zone(r, true);
+        let removed = runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
+        info!(zone = %name, files = removed.len(), "zone removed through the control API; no longer served");
+        Ok(serde_json::json!({ "ok": true, "zone": name, "files_removed": removed.len() }))
     }
 
     /// The primary zones' names (SIGHUP re-reads their files).
@@ -242,7 +330,7 @@ impl Zones {
     /// Starts one zone's lifecycle (not its first load, for primaries). What
     /// the catalog already serves under that name (a zone whose role
     /// changed) stays served until the new lifecycle replaces it.
-    fn start_zone(&self, zc: ZoneConfig) -> Running {
+    fn start_zone(&self, zc: ZoneConfig, origin: ZoneOrigin) -> Running {
         let status = Arc::new(ZoneStatus::new(&zc));
         let inherited = self
             .catalog
@@ -290,6 +378,7 @@ impl Zones {
         };
         Running {
             cfg: zc,
+            origin,
             policy,
             status,
             announce,
@@ -394,10 +483,11 @@ impl Zones {
         let new_names: BTreeSet<String> = new.zones.iter().map(|z| z.name.clone()).collect();
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let mut unchanged = 0;
+        // Zones added through the API stay (the file lists what it lists).
         let gone: Vec<String> = zones
-            .keys()
-            .filter(|n| !new_names.contains(*n))
-            .cloned()
+            .iter()
+            .filter(|(n, r)| !new_names.contains(*n) && r.origin == ZoneOrigin::Config)
+            .map(|(n, _)| n.clone())
             .collect();
         for name in gone {
             if let Some(r) = zones.remove(&name) {
@@ -409,6 +499,15 @@ impl Zones {
         let mut to_load = Vec::new();
         for zc in new.zones.clone() {
             let name = zc.name.clone();
+            if let Some(r) = zones.get_mut(&name)
+                && r.origin == ZoneOrigin::Api
+            {
+                warn!(zone = %name, "zone added through the control API is now in the config file; the config file's settings win");
+                r.origin = ZoneOrigin::Config;
+                if let Err(e) = lock(&self.api).set(&name, None) {
+                    warn!(zone = %name, error = %e, "could not drop it from the API's list");
+                }
+            }
             match zones.get_mut(&name) {
                 Some(r) if r.cfg == zc => unchanged += 1,
                 // Same role (and, for a secondary, the same copy on disk):
@@ -434,7 +533,7 @@ impl Zones {
                     }
                     info!(zone = %name, "starting zone from the new config");
                     let is_primary = zc.role == Role::Primary;
-                    zones.insert(name.clone(), self.start_zone(zc));
+                    zones.insert(name.clone(), self.start_zone(zc, ZoneOrigin::Config));
                     if is_primary {
                         to_load.push(name);
                     }
@@ -547,7 +646,13 @@ impl Zones {
     pub fn status_json(&self) -> serde_json::Value {
         let zones: Vec<serde_json::Value> = lock(&self.zones)
             .values()
-            .map(|r| r.status.json())
+            .map(|r| {
+                let mut z = r.status.json();
+                if let Some(o) = z.as_object_mut() {
+                    o.insert("origin".into(), r.origin.label().into());
+                }
+                z
+            })
             .collect();
         serde_json::json!({ "zones": zones })
     }

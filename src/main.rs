@@ -91,6 +91,77 @@ enum Command {
         #[command(flatten)]
         ctl: Control,
     },
+    /// Add or remove a zone at run time (kept in data_dir/zones.json).
+    Zone {
+        #[command(subcommand)]
+        change: ZoneChange,
+    },
+}
+
+#[derive(Subcommand)]
+enum ZoneChange {
+    /// Serve a new zone: `--role primary --file F` or `--role secondary
+    /// --primary ADDR` (more keys of a `[[zone]]` table with `--set KEY=VALUE`).
+    Add {
+        zone: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// A primary to transfer from (repeatable), as in `primaries`.
+        #[arg(long = "primary")]
+        primaries: Vec<String>,
+        /// A follower to NOTIFY (repeatable), as in `notify`.
+        #[arg(long)]
+        notify: Vec<String>,
+        /// Any other key of a `[[zone]]` table, its value in TOML
+        /// (`--set serial_policy='"unixtime"'`, `--set min_refresh=60`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        #[command(flatten)]
+        ctl: Control,
+    },
+    /// Stop serving a zone added with `zone add` and delete its files in data_dir.
+    Remove {
+        zone: String,
+        #[command(flatten)]
+        ctl: Control,
+    },
+}
+
+/// The JSON body of `zone add`: the zone's keys as a `[[zone]]` table has them.
+fn zone_body(
+    zone: &str,
+    role: &str,
+    file: Option<PathBuf>,
+    primaries: Vec<String>,
+    notify: Vec<String>,
+    set: &[String],
+) -> anyhow::Result<String> {
+    let mut t = serde_json::Map::new();
+    t.insert("name".into(), zone.into());
+    t.insert("role".into(), role.into());
+    if let Some(f) = file {
+        // The server resolves paths from its own directory: send it whole.
+        let f = std::path::absolute(&f).unwrap_or(f);
+        t.insert("file".into(), f.display().to_string().into());
+    }
+    if !primaries.is_empty() {
+        t.insert("primaries".into(), primaries.into());
+    }
+    if !notify.is_empty() {
+        t.insert("notify".into(), notify.into());
+    }
+    for kv in set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set {kv}: expected KEY=VALUE"))?;
+        let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .map(|mut t| t.remove("v").unwrap_or(toml::Value::Boolean(false)))
+            .or_else(|_| Ok::<_, anyhow::Error>(toml::Value::String(v.to_string())))?;
+        t.insert(k.trim().into(), serde_json::to_value(value)?);
+    }
+    Ok(serde_json::Value::Object(t).to_string())
 }
 
 fn main() -> ExitCode {
@@ -106,6 +177,22 @@ fn main() -> ExitCode {
             call(&ctl, "POST", format!("/zones/{zone}/retransfer"))
         }
         Command::Notify { zone, ctl } => call(&ctl, "POST", format!("/zones/{zone}/notify")),
+        Command::Zone {
+            change:
+                ZoneChange::Add {
+                    zone,
+                    role,
+                    file,
+                    primaries,
+                    notify,
+                    set,
+                    ctl,
+                },
+        } => zone_body(&zone, &role, file, primaries, notify, &set)
+            .and_then(|body| call_with(&ctl, "POST", "/zones".into(), Some(body))),
+        Command::Zone {
+            change: ZoneChange::Remove { zone, ctl },
+        } => call(&ctl, "DELETE", format!("/zones/{zone}")),
     };
     match r {
         Ok(code) => code,
@@ -187,6 +274,15 @@ fn serve(config_path: Option<PathBuf>, format: LogFormat) -> anyhow::Result<Exit
 
 /// One control API call, printed as a table or as JSON.
 fn call(ctl: &Control, method: &str, path: String) -> anyhow::Result<ExitCode> {
+    call_with(ctl, method, path, None)
+}
+
+fn call_with(
+    ctl: &Control,
+    method: &str,
+    path: String,
+    body: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let cfg = match &ctl.config {
         Some(p) => Some(config::load(p)?),
         None => None,
@@ -204,7 +300,8 @@ fn call(ctl: &Control, method: &str, path: String) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| std::env::var("TANDEM_TOKEN").ok())
         .or_else(|| cfg.and_then(|c| c.server.control_token));
-    let (code, body) = control_client::request(addr, method, &path, token.as_deref())?;
+    let (code, body) =
+        control_client::send(addr, method, &path, token.as_deref(), body.as_deref())?;
     let v: serde_json::Value =
         serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body.clone()));
     if ctl.json {
@@ -250,6 +347,14 @@ fn call(ctl: &Control, method: &str, path: String) -> anyhow::Result<ExitCode> {
                 list("restart_required")
             );
         }
+    } else if path == "/zones" {
+        println!("zone {} added", v["zone"].as_str().unwrap_or(""));
+    } else if method == "DELETE" {
+        println!(
+            "zone {} removed ({} files deleted from data_dir)",
+            v["zone"].as_str().unwrap_or(""),
+            v["files_removed"]
+        );
     } else {
         let result = v["result"].as_str().unwrap_or_default();
         if code == 202 {
@@ -291,6 +396,10 @@ fn print_status(v: &serde_json::Value) {
             )
         } else {
             format!("loaded {}", s(&z["last_loaded"]))
+        };
+        let detail = match z["origin"].as_str() {
+            Some("config") | None => detail,
+            Some(o) => format!("{detail}  (from {o})"),
         };
         println!(
             "{:<28} {:<10} {:<12} {:<11} {}",

@@ -1,7 +1,7 @@
 //! The CLI's side of the control API: one HTTP/1.1 request per command,
 //! with hyper's client (already in the tree for the server side).
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -30,6 +30,17 @@ pub fn request(
     method: &str,
     path: &str,
     token: Option<&str>,
+) -> Result<(u16, String), ClientError> {
+    send(addr, method, path, token, None)
+}
+
+/// As `request`, with `json` as the body, if any.
+pub fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    json: Option<&str>,
 ) -> Result<(u16, String), ClientError> {
     let proto = |e: &dyn std::fmt::Display| ClientError::Protocol(addr, e.to_string());
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -60,7 +71,11 @@ pub fn request(
         if let Some(t) = token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| proto(&e))?;
+        if json.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let body = Full::new(Bytes::from(json.unwrap_or("").to_owned()));
+        let req = req.body(body).map_err(|e| proto(&e))?;
         let resp = tokio::time::timeout(ANSWER_TIMEOUT, sender.send_request(req))
             .await
             .map_err(|_| proto(&"no answer in time"))?

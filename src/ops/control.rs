@@ -9,13 +9,13 @@
 //! closed), request headers within `HEADER_TIMEOUT`, and no connection
 //! (idle or half-sent) kept beyond `CONNECTION_TIMEOUT`.
 
-use crate::lifecycles::{Action, ActionError, Outcome, Zones};
+use crate::lifecycles::{Action, ActionError, Outcome, ZoneChangeError, Zones};
 use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -43,6 +43,8 @@ pub async fn serve(listener: tokio::net::TcpListener, zones: Arc<Zones>, token: 
         .route("/metrics", get(metrics))
         .route("/reload", post(reload))
         .route("/zones/{name}/{action}", post(zone_action))
+        .route("/zones", post(add_zone))
+        .route("/zones/{name}", delete(remove_zone))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -130,6 +132,51 @@ async fn reload(State(ctx): State<Ctx>) -> Response {
             Json(json!({"ok": false, "error": e.to_string()})),
         )
             .into_response(),
+    }
+}
+
+/// A zone added or removed at run time, or why not.
+fn zone_change(r: Result<serde_json::Value, ZoneChangeError>, created: bool) -> Response {
+    let code = match &r {
+        Ok(_) if created => StatusCode::CREATED,
+        Ok(_) => StatusCode::OK,
+        Err(ZoneChangeError::Invalid(_)) => StatusCode::BAD_REQUEST,
+        Err(ZoneChangeError::Exists(_) | ZoneChangeError::NotRemovable(..)) => StatusCode::CONFLICT,
+        Err(ZoneChangeError::NoZone(_)) => StatusCode::NOT_FOUND,
+        Err(ZoneChangeError::Store(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = match r {
+        Ok(v) => v,
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn add_zone(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v @ serde_json::Value::Object(_)) => v,
+        Ok(_) => {
+            return zone_change(
+                Err(ZoneChangeError::Invalid(
+                    "the body must be a JSON object of a zone's keys".into(),
+                )),
+                true,
+            );
+        }
+        Err(e) => return zone_change(Err(ZoneChangeError::Invalid(format!("body: {e}"))), true),
+    };
+    let zones = ctx.zones.clone();
+    match tokio::task::spawn_blocking(move || zones.add_zone(&v)).await {
+        Ok(r) => zone_change(r, true),
+        Err(e) => zone_change(Err(ZoneChangeError::Invalid(e.to_string())), true),
+    }
+}
+
+async fn remove_zone(State(ctx): State<Ctx>, Path(name): Path<String>) -> Response {
+    let zones = ctx.zones.clone();
+    match tokio::task::spawn_blocking(move || zones.remove_zone(&name)).await {
+        Ok(r) => zone_change(r, false),
+        Err(e) => zone_change(Err(ZoneChangeError::Invalid(e.to_string())), false),
     }
 }
 

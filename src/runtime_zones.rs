@@ -1,0 +1,180 @@
+//! Zones added at run time through the control API (`POST /zones`,
+//! `tandem zone add`): where a zone's settings come from, the list kept in
+//! `data_dir/zones.json` so they survive a restart, and the files a removed
+//! zone leaves in `data_dir`.
+
+use crate::fsutil;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a served zone's settings come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZoneOrigin {
+    /// The TOML file (the source of truth for what it lists).
+    Config,
+    /// The control API; kept in `zones.json`.
+    Api,
+}
+
+impl ZoneOrigin {
+    pub fn label(&self) -> &str {
+        match self {
+            ZoneOrigin::Config => "config",
+            ZoneOrigin::Api => "api",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a JSON list of zones: {source}")]
+    Format {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// The API-added zones by name, each as the JSON it was given.
+pub struct Store {
+    path: PathBuf,
+    zones: BTreeMap<String, serde_json::Value>,
+}
+
+impl Store {
+    pub fn path_in(data_dir: &Path) -> PathBuf {
+        data_dir.join("zones.json")
+    }
+
+    /// Reads `data_dir/zones.json` (none yet: an empty list).
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = Self::path_in(data_dir);
+        let zones = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let list: Vec<(String, serde_json::Value)> = serde_json::from_slice(&bytes)
+                    .map_err(|source| StoreError::Format {
+                        path: path.clone(),
+                        source,
+                    })?;
+                list.into_iter().collect()
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        Ok(Store { path, zones })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+        self.zones.iter()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.zones.contains_key(name)
+    }
+
+    /// Adds or removes a zone and writes the list (atomically) before
+    /// returning; on failure the list in memory is what it was.
+    pub fn set(&mut self, name: &str, v: Option<serde_json::Value>) -> Result<(), StoreError> {
+        let before = match v {
+            Some(v) => self.zones.insert(name.to_string(), v),
+            None => self.zones.remove(name),
+        };
+        let list: Vec<(&String, &serde_json::Value)> = self.zones.iter().collect();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| serde_json::to_vec_pretty(&list).map_err(std::io::Error::other))
+            .and_then(|bytes| fsutil::write_atomic(&self.path, &bytes));
+        if let Err(source) = written {
+            match before {
+                Some(old) => self.zones.insert(name.to_string(), old),
+                None => self.zones.remove(name),
+            };
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Removes what tandem keeps in `data_dir` for zone `name` (its journal
+/// segments, timers, serial state, and `copy` when it lies in `data_dir`):
+/// a removed zone leaves nothing behind (Knot and NSD leave the files).
+/// Returns the files removed.
+pub fn remove_files(data_dir: &Path, name: &str, copy: Option<&Path>) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(f) = file_name.to_str() else {
+            continue;
+        };
+        let Some(rest) = f.strip_prefix(name) else {
+            continue;
+        };
+        let ours = matches!(rest, "zone" | "timers" | "state" | "journal")
+            || rest
+                .strip_prefix("journal.")
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        let path = entry.path();
+        if (ours || copy == Some(path.as_path())) && std::fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    if let Some(c) = copy
+        && c.starts_with(data_dir)
+        && !removed.iter().any(|p| p == c)
+        && std::fs::remove_file(c).is_ok()
+    {
+        removed.push(c.to_path_buf());
+    }
+    removed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_list_survives_a_reopen_and_files_of_a_zone_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set(
+            "a.test.",
+            Some(serde_json::json!({"name": "a.test.", "role": "secondary"})),
+        )
+        .unwrap();
+        s.set("b.test.", Some(serde_json::json!({"name": "b.test."})))
+            .unwrap();
+        s.set("b.test.", None).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let names: Vec<&String> = s.zones().map(|(n, _)| n).collect();
+        assert_eq!(names, ["a.test."]);
+
+        for f in [
+            "a.test.zone",
+            "a.test.journal.3",
+            "a.test.timers",
+            "ab.test.zone",
+            "a.test.zone.keep",
+        ] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let mut gone = remove_files(dir.path(), "a.test.", None);
+        gone.sort();
+        assert_eq!(gone.len(), 3, "{gone:?}");
+        assert!(dir.path().join("ab.test.zone").exists());
+        assert!(dir.path().join("a.test.zone.keep").exists());
+    }
+}
