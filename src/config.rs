@@ -23,6 +23,9 @@ struct RawFile {
     key: Vec<RawKey>,
     #[serde(default)]
     zone: Vec<RawZone>,
+    /// RFC 9432 catalogs: a zone table plus `role`, `defaults`, `group`.
+    #[serde(default)]
+    catalog: Vec<toml::Table>,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,7 +104,42 @@ pub struct Config {
     pub source: String,
     pub server: Server,
     pub keys: Vec<Key>,
+    /// Every zone of the file, the catalog zones of `[[catalog]]` included.
     pub zones: Vec<ZoneConfig>,
+    pub catalogs: Vec<CatalogConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogRole {
+    /// Follows a catalog zone and serves its members (RFC 9432 §5).
+    Consumer,
+}
+
+/// A `[[catalog]]`: the catalog zone itself is in `Config::zones`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogConfig {
+    /// The catalog zone's name (canonical).
+    pub name: String,
+    pub role: CatalogRole,
+    /// What every member zone gets (as a `[[zone]]` table's keys): the
+    /// catalog's `primaries` and `transfer_key`, then `[catalog.defaults]`.
+    pub defaults: serde_json::Map<String, serde_json::Value>,
+    /// `[catalog.group.NAME]`: what members in group NAME get on top.
+    pub groups: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+impl CatalogConfig {
+    /// The settings of member zone `name` (in `group`, if any) as a
+    /// `[[zone]]` table's keys.
+    pub fn member_json(&self, name: &str, group: Option<&str>) -> serde_json::Value {
+        let mut m = self.defaults.clone();
+        if let Some(g) = group.and_then(|g| self.groups.get(g)) {
+            m.extend(g.clone());
+        }
+        m.insert("name".into(), name.into());
+        m.insert("role".into(), "secondary".into());
+        serde_json::Value::Object(m)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -666,12 +704,111 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         }
         zones.push(zc);
     }
+    let mut catalogs = Vec::new();
+    for t in raw.catalog {
+        let (zc, cat) = catalog_config(t, src, &server, &keys)?;
+        if zones.iter().any(|o| o.apex == zc.apex) {
+            return Err(ConfigError(format!(
+                "{src}: catalog \"{}\": key `name`: also a [[zone]]",
+                zc.name
+            )));
+        }
+        zones.push(zc);
+        catalogs.push(cat);
+    }
     Ok(Config {
         source: src.to_string(),
         server,
         keys,
         zones,
+        catalogs,
     })
+}
+
+/// A `[[catalog]]` table: the catalog zone's own settings (any key of a
+/// `[[zone]]` table) and, for a consumer, what its members get.
+fn catalog_config(
+    mut t: toml::Table,
+    src: &str,
+    server: &Server,
+    keys: &[Key],
+) -> Result<(ZoneConfig, CatalogConfig), ConfigError> {
+    let name = t
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("?")
+        .to_string();
+    let err =
+        |key: &str, m: String| ConfigError(format!("{src}: catalog \"{name}\": key `{key}`: {m}"));
+    let role = match t.remove("role").as_ref().and_then(|r| r.as_str()) {
+        Some("consumer") => CatalogRole::Consumer,
+        Some(other) => return Err(err("role", format!("\"{other}\" is not consumer"))),
+        None => return Err(err("role", "missing: consumer".into())),
+    };
+    let to_json = |key: &str,
+                   v: Option<toml::Value>|
+     -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
+        match v.map(serde_json::to_value) {
+            None => Ok(serde_json::Map::new()),
+            Some(Ok(serde_json::Value::Object(m))) => Ok(m),
+            _ => Err(err(key, "expected a table".into())),
+        }
+    };
+    let given_defaults = to_json("defaults", t.remove("defaults"))?;
+    let group_tables = to_json("group", t.remove("group"))?;
+    let mut me = to_json("", Some(toml::Value::Table(t)))?;
+    me.insert("role".into(), "secondary".into());
+    let zc = zone_from_json(&serde_json::Value::Object(me.clone()), src, server, keys)
+        .map_err(|e| ConfigError(e.0.replacen("zone \"", "catalog \"", 1)))?;
+    // Members come from the catalog's primaries with its key unless the
+    // defaults say otherwise.
+    let mut defaults = serde_json::Map::new();
+    for k in [
+        "primaries",
+        "transfer_key",
+        "tls_ca",
+        "tls_name",
+        "tls_certificate",
+        "tls_key",
+    ] {
+        if let Some(v) = me.get(k) {
+            defaults.insert(k.into(), v.clone());
+        }
+    }
+    defaults.extend(given_defaults);
+    let mut cat = CatalogConfig {
+        name: zc.name.clone(),
+        role,
+        defaults,
+        groups: Default::default(),
+    };
+    for (g, v) in group_tables {
+        let serde_json::Value::Object(m) = v else {
+            return Err(err(&format!("group.{g}"), "expected a table".into()));
+        };
+        cat.groups.insert(g, m);
+    }
+    // Check the member settings now, on a made-up member, so a bad key is
+    // an error in this file rather than one per member later.
+    let probe = "member.invalid.";
+    let groups: Vec<Option<String>> = std::iter::once(None)
+        .chain(cat.groups.keys().cloned().map(Some))
+        .collect();
+    for g in groups {
+        let v = cat.member_json(probe, g.as_deref());
+        zone_from_json(&v, src, server, keys).map_err(|e| {
+            let table = match &g {
+                Some(g) => format!("[catalog.group.{g}]"),
+                None => "[catalog.defaults]".into(),
+            };
+            ConfigError(e.0.replacen(
+                &format!("zone \"{probe}\""),
+                &format!("catalog \"{name}\" {table}"),
+                1,
+            ))
+        })?;
+    }
+    Ok((zc, cat))
 }
 
 /// A zone's settings given as JSON (the keys of a `[[zone]]` table), as

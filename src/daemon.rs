@@ -140,6 +140,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         rt.handle().clone(),
     )?;
     rt.spawn(lifecycles::reloader(reload_rx, zones.clone()));
+    rt.spawn(lifecycles::consume_catalogs(zones.clone()));
     if let Some((addr, listener)) = control {
         rt.spawn(crate::ops::control::serve(listener, zones.clone(), token));
         info!(%addr, "control API listening");

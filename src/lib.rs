@@ -2,6 +2,7 @@
 //! secondary (follower). See ARCHITECTURE.md for the map.
 
 pub mod catalog;
+pub mod catz;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -14,6 +14,8 @@ pub enum ZoneOrigin {
     Config,
     /// The control API; kept in `zones.json`.
     Api,
+    /// A member of the catalog zone so named (RFC 9432).
+    Catalog(String),
 }
 
 impl ZoneOrigin {
@@ -21,6 +23,7 @@ impl ZoneOrigin {
         match self {
             ZoneOrigin::Config => "config",
             ZoneOrigin::Api => "api",
+            ZoneOrigin::Catalog(c) => c,
         }
     }
 }
@@ -123,7 +126,7 @@ pub fn remove_files(data_dir: &Path, name: &str, copy: Option<&Path>) -> Vec<Pat
         let Some(rest) = f.strip_prefix(name) else {
             continue;
         };
-        let ours = matches!(rest, "zone" | "timers" | "state" | "journal")
+        let ours = matches!(rest, "zone" | "timers" | "state" | "journal" | "members")
             || rest
                 .strip_prefix("journal.")
                 .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));

@@ -24,6 +24,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
+mod members;
+pub use members::consume_catalogs;
+
 /// After a complete write (closed, or renamed into place) the zone is read
 /// once nothing more came for this long: a burst of saves in a row (a script
 /// writing twice) is one reload, and a single save is served within a few
@@ -135,6 +138,8 @@ pub struct Zones {
     zones: Mutex<BTreeMap<String, Running>>,
     /// Zones added through the control API, as kept on disk.
     api: Mutex<runtime_zones::Store>,
+    /// Per consumed catalog, the version last read and its members.
+    consumed: Mutex<BTreeMap<String, members::Consumed>>,
     watch: FileWatch,
     reload_tx: mpsc::UnboundedSender<Changed>,
     rt: tokio::runtime::Handle,
@@ -178,6 +183,7 @@ impl Zones {
             cfg: Mutex::new(cfg),
             zones: Mutex::new(BTreeMap::new()),
             api: Mutex::new(api),
+            consumed: Mutex::new(BTreeMap::new()),
             watch,
             reload_tx,
             rt,
@@ -483,7 +489,8 @@ impl Zones {
         let new_names: BTreeSet<String> = new.zones.iter().map(|z| z.name.clone()).collect();
         let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
         let mut unchanged = 0;
-        // Zones added through the API stay (the file lists what it lists).
+        // Zones added through the API or by a catalog stay (the file lists
+        // what it lists; `members.rs` drops those of a catalog now gone).
         let gone: Vec<String> = zones
             .iter()
             .filter(|(n, r)| !new_names.contains(*n) && r.origin == ZoneOrigin::Config)
@@ -500,13 +507,15 @@ impl Zones {
         for zc in new.zones.clone() {
             let name = zc.name.clone();
             if let Some(r) = zones.get_mut(&name)
-                && r.origin == ZoneOrigin::Api
+                && r.origin != ZoneOrigin::Config
             {
-                warn!(zone = %name, "zone added through the control API is now in the config file; the config file's settings win");
-                r.origin = ZoneOrigin::Config;
-                if let Err(e) = lock(&self.api).set(&name, None) {
+                warn!(zone = %name, from = r.origin.label(), "zone is now in the config file; the config file's settings win");
+                if r.origin == ZoneOrigin::Api
+                    && let Err(e) = lock(&self.api).set(&name, None)
+                {
                     warn!(zone = %name, error = %e, "could not drop it from the API's list");
                 }
+                r.origin = ZoneOrigin::Config;
             }
             match zones.get_mut(&name) {
                 Some(r) if r.cfg == zc => unchanged += 1,
@@ -544,6 +553,7 @@ impl Zones {
             let mut c = lock(&self.cfg);
             c.keys = new.keys;
             c.zones = new.zones;
+            c.catalogs = new.catalogs;
             c.source = new.source;
         }
         drop(zones);

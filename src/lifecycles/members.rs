@@ -1,0 +1,302 @@
+//! Catalog consumers (RFC 9432 §5): each version of a consumed catalog zone
+//! is read whole and the member zones are made to match it — added, given
+//! new group settings, reset when their unique id changes, handed over to
+//! another catalog by `coo`, removed with their files. The catalog's own
+//! saved copy is the persisted member list: at start-up it loads first and
+//! every member starts from its own saved copy.
+//!
+//! Versions are compared, not events counted: each pass reads the latest
+//! version served, so a change that arrives while another is applied is
+//! applied next, and none is lost. An invalid version changes nothing.
+
+use super::{Running, ZoneChangeError, Zones};
+use crate::catz::{self, Member};
+use crate::config::{self, CatalogConfig, CatalogRole, Role};
+use crate::runtime_zones::{self, ZoneOrigin};
+use crate::supervise::lock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// How often the served catalogs are looked at (one pointer compare each).
+const LOOK_EVERY: Duration = Duration::from_millis(20);
+
+/// A consumed catalog: the version last applied and what it listed.
+#[derive(Default)]
+pub(super) struct Consumed {
+    /// The address of the last version read (valid or not).
+    seen: usize,
+    members: BTreeMap<String, Member>,
+}
+
+/// Runs every consumer of the config, for as long as the server runs.
+pub async fn consume_catalogs(zones: Arc<Zones>) {
+    let mut tick = tokio::time::interval(LOOK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let z = zones.clone();
+        // Starting and stopping zones touches the disk: not on a worker.
+        let _ = tokio::task::spawn_blocking(move || z.look_at_catalogs()).await;
+    }
+}
+
+impl Zones {
+    fn look_at_catalogs(&self) {
+        let consumers: Vec<CatalogConfig> = lock(&self.cfg)
+            .catalogs
+            .iter()
+            .filter(|c| c.role == CatalogRole::Consumer)
+            .cloned()
+            .collect();
+        // Members of a catalog no longer consumed go with it.
+        let dropped: Vec<String> = lock(&self.consumed)
+            .keys()
+            .filter(|c| !consumers.iter().any(|k| &k.name == *c))
+            .cloned()
+            .collect();
+        for c in dropped {
+            info!(catalog = %c, "catalog no longer in the config; its members are no longer served");
+            self.apply_members(&c, None, BTreeMap::new());
+            lock(&self.consumed).remove(&c);
+            let _ = std::fs::remove_file(self.members_path(&c));
+        }
+        for cat in consumers {
+            let Ok(apex) = name_wire(&cat.name) else {
+                continue;
+            };
+            // First look (at start-up, or the catalog is new): the members
+            // last applied are served at once, from their saved copies,
+            // whatever the catalog's own copy holds.
+            if !lock(&self.consumed).contains_key(&cat.name) {
+                let known = self.saved_members(&cat.name);
+                lock(&self.consumed).insert(cat.name.clone(), Consumed::default());
+                if !known.is_empty() {
+                    info!(catalog = %cat.name, members = known.len(), "serving the members last applied");
+                    self.apply_members(&cat.name, Some(&cat), known);
+                }
+            }
+            let Some(version) = self.catalog.load().get(&apex).and_then(|s| s.zone.clone()) else {
+                continue;
+            };
+            let at = Arc::as_ptr(&version) as usize;
+            if lock(&self.consumed)
+                .get(&cat.name)
+                .is_some_and(|c| c.seen == at)
+            {
+                continue;
+            }
+            match catz::members(&version) {
+                Ok(listed) => {
+                    self.apply_members(&cat.name, Some(&cat), listed);
+                    self.catalog_status(&cat.name, None);
+                }
+                Err(e) => {
+                    warn!(catalog = %cat.name, serial = version.serial(), error = %e, "invalid catalog; the previous member set stays");
+                    self.catalog_status(
+                        &cat.name,
+                        Some(format!("serial {}: {e}", version.serial())),
+                    );
+                }
+            }
+            lock(&self.consumed)
+                .entry(cat.name.clone())
+                .or_default()
+                .seen = at;
+        }
+    }
+
+    fn catalog_status(&self, catalog: &str, error: Option<String>) {
+        if let Some(r) = lock(&self.zones).get(catalog)
+            && (error.is_some() || r.status.last_error().is_some_and(|e| e.contains("catalog")))
+        {
+            r.status.set_error(error.map(|e| format!("catalog: {e}")));
+        }
+    }
+
+    /// Makes the members of `catalog` those `listed` (`cat` None: the
+    /// catalog is gone, so are they).
+    fn apply_members(
+        &self,
+        catalog: &str,
+        cat: Option<&CatalogConfig>,
+        listed: BTreeMap<String, Member>,
+    ) {
+        let mine = ZoneOrigin::Catalog(catalog.to_string());
+        let before = lock(&self.consumed)
+            .get(catalog)
+            .map(|c| c.members.clone())
+            .unwrap_or_default();
+        let (mut added, mut removed, mut reset) = (0, 0, 0);
+        for (name, old) in &before {
+            if listed.contains_key(name) {
+                continue;
+            }
+            let owner = lock(&self.zones).get(name).map(|r| r.origin.clone());
+            if owner != Some(mine.clone()) {
+                continue;
+            }
+            // RFC 9432 §5.6: a member moving to the catalog its `coo` names
+            // keeps its data when that catalog lists it.
+            if let Some(to) = &old.coo
+                && lock(&self.consumed)
+                    .get(to)
+                    .is_some_and(|c| c.members.contains_key(name))
+            {
+                if let Some(r) = lock(&self.zones).get_mut(name) {
+                    r.origin = ZoneOrigin::Catalog(to.clone());
+                }
+                info!(zone = %name, from = %catalog, to = %to, "member handed over (coo)");
+                continue;
+            }
+            self.drop_member(name);
+            removed += 1;
+        }
+        if let Some(cat) = cat {
+            for (name, m) in &listed {
+                match self.member_change(catalog, cat, m, before.get(name)) {
+                    Ok(Change::Added) => added += 1,
+                    Ok(Change::Reset) => reset += 1,
+                    Ok(Change::None) => {}
+                    Err(e) => {
+                        warn!(catalog = %catalog, zone = %name, error = %e, "member not served")
+                    }
+                }
+            }
+        }
+        let count = listed.len();
+        if cat.is_some() {
+            self.save_members(catalog, &listed);
+        }
+        lock(&self.consumed)
+            .entry(catalog.to_string())
+            .or_default()
+            .members = listed;
+        if added + removed + reset > 0 {
+            info!(catalog = %catalog, members = count, added, removed, reset, "catalog applied");
+        }
+    }
+
+    fn member_change(
+        &self,
+        catalog: &str,
+        cat: &CatalogConfig,
+        m: &Member,
+        before: Option<&Member>,
+    ) -> Result<Change, ZoneChangeError> {
+        let mine = ZoneOrigin::Catalog(catalog.to_string());
+        let zc = {
+            let cfg = lock(&self.cfg);
+            config::zone_from_json(
+                &cat.member_json(&m.name, m.group.as_deref()),
+                &format!("catalog {catalog}"),
+                &cfg.server,
+                &cfg.keys,
+            )
+            .map_err(|e| ZoneChangeError::Invalid(e.to_string()))?
+        };
+        let mut zones = lock(&self.zones);
+        match zones.get_mut(&m.name) {
+            None => {
+                zones.insert(m.name.clone(), self.start_zone(zc, mine));
+                Ok(Change::Added)
+            }
+            Some(r) if r.origin == mine => {
+                // RFC 9432 §5.3: a new unique id resets the member.
+                if before.is_some_and(|b| b.id != m.id) {
+                    let Some(old) = zones.remove(&m.name) else {
+                        return Ok(Change::None);
+                    };
+                    drop(zones);
+                    self.forget(old);
+                    info!(zone = %m.name, catalog = %catalog, id = %m.id, "member's unique id changed; its copy is dropped and it transfers afresh");
+                    let fresh = self.start_zone(zc, mine);
+                    lock(&self.zones).insert(m.name.clone(), fresh);
+                    return Ok(Change::Reset);
+                }
+                if r.cfg != zc {
+                    self.reconfigure_zone(r, zc);
+                }
+                Ok(Change::None)
+            }
+            Some(r) => {
+                let from_coo = matches!(&r.origin, ZoneOrigin::Catalog(other)
+                    if lock(&self.consumed).get(other).and_then(|c| c.members.get(&m.name)).and_then(|o| o.coo.as_deref()) == Some(catalog));
+                if from_coo {
+                    r.origin = mine;
+                    self.reconfigure_zone(r, zc);
+                    info!(zone = %m.name, catalog = %catalog, "member taken over (coo)");
+                    return Ok(Change::None);
+                }
+                if before.is_none() {
+                    warn!(zone = %m.name, catalog = %catalog, served_from = r.origin.label(), "member also served from elsewhere; that one wins");
+                }
+                Ok(Change::None)
+            }
+        }
+    }
+
+    fn members_path(&self, catalog: &str) -> std::path::PathBuf {
+        self.data_dir().join(format!("{catalog}members"))
+    }
+
+    /// The member set last applied, as saved (none: empty).
+    fn saved_members(&self, catalog: &str) -> BTreeMap<String, Member> {
+        let path = self.members_path(catalog);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<Vec<Member>>(&bytes)
+                .map(|v| v.into_iter().map(|m| (m.name.clone(), m)).collect())
+                .unwrap_or_else(|e| {
+                    warn!(path = %path.display(), error = %e, "saved member list unreadable; waiting for the catalog");
+                    BTreeMap::new()
+                }),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Saves the member set just applied (atomically), so a restart serves
+    /// it even when the catalog's saved copy is a version that failed.
+    fn save_members(&self, catalog: &str, members: &BTreeMap<String, Member>) {
+        let list: Vec<&Member> = members.values().collect();
+        let path = self.members_path(catalog);
+        let written = serde_json::to_vec(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|b| {
+                if let Some(d) = path.parent() {
+                    std::fs::create_dir_all(d)?;
+                }
+                crate::fsutil::write_atomic(&path, &b)
+            });
+        if let Err(e) = written {
+            warn!(catalog = %catalog, path = %path.display(), error = %e, "could not save the member list");
+        }
+    }
+
+    /// Stops a member and deletes its files.
+    fn drop_member(&self, name: &str) {
+        if let Some(r) = lock(&self.zones).remove(name) {
+            self.forget(r);
+            info!(zone = %name, "member removed from its catalog; no longer served");
+        }
+    }
+
+    fn forget(&self, r: Running) {
+        let name = r.cfg.name.clone();
+        let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
+        self.stop_zone(r, true);
+        runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
+    }
+}
+
+enum Change {
+    Added,
+    Reset,
+    None,
+}
+
+fn name_wire(name: &str) -> Result<Vec<u8>, crate::zone::name::NameError> {
+    let mut w = crate::zone::name::parse_absolute(name)?;
+    crate::zone::name::lowercase(&mut w);
+    Ok(w)
+}

@@ -1,0 +1,169 @@
+//! Catalog zones (RFC 9432), tandem consuming a catalog a tandem primary
+//! serves as an ordinary zone: members added, grouped, reset, removed with
+//! their files; an invalid catalog changes nothing and says why; a restart
+//! serves every member from disk before the primary is back.
+
+mod common;
+
+use common::*;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+const CAT: &str = "cat.test.";
+
+/// A catalog zone listing `members` as (id, name, group).
+fn catalog(serial: u32, version: &str, members: &[(&str, &str, Option<&str>)]) -> String {
+    let mut body = format!("version TXT \"{version}\"\n");
+    for (id, name, group) in members {
+        body += &format!("{id}.zones PTR {name}\n");
+        if let Some(g) = group {
+            body += &format!("group.{id}.zones TXT \"{g}\"\n");
+        }
+    }
+    zone_text(CAT, serial, &body)
+}
+
+fn primary_config(dir: &Path, zones: &[&str], notify: u16) -> String {
+    let mut c = String::from("[server]\nlisten = [\"127.0.0.1:{PORT}\"]\ndata_dir = \"var\"\n");
+    for z in zones {
+        c += &format!(
+            "[[zone]]\nname = \"{z}\"\nrole = \"primary\"\nfile = \"{}\"\nnotify = [\"127.0.0.1:{notify}\"]\nallow_transfer = [\"127.0.0.0/8\"]\nserial_policy = \"keep\"\n",
+            dir.join(format!("{z}zone")).display()
+        );
+    }
+    c
+}
+
+fn rcode(addr: SocketAddr, zone: &str) -> ResponseCode {
+    udp_query(addr, &query(zone, RecordType::SOA))
+        .metadata
+        .response_code
+}
+
+fn wait_gone(addr: SocketAddr, zone: &str) {
+    wait_for(&format!("{zone} to stop"), Duration::from_secs(10), || {
+        (rcode(addr, zone) == ResponseCode::Refused).then_some(())
+    });
+}
+
+#[test]
+fn a_consumer_follows_its_catalog_and_serves_members_from_disk_after_a_restart() {
+    let pdir = tempfile::tempdir().unwrap();
+    let p2dir = tempfile::tempdir().unwrap();
+    let cport = free_port();
+    for (z, serial) in [("m1.test.", 1), ("m2.test.", 2), ("m3.test.", 3)] {
+        std::fs::write(
+            pdir.path().join(format!("{z}zone")),
+            zone_text(z, serial, "www A 192.0.2.1\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        p2dir.path().join("m4.test.zone"),
+        zone_text("m4.test.", 40, ""),
+    )
+    .unwrap();
+    let cat_file = pdir.path().join(format!("{CAT}zone"));
+    std::fs::write(
+        &cat_file,
+        catalog(
+            1,
+            "2",
+            &[("a1", "m1.test.", None), ("a2", "m2.test.", None)],
+        ),
+    )
+    .unwrap();
+    let p = Tandem::start(
+        &primary_config(
+            pdir.path(),
+            &[CAT, "m1.test.", "m2.test.", "m3.test."],
+            cport,
+        ),
+        CAT,
+    );
+    let p2 = Tandem::start(
+        &primary_config(p2dir.path(), &["m4.test."], cport),
+        "m4.test.",
+    );
+
+    let cdir = tempfile::tempdir().unwrap();
+    let ctl = free_port();
+    let consumer_config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n\
+         [[catalog]]\nname = \"{CAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_refresh = 1\nmin_retry = 1\n\
+         [catalog.defaults]\nmin_refresh = 1\nmin_retry = 1\nallow_notify = [\"127.0.0.0/8\"]\n\
+         [catalog.group.elsewhere]\nprimaries = [\"{}\"]\n",
+        p.addr, p2.addr
+    );
+    let started = std::time::Instant::now();
+    let mut c = Tandem::start_in(cdir.path(), cport, &consumer_config, CAT);
+    // Members serve within seconds of start.
+    wait_serial(c.addr, "m1.test.", 1, Duration::from_secs(10));
+    wait_serial(c.addr, "m2.test.", 2, Duration::from_secs(10));
+    eprintln!("two members served {:?} after start", started.elapsed());
+    let api = SocketAddr::from(([127, 0, 0, 1], ctl));
+    let status = api_get(api, "/status");
+    let origin = |st: &serde_json::Value, z: &str| {
+        st["zones"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == z))
+            .map(|x| x["origin"].clone())
+    };
+    assert_eq!(origin(&status, "m1.test."), Some(CAT.into()));
+    assert_eq!(origin(&status, CAT), Some("config".into()));
+
+    // Added (one in a group served by another primary), removed, id changed.
+    write(
+        &cat_file,
+        &catalog(
+            2,
+            "2",
+            &[
+                ("b1", "m1.test.", None),
+                ("a3", "m3.test.", None),
+                ("a4", "m4.test.", Some("elsewhere")),
+            ],
+        ),
+    );
+    wait_serial(c.addr, "m3.test.", 3, Duration::from_secs(10));
+    wait_serial(c.addr, "m4.test.", 40, Duration::from_secs(10));
+    wait_gone(c.addr, "m2.test.");
+    let var = cdir.path().join("var");
+    wait_for("m2's files to go", Duration::from_secs(5), || {
+        (!var.join("m2.test.zone").exists()).then_some(())
+    });
+    c.wait_log(0, &["unique id changed"], Duration::from_secs(10));
+    wait_serial(c.addr, "m1.test.", 1, Duration::from_secs(10));
+
+    // An invalid catalog (no version) keeps the member set and says why.
+    let log_at = c.log_text().len();
+    write(&cat_file, &catalog(3, "", &[("a3", "m3.test.", None)]));
+    wait_serial(c.addr, CAT, 3, Duration::from_secs(10));
+    c.wait_log(log_at, &["invalid catalog"], Duration::from_secs(10));
+    assert_eq!(rcode(c.addr, "m1.test."), ResponseCode::NoError);
+    let status = api_get(api, "/status");
+    let cat_status = status["zones"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == CAT))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        cat_status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("version")),
+        "{cat_status}"
+    );
+
+    // A restart with every primary gone serves every member from disk.
+    drop(p);
+    drop(p2);
+    c.kill9();
+    let c = Tandem::start_in(cdir.path(), cport, &consumer_config, CAT);
+    for (z, serial) in [("m1.test.", 1), ("m3.test.", 3), ("m4.test.", 40)] {
+        wait_serial(c.addr, z, serial, Duration::from_secs(5));
+    }
+    assert_eq!(rcode(c.addr, "m2.test."), ResponseCode::Refused);
+}
