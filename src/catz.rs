@@ -110,6 +110,33 @@ pub fn members(zone: &Zone) -> Result<BTreeMap<String, Member>, CatalogError> {
     Ok(by_name)
 }
 
+/// The text of a produced catalog zone `catalog` listing `members` (name,
+/// group): version 2, one PTR per member under a unique id that is the
+/// first 64 bits of the SHA-256 of its name, so it stays the same across
+/// restarts and a member removed and added again keeps its id. Serial 1:
+/// the primary's serial policy moves it on when the content changes.
+pub fn produce(catalog: &str, members: &[(String, Option<String>)]) -> String {
+    let mut t = format!(
+        "; written by tandem: the catalog of the primary zones that name it\n$ORIGIN {catalog}\n$TTL 0\n\
+         @ SOA invalid. invalid. 1 3600 600 2147483646 0\n@ NS invalid.\nversion TXT \"2\"\n"
+    );
+    for (name, group) in members {
+        let id = member_id(name);
+        t += &format!("{id}.zones PTR {name}\n");
+        if let Some(g) = group {
+            let g: String = g.chars().filter(|c| *c != '"' && *c != '\\').collect();
+            t += &format!("group.{id}.zones TXT \"{g}\"\n");
+        }
+    }
+    t
+}
+
+/// A member's unique id in a produced catalog.
+pub fn member_id(name: &str) -> String {
+    let h = ring::digest::digest(&ring::digest::SHA256, name.to_ascii_lowercase().as_bytes());
+    data_encoding::HEXLOWER.encode(&h.as_ref()[..8])
+}
+
 /// The labels of `lname` above `apex`, top-down from the apex (`a.b.apex`
 /// gives `[a, b]`), as text; None outside or at the apex.
 fn relative_labels(lname: &[u8], apex: &[u8]) -> Option<Vec<String>> {
@@ -155,6 +182,23 @@ mod tests {
         assert_eq!(m["a.example."].id, "x1");
         assert_eq!(m["a.example."].group.as_deref(), Some("blue"));
         assert_eq!(m["b.example."].coo.as_deref(), Some("other.cat."));
+    }
+
+    #[test]
+    fn a_produced_catalog_reads_back_with_stable_ids() {
+        let text = produce(
+            "cat.",
+            &[
+                ("a.example.".into(), Some("blue".into())),
+                ("b.example.".into(), None),
+            ],
+        );
+        let z = load_zone_str(&text, "cat", b"\x03cat\x00").unwrap();
+        let m = members(&z).unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m["a.example."].group.as_deref(), Some("blue"));
+        assert_eq!(m["a.example."].id, member_id("A.example."));
+        assert_ne!(m["a.example."].id, m["b.example."].id);
     }
 
     #[test]

@@ -94,6 +94,12 @@ struct RawZone {
     tls_name: Option<String>,
     tls_certificate: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// A primary zone listed in the catalog so named (a producer here).
+    catalog: Option<String>,
+    catalog_group: Option<String>,
+    /// A producer's catalog zone: its file is written by tandem.
+    #[serde(skip)]
+    generated: bool,
 }
 
 // ---- the validated configuration ----------------------------------------
@@ -113,6 +119,8 @@ pub struct Config {
 pub enum CatalogRole {
     /// Follows a catalog zone and serves its members (RFC 9432 §5).
     Consumer,
+    /// Publishes a catalog zone listing the primary zones that name it.
+    Producer,
 }
 
 /// A `[[catalog]]`: the catalog zone itself is in `Config::zones`.
@@ -346,6 +354,9 @@ pub struct ZoneConfig {
     /// How often the followers in `notify` are asked which serial they
     /// serve, and when one is NOTIFYed again for being behind.
     pub follower_checks: FollowerChecks,
+    /// A primary zone listed in this produced catalog, in this group.
+    pub catalog: Option<String>,
+    pub catalog_group: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5353";
@@ -716,6 +727,18 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         zones.push(zc);
         catalogs.push(cat);
     }
+    for z in &zones {
+        if let Some(c) = &z.catalog
+            && !catalogs
+                .iter()
+                .any(|k| &k.name == c && k.role == CatalogRole::Producer)
+        {
+            return Err(ConfigError(format!(
+                "{src}: zone \"{}\": key `catalog`: no [[catalog]] named \"{c}\" with role = \"producer\"",
+                z.name
+            )));
+        }
+    }
     Ok(Config {
         source: src.to_string(),
         server,
@@ -742,9 +765,46 @@ fn catalog_config(
         |key: &str, m: String| ConfigError(format!("{src}: catalog \"{name}\": key `{key}`: {m}"));
     let role = match t.remove("role").as_ref().and_then(|r| r.as_str()) {
         Some("consumer") => CatalogRole::Consumer,
-        Some(other) => return Err(err("role", format!("\"{other}\" is not consumer"))),
-        None => return Err(err("role", "missing: consumer".into())),
+        Some("producer") => CatalogRole::Producer,
+        Some(other) => {
+            return Err(err(
+                "role",
+                format!("\"{other}\" is not consumer or producer"),
+            ));
+        }
+        None => return Err(err("role", "missing: consumer or producer".into())),
     };
+    if role == CatalogRole::Producer {
+        for k in ["defaults", "group", "file", "primaries"] {
+            if t.contains_key(k) {
+                return Err(err(k, "not a key of a producer's catalog".into()));
+            }
+        }
+        let mut me = to_json_table(t).map_err(|m| err("", m))?;
+        me.insert("role".into(), "primary".into());
+        let zname = zone_name(&name).map_err(|m| err("name", m))?;
+        me.insert(
+            "file".into(),
+            server
+                .data_dir
+                .join(format!("{zname}zone"))
+                .display()
+                .to_string()
+                .into(),
+        );
+        let mut raw: RawZone = serde_json::from_value(serde_json::Value::Object(me))
+            .map_err(|e| ConfigError(format!("{src}: catalog \"{name}\": {e}")))?;
+        raw.generated = true;
+        let zc = zone_config(raw, src, server, keys)
+            .map_err(|e| ConfigError(e.0.replacen("zone \"", "catalog \"", 1)))?;
+        let cat = CatalogConfig {
+            name: zc.name.clone(),
+            role,
+            defaults: Default::default(),
+            groups: Default::default(),
+        };
+        return Ok((zc, cat));
+    }
     let to_json = |key: &str,
                    v: Option<toml::Value>|
      -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
@@ -756,7 +816,7 @@ fn catalog_config(
     };
     let given_defaults = to_json("defaults", t.remove("defaults"))?;
     let group_tables = to_json("group", t.remove("group"))?;
-    let mut me = to_json("", Some(toml::Value::Table(t)))?;
+    let mut me = to_json_table(t).map_err(|m| err("", m))?;
     me.insert("role".into(), "secondary".into());
     let zc = zone_from_json(&serde_json::Value::Object(me.clone()), src, server, keys)
         .map_err(|e| ConfigError(e.0.replacen("zone \"", "catalog \"", 1)))?;
@@ -827,6 +887,13 @@ pub fn zone_from_json(
     zone_config(raw, src, server, keys)
 }
 
+fn to_json_table(t: toml::Table) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::to_value(toml::Value::Table(t)) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err("expected a table".into()),
+    }
+}
+
 /// One `[[zone]]` table checked against the server settings and keys:
 /// from the config file, the control API (`POST /zones`) or a catalog.
 fn zone_config(
@@ -855,7 +922,7 @@ fn zone_config(
     let file = match (role, z.file) {
         (Role::Primary, None) => return Err(e("file", "a primary zone needs a file".into())),
         (Role::Primary, Some(f)) => {
-            if !f.is_file() {
+            if !f.is_file() && !z.generated {
                 return Err(e("file", format!("{}: no such file", f.display())));
             }
             f
@@ -1035,6 +1102,17 @@ fn zone_config(
             interval: Duration::from_secs(z.follower_check_interval.unwrap_or(60).max(1)),
             behind_after: Duration::from_secs(z.follower_behind_after.unwrap_or(30).max(1)),
         },
+        catalog: match &z.catalog {
+            Some(c) if role == Role::Primary => Some(zone_name(c).map_err(|m| e("catalog", m))?),
+            Some(_) => {
+                return Err(e(
+                    "catalog",
+                    "only primary zones are listed in a produced catalog".into(),
+                ));
+            }
+            None => None,
+        },
+        catalog_group: z.catalog_group.clone(),
     })
 }
 

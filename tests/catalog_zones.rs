@@ -167,3 +167,97 @@ fn a_consumer_follows_its_catalog_and_serves_members_from_disk_after_a_restart()
     }
     assert_eq!(rcode(c.addr, "m2.test."), ResponseCode::Refused);
 }
+
+#[test]
+fn a_tandem_producer_feeds_a_tandem_consumer_through_config_and_api_changes() {
+    const PCAT: &str = "produced.test.";
+    let pdir = tempfile::tempdir().unwrap();
+    let cport = free_port();
+    for (z, serial) in [("p1.test.", 1), ("p2.test.", 2), ("p3.test.", 3)] {
+        std::fs::write(
+            pdir.path().join(format!("{z}zone")),
+            zone_text(z, serial, "www A 192.0.2.1\n"),
+        )
+        .unwrap();
+    }
+    let ctl = free_port();
+    let member = |z: &str, group: &str| {
+        format!(
+            "[[zone]]\nname = \"{z}\"\nrole = \"primary\"\nfile = \"{}\"\nnotify = [\"127.0.0.1:{cport}\"]\nallow_transfer = [\"127.0.0.0/8\"]\ncatalog = \"{PCAT}\"\n{group}",
+            pdir.path().join(format!("{z}zone")).display()
+        )
+    };
+    let producer_config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n\
+         [[catalog]]\nname = \"{PCAT}\"\nrole = \"producer\"\nnotify = [\"127.0.0.1:{cport}\"]\nallow_transfer = [\"127.0.0.0/8\"]\n{}{}",
+        member("p1.test.", ""),
+        member("p2.test.", "catalog_group = \"gold\"\n"),
+    );
+    let pdata = tempfile::tempdir().unwrap();
+    let pport = free_port();
+    let mut p = Tandem::start_in(pdata.path(), pport, &producer_config, PCAT);
+    let cdir = tempfile::tempdir().unwrap();
+    let consumer_config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[catalog]]\nname = \"{PCAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_refresh = 1\nmin_retry = 1\n\
+         [catalog.defaults]\nmin_refresh = 1\nmin_retry = 1\n",
+        p.addr
+    );
+    let c = Tandem::start_in(cdir.path(), cport, &consumer_config, PCAT);
+    wait_serial(c.addr, "p1.test.", 1, Duration::from_secs(10));
+    wait_serial(c.addr, "p2.test.", 2, Duration::from_secs(10));
+    // The group is in the catalog.
+    let m = udp_query(
+        p.addr,
+        &query(
+            &format!("group.{}.zones.{PCAT}", tandem::catz::member_id("p2.test.")),
+            RecordType::TXT,
+        ),
+    );
+    assert_eq!(m.answers.len(), 1);
+
+    // A zone added through the API joins its catalog; removed, it leaves.
+    let ctl_arg = format!("127.0.0.1:{ctl}");
+    let file = pdir.path().join("p3.test.zone");
+    let (code, out, err) = p.cli(&[
+        "zone",
+        "add",
+        "p3.test.",
+        "--role",
+        "primary",
+        "--file",
+        file.to_str().unwrap(),
+        "--notify",
+        &format!("127.0.0.1:{cport}"),
+        "--set",
+        &format!("catalog=\"{PCAT}\""),
+        "--set",
+        "allow_transfer=[\"127.0.0.0/8\"]",
+        "--control",
+        &ctl_arg,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_serial(c.addr, "p3.test.", 3, Duration::from_secs(10));
+    let (code, out, err) = p.cli(&["zone", "remove", "p3.test.", "--control", &ctl_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_gone(c.addr, "p3.test.");
+
+    // Ids are stable across a producer restart: nothing is reset.
+    p.kill9();
+    let p = Tandem::start_in(pdata.path(), pport, &producer_config, PCAT);
+    // A member dropped from the config file leaves the catalog.
+    let fewer = producer_config.replace(&member("p1.test.", ""), "");
+    std::fs::write(
+        pdata.path().join("tandem.toml"),
+        fewer.replace("{PORT}", &pport.to_string()),
+    )
+    .unwrap();
+    p.signal("-HUP");
+    wait_gone(c.addr, "p1.test.");
+    assert_eq!(rcode(c.addr, "p2.test."), ResponseCode::NoError);
+    assert!(
+        !c.log_text().contains("unique id changed"),
+        "{}",
+        c.log_text()
+    );
+}

@@ -188,12 +188,18 @@ impl Zones {
             reload_tx,
             rt,
         });
+        let mut primaries = Vec::new();
         for (zc, origin) in all {
             let r = zones.start_zone(zc.clone(), origin);
             lock(&zones.zones).insert(zc.name.clone(), r);
             if zc.role == Role::Primary {
-                zones.load_primary(&zc.name);
+                primaries.push(zc.name);
             }
+        }
+        // Produced catalogs are written before any primary is read.
+        zones.write_catalogs();
+        for name in primaries {
+            zones.load_primary(&name);
         }
         Ok(zones)
     }
@@ -203,8 +209,19 @@ impl Zones {
     pub fn add_zone(&self, v: &serde_json::Value) -> Result<serde_json::Value, ZoneChangeError> {
         let zc = {
             let cfg = lock(&self.cfg);
-            config::zone_from_json(v, "POST /zones", &cfg.server, &cfg.keys)
-                .map_err(|e| ZoneChangeError::Invalid(e.to_string()))?
+            let zc = config::zone_from_json(v, "POST /zones", &cfg.server, &cfg.keys)
+                .map_err(|e| ZoneChangeError::Invalid(e.to_string()))?;
+            if let Some(c) = &zc.catalog
+                && !cfg
+                    .catalogs
+                    .iter()
+                    .any(|k| &k.name == c && k.role == config::CatalogRole::Producer)
+            {
+                return Err(ZoneChangeError::Invalid(format!(
+                    "key `catalog`: no [[catalog]] named \"{c}\" with role = \"producer\""
+                )));
+            }
+            zc
         };
         let mut zones = lock(&self.zones);
         if zones.contains_key(&zc.name) {
@@ -218,8 +235,62 @@ impl Zones {
         if is_primary {
             self.load_primary(&name);
         }
+        self.reload_catalogs();
         info!(zone = %name, "zone added through the control API");
         Ok(serde_json::json!({ "ok": true, "zone": name, "origin": "api" }))
+    }
+
+    /// Writes every produced catalog whose member list changed (the zone
+    /// file tandem keeps for it in `data_dir`); returns their names.
+    fn write_catalogs(&self) -> Vec<String> {
+        let producers: Vec<String> = lock(&self.cfg)
+            .catalogs
+            .iter()
+            .filter(|c| c.role == config::CatalogRole::Producer)
+            .map(|c| c.name.clone())
+            .collect();
+        let mut changed = Vec::new();
+        for cat in producers {
+            let (file, members) = {
+                let zones = lock(&self.zones);
+                let Some(file) = zones.get(&cat).map(|r| r.cfg.file.clone()) else {
+                    continue;
+                };
+                let members: Vec<(String, Option<String>)> = zones
+                    .values()
+                    .filter(|r| {
+                        r.cfg.role == Role::Primary && r.cfg.catalog.as_deref() == Some(&cat)
+                    })
+                    .map(|r| (r.cfg.name.clone(), r.cfg.catalog_group.clone()))
+                    .collect();
+                (file, members)
+            };
+            let text = crate::catz::produce(&cat, &members);
+            if std::fs::read_to_string(&file).is_ok_and(|t| t == text) {
+                continue;
+            }
+            let written = file
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| crate::fsutil::write_atomic(&file, text.as_bytes()));
+            match written {
+                Ok(()) => {
+                    info!(catalog = %cat, members = members.len(), "produced catalog written");
+                    changed.push(cat);
+                }
+                Err(e) => {
+                    warn!(catalog = %cat, file = %file.display(), error = %e, "could not write the produced catalog");
+                }
+            }
+        }
+        changed
+    }
+
+    /// Writes the produced catalogs and has the changed ones read.
+    fn reload_catalogs(&self) {
+        for name in self.write_catalogs() {
+            let _ = self.reload_tx.send(Changed::complete(name));
+        }
     }
 
     /// Stops serving a zone added through the control API and removes what
@@ -241,6 +312,7 @@ impl Zones {
         drop(zones);
         let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
         self.stop_zone(r, true);
+        self.reload_catalogs();
         let removed = runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
         info!(zone = %name, files = removed.len(), "zone removed through the control API; no longer served");
         Ok(serde_json::json!({ "ok": true, "zone": name, "files_removed": removed.len() }))
@@ -557,6 +629,7 @@ impl Zones {
             c.source = new.source;
         }
         drop(zones);
+        to_load.extend(self.write_catalogs());
         for name in to_load {
             let _ = self.reload_tx.send(Changed::complete(name));
         }
