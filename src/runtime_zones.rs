@@ -46,6 +46,8 @@ pub enum StoreError {
 pub struct Store {
     path: PathBuf,
     zones: BTreeMap<String, serde_json::Value>,
+    /// Set when the list could not be read: writing it would lose it.
+    unread: Option<String>,
 }
 
 impl Store {
@@ -53,9 +55,12 @@ impl Store {
         data_dir.join("zones.json")
     }
 
-    /// Reads `data_dir/zones.json` (none yet: an empty list).
+    /// Reads `data_dir/zones.json` (none yet: an empty list). A file that
+    /// cannot be read (a broken `data_dir`) is logged by the caller from
+    /// `unread()`; the server serves on and refuses to change the list.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = Self::path_in(data_dir);
+        let mut unread = None;
         let zones = match std::fs::read(&path) {
             Ok(bytes) => {
                 let list: Vec<(String, serde_json::Value)> = serde_json::from_slice(&bytes)
@@ -66,9 +71,21 @@ impl Store {
                 list.into_iter().collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(source) => return Err(StoreError::Io { path, source }),
+            Err(e) => {
+                unread = Some(format!("{}: {e}", path.display()));
+                BTreeMap::new()
+            }
         };
-        Ok(Store { path, zones })
+        Ok(Store {
+            path,
+            zones,
+            unread,
+        })
+    }
+
+    /// Why the list could not be read, if it could not.
+    pub fn unread(&self) -> Option<&str> {
+        self.unread.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -86,6 +103,14 @@ impl Store {
     /// Adds or removes a zone and writes the list (atomically) before
     /// returning; on failure the list in memory is what it was.
     pub fn set(&mut self, name: &str, v: Option<serde_json::Value>) -> Result<(), StoreError> {
+        if let Some(why) = &self.unread {
+            return Err(StoreError::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other(format!(
+                    "the list could not be read ({why}); not changed"
+                )),
+            });
+        }
         let before = match v {
             Some(v) => self.zones.insert(name.to_string(), v),
             None => self.zones.remove(name),

@@ -28,6 +28,8 @@ pub(super) struct Consumed {
     /// The address of the last version read (valid or not).
     seen: usize,
     members: BTreeMap<String, Member>,
+    /// Why the last version read was not applied, and when.
+    pub(super) error: Option<(String, std::time::SystemTime)>,
 }
 
 /// Runs every consumer of the config, for as long as the server runs.
@@ -107,12 +109,18 @@ impl Zones {
         }
     }
 
+    /// Shown as the catalog zone's `last_error` in `status` (kept apart
+    /// from the zone's own: a transfer that succeeds does not clear it).
     fn catalog_status(&self, catalog: &str, error: Option<String>) {
-        if let Some(r) = lock(&self.zones).get(catalog)
-            && (error.is_some() || r.status.last_error().is_some_and(|e| e.contains("catalog")))
-        {
-            r.status.set_error(error.map(|e| format!("catalog: {e}")));
-        }
+        lock(&self.consumed)
+            .entry(catalog.to_string())
+            .or_default()
+            .error = error.map(|e| {
+            (
+                format!("catalog not applied: {e}"),
+                std::time::SystemTime::now(),
+            )
+        });
     }
 
     /// Makes the members of `catalog` those `listed` (`cat` None: the

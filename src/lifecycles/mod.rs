@@ -158,6 +158,9 @@ impl Zones {
         rt: tokio::runtime::Handle,
     ) -> Result<Arc<Zones>, runtime_zones::StoreError> {
         let api = runtime_zones::Store::open(&cfg.server.data_dir)?;
+        if let Some(why) = api.unread() {
+            tracing::error!(error = %why, "zones added through the control API cannot be read; they are not served");
+        }
         let mut all: Vec<(ZoneConfig, ZoneOrigin)> = cfg
             .zones
             .iter()
@@ -727,12 +730,18 @@ impl Zones {
     }
 
     pub fn status_json(&self) -> serde_json::Value {
+        let consumed = lock(&self.consumed);
         let zones: Vec<serde_json::Value> = lock(&self.zones)
             .values()
             .map(|r| {
                 let mut z = r.status.json();
                 if let Some(o) = z.as_object_mut() {
                     o.insert("origin".into(), r.origin.label().into());
+                    if let Some((e, at)) = consumed.get(&r.cfg.name).and_then(|c| c.error.as_ref())
+                    {
+                        o.insert("last_error".into(), e.clone().into());
+                        o.insert("last_error_at".into(), crate::status::rfc3339(*at).into());
+                    }
                 }
                 z
             })
