@@ -15,6 +15,8 @@ pub mod rcode {
     pub const REFUSED: u16 = 5;
     pub const NOTAUTH: u16 = 9;
     pub const BADVERS: u16 = 16;
+    /// RFC 7873 §8: an extended rcode, its upper bits written in the OPT.
+    pub const BADCOOKIE: u16 = 23;
 
     /// The mnemonic of an rcode (RFC 6895 §2.3), for log lines.
     pub fn name(rc: u16) -> String {
@@ -34,6 +36,7 @@ pub mod rcode {
         ];
         match rc {
             16 => "BADVERS".into(),
+            23 => "BADCOOKIE".into(),
             _ => NAMES
                 .get(rc as usize)
                 .map_or_else(|| format!("RCODE{rc}"), |n| n.to_string()),
@@ -43,6 +46,12 @@ pub mod rcode {
 
 /// The EDNS Padding option's code (RFC 7830).
 pub const EDNS_PADDING: u16 = 12;
+/// The NSID option's code (RFC 5001).
+pub const EDNS_NSID: u16 = 3;
+/// The EXPIRE option's code (RFC 7314).
+pub const EDNS_EXPIRE: u16 = 9;
+/// The COOKIE option's code (RFC 7873).
+pub const EDNS_COOKIE: u16 = 10;
 
 pub mod opcode {
     pub const QUERY: u8 = 0;
@@ -50,12 +59,19 @@ pub mod opcode {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Edns {
+pub struct Edns<'a> {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
     /// The query carried the Padding option (RFC 7830).
     pub padding: bool,
+    /// The query asked for the server's NSID (RFC 5001).
+    pub nsid: bool,
+    /// The query asked for the zone's EXPIRE (RFC 7314).
+    pub expire: bool,
+    /// The first COOKIE option's data (RFC 7873), whatever its length:
+    /// `query::edns::Cookie` judges it.
+    pub cookie: Option<&'a [u8]>,
 }
 
 /// A parsed request. `question` spans the question section in the request.
@@ -68,7 +84,7 @@ pub struct Request<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub question: &'a [u8],
-    pub edns: Option<Edns>,
+    pub edns: Option<Edns<'a>>,
     /// The TSIG record that ends the request (RFC 8945 §5.1: it must be
     /// last), for verifying it without parsing the message again.
     pub tsig: Option<TsigAt>,
@@ -193,13 +209,23 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     return Err(Reject::Rcode(rcode::FORMERR));
                 }
                 let mut o = rd_at;
-                let mut padding = false;
+                let (mut padding, mut nsid, mut expire) = (false, false, false);
+                let mut cookie = None;
                 while o < i {
                     let olen = u16_at(b, o + 2)
                         .filter(|_| o + 4 <= i)
-                        .ok_or(Reject::Rcode(rcode::FORMERR))?;
-                    padding |= u16_at(b, o) == Some(EDNS_PADDING);
-                    o += 4 + olen as usize;
+                        .ok_or(Reject::Rcode(rcode::FORMERR))?
+                        as usize;
+                    match u16_at(b, o) {
+                        Some(EDNS_PADDING) => padding = true,
+                        Some(EDNS_NSID) => nsid = true,
+                        Some(EDNS_EXPIRE) => expire = true,
+                        Some(EDNS_COOKIE) if cookie.is_none() => {
+                            cookie = b.get(o + 4..o + 4 + olen);
+                        }
+                        _ => {}
+                    }
+                    o += 4 + olen;
                 }
                 if o != i {
                     return Err(Reject::Rcode(rcode::FORMERR));
@@ -209,6 +235,9 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     version: (ttl_hi & 0xff) as u8,
                     dnssec_ok: ttl_lo & 0x8000 != 0,
                     padding,
+                    nsid,
+                    expire,
+                    cookie,
                 });
             }
         }
@@ -229,6 +258,43 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         tsig,
         authority_soa,
     })
+}
+
+/// The data of the first option `code` in the OPT record of any message
+/// (a response too): how a secondary reads the EXPIRE its primary sent.
+pub fn find_option(b: &[u8], code: u16) -> Option<&[u8]> {
+    let qd = u16_at(b, 4)?;
+    let rest = (0..6)
+        .step_by(2)
+        .map(|k| u16_at(b, 6 + k).map(u32::from))
+        .sum::<Option<u32>>()?;
+    let mut i = HEADER;
+    for _ in 0..qd {
+        i = skip_name(b, i)? + 4;
+    }
+    for _ in 0..rest {
+        i = skip_name(b, i)?;
+        let t = u16_at(b, i)?;
+        let rdlen = u16_at(b, i + 8)? as usize;
+        let (start, end) = (i + 10, i + 10 + rdlen);
+        if end > b.len() {
+            return None;
+        }
+        if t == rtype::OPT {
+            let mut o = start;
+            while o + 4 <= end {
+                let olen = u16_at(b, o + 2)? as usize;
+                let data = b.get(o + 4..o + 4 + olen).filter(|_| o + 4 + olen <= end)?;
+                if u16_at(b, o)? == code {
+                    return Some(data);
+                }
+                o += 4 + olen;
+            }
+            return None;
+        }
+        i = end;
+    }
+    None
 }
 
 #[cfg(test)]

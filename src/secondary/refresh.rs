@@ -97,16 +97,19 @@ impl SecondaryZone {
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
             return Ok(format!("{style} from {primary}: serving serial {serial}"));
         }
-        let (theirs, conn) = self
+        let check = self
             .client(link.key, link.tls)
             .soa_serial(primary)
             .await
             .map_err(|e| format!("SOA query: {e}"))?;
+        let (theirs, conn) = (check.serial, check.conn);
         if let Some(z) = &self.current
             && !is_newer(theirs, z.serial())
         {
             let serial = z.serial();
-            self.refreshed();
+            // RFC 7314 §4: the EXPIRE counts only when the primary serves
+            // the version we have.
+            self.refreshed(check.expire.filter(|_| theirs == serial));
             return Ok(format!(
                 "up to date at serial {serial} ({primary} has {theirs})"
             ));
@@ -135,10 +138,11 @@ impl SecondaryZone {
         Ok(format!("{style} from {primary}: serving serial {serial}"))
     }
 
-    /// Records a successful refresh: timers moved and saved.
-    fn refreshed(&mut self) {
-        let (_, _, expire) = self.timers();
-        self.expire_at = Some(Instant::now() + expire);
+    /// Records a successful refresh: timers moved and saved. `received` is
+    /// the primary's EXPIRE option, if it sent one.
+    fn refreshed(&mut self, received: Option<u32>) {
+        let expire = self.expire_for(self.current.as_deref(), received);
+        self.set_expire_at(Some(Instant::now() + expire));
         let Some(store) = self.store.as_mut() else {
             return;
         };

@@ -166,7 +166,7 @@ impl Follower {
             tls: false,
         };
         let found = match client.soa_serial(primary).await {
-            Ok((serial, _)) => Ok(Some(serial)),
+            Ok(c) => Ok(Some(c.serial)),
             Err(XfrError::Timeout | XfrError::Io(_)) => Err(()),
             // It answers, but not with the zone (REFUSED, SERVFAIL, not
             // authoritative): reachable, and not serving it.
