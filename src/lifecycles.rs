@@ -389,7 +389,9 @@ impl Zones {
         let old_edns = self.opts.query.edns.load_full();
         let edns = crate::query::edns::Settings::from_config(&new.server, Some(&old_edns));
         if edns.secret != old_edns.secret {
-            info!("cookie secret changed; server cookies made with the previous one stay valid until they age out (an hour) or the next change");
+            info!(
+                "cookie secret changed; server cookies made with the previous one stay valid until they age out (an hour) or the next change"
+            );
         }
         self.opts.query.edns.store(Arc::new(edns));
         if let Some(c) = tls {

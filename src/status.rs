@@ -319,7 +319,8 @@ impl ZoneStatus {
     /// When a secondary's copy expires (Unix seconds), or `None` once it
     /// has (or while it has no copy).
     pub fn set_expiry(&self, unix: Option<u64>) {
-        self.expires_unix.store(unix.unwrap_or(0), Ordering::Relaxed);
+        self.expires_unix
+            .store(unix.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Seconds until the copy expires (RFC 7314's EXPIRE on a secondary);

@@ -128,7 +128,10 @@ pub enum Cookie {
     Malformed,
     /// The cookie to answer with (client cookie, server cookie), and
     /// whether the request's server cookie was ours and valid.
-    Answer { cookie: [u8; CLIENT + SERVER], valid: bool },
+    Answer {
+        cookie: [u8; CLIENT + SERVER],
+        valid: bool,
+    },
 }
 
 impl Cookie {
@@ -334,7 +337,15 @@ mod tests {
         assert_ne!(c3, c);
         // After two hours, from another address, or altered: not valid.
         assert!(!answer(Cookie::judge(&c, ip, &s, 1_007_201)).1);
-        assert!(!answer(Cookie::judge(&c, "192.0.2.2".parse().unwrap(), &s, 1_000_001)).1);
+        assert!(
+            !answer(Cookie::judge(
+                &c,
+                "192.0.2.2".parse().unwrap(),
+                &s,
+                1_000_001
+            ))
+            .1
+        );
         let mut bad = c;
         bad[23] ^= 1;
         assert!(!answer(Cookie::judge(&bad, ip, &s, 1_000_001)).1);

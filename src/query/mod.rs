@@ -103,7 +103,13 @@ pub fn respond(
         };
         let expire = w.expire;
         let options = options.as_mut().map_or(&[][..], |o| o.finish(expire));
-        w.opt(opts.udp_payload, (rc >> 4) as u8, e.dnssec_ok, options, pad_to);
+        w.opt(
+            opts.udp_payload,
+            (rc >> 4) as u8,
+            e.dnssec_ok,
+            options,
+            pad_to,
+        );
     }
     w.finish()
 }

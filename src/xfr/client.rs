@@ -17,8 +17,8 @@ use crate::zone::diff::{Rr, soa_serial};
 use crate::zone::rdata::Soa;
 use crate::zone::rtype;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -100,8 +100,10 @@ impl Client<'_> {
         // secondary expires when that one's would.
         let mut edns = Edns::new();
         edns.set_max_payload(1232);
-        edns.options_mut()
-            .insert(EdnsOption::Unknown(crate::query::request::EDNS_EXPIRE, Vec::new()));
+        edns.options_mut().insert(EdnsOption::Unknown(
+            crate::query::request::EDNS_EXPIRE,
+            Vec::new(),
+        ));
         m.set_edns(edns);
         let verifier = match self.key {
             Some(k) => m
