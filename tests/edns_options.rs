@@ -608,3 +608,72 @@ fn dig_expire_against_a_primary_and_a_secondary() {
     let out = dig(s.addr, &["+expire", "www.opts.test.", "A"]);
     assert!(!out.contains("; EXPIRE:"), "{out}");
 }
+
+/// What a cookie query got: rcode, answers, the cookie's length, and
+/// whether the server cookie sent was echoed unchanged.
+fn cookie_outcome(m: &Message, sent: &[u8]) -> (ResponseCode, usize, usize, bool) {
+    let c = option(m, COOKIE).unwrap_or_default();
+    (
+        m.metadata.response_code,
+        m.answers.len(),
+        c.len(),
+        sent.len() == 24 && c == sent,
+    )
+}
+
+#[test]
+#[ignore = "needs bind9"]
+fn cookies_as_bind_answers_them_and_a_shared_secret_validates_across_both() {
+    let secret = "000102030405060708090a0b0c0d0e0f";
+    let (t, d) = primary(&format!("cookie_secret = \"{secret}\""));
+    let bind = common::peers::Peer::bind_primary_with(
+        free_port(),
+        ZONE,
+        &d.path().join("opts.zone"),
+        SocketAddr::from(([127, 0, 0, 1], free_port())),
+        &format!("  cookie-secret \"{secret}\";\n  cookie-algorithm siphash24;\n"),
+    );
+    wait_for("BIND to serve the zone", Duration::from_secs(20), || {
+        udp_query_timeout(
+            bind.addr,
+            &query(ZONE, RecordType::SOA),
+            Duration::from_millis(200),
+        )
+        .filter(|m| m.metadata.authoritative)
+    });
+    // A server cookie BIND made is valid here (RFC 9018: one algorithm,
+    // one secret): echoed unchanged a second later, where a cookie that
+    // is not valid would be remade with the new time.
+    let from_bind = cookie_of(&udp_query(
+        bind.addr,
+        &ask(ZONE, RecordType::SOA, &[(COOKIE, CLIENT_COOKIE)]),
+    ));
+    let made = u32::from_be_bytes(from_bind[12..16].try_into().unwrap()) as u64;
+    wait_for("the next second", Duration::from_secs(3), || {
+        (unix_now() > made).then_some(())
+    });
+    let here = t.udp(&ask(ZONE, RecordType::SOA, &[(COOKIE, &from_bind)]));
+    assert_eq!(cookie_of(&here), from_bind, "BIND's cookie accepted");
+    // Each kind of cookie gets what BIND gives it (BIND remakes even a
+    // valid cookie every time; tandem echoes one younger than 30 minutes).
+    let mut bogus = from_bind.clone();
+    bogus[20] ^= 0x55;
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("client cookie alone", CLIENT_COOKIE.to_vec()),
+        ("BIND's server cookie", from_bind.clone()),
+        ("an altered server cookie", bogus),
+        ("an 8-octet server cookie", from_bind[..16].to_vec()),
+        ("7 octets", vec![1; 7]),
+        ("41 octets", vec![1; 41]),
+    ];
+    for (what, c) in &cases {
+        let q = ask(ZONE, RecordType::SOA, &[(COOKIE, c)]);
+        let (b, ours) = (udp_query(bind.addr, &q), t.udp(&q));
+        let (rb, ro) = (cookie_outcome(&b, c), cookie_outcome(&ours, c));
+        assert_eq!(
+            (rb.0, rb.1, rb.2),
+            (ro.0, ro.1, ro.2),
+            "{what}: BIND {b:?}\ntandem {ours:?}"
+        );
+    }
+}
