@@ -231,8 +231,10 @@ pub struct Reply {
 
 impl Reply {
     /// `None` when the request asks for none of these options (the common
-    /// case: nothing is loaded or copied).
-    pub fn new(e: &Edns, cookie: &Cookie, opts: &Options) -> Option<Reply> {
+    /// case: nothing is loaded or copied). Options are taken only as far as
+    /// `budget` octets go (a small UDP limit, a long name, a long NSID):
+    /// the answer itself comes first.
+    pub fn new(e: &Edns, cookie: &Cookie, opts: &Options, budget: usize) -> Option<Reply> {
         let answer_cookie = matches!(cookie, Cookie::Answer { .. });
         if !(e.nsid || e.expire || answer_cookie) {
             return None;
@@ -240,16 +242,21 @@ impl Reply {
         let mut r = Reply {
             buf: [0; MAX_OPTIONS],
             len: 0,
-            expire: e.expire,
+            expire: e.expire && budget >= 8,
         };
+        let mut left = budget.saturating_sub(if r.expire { 8 } else { 0 });
+        if let Cookie::Answer { cookie, .. } = cookie
+            && left >= 4 + cookie.len()
+        {
+            r.push(EDNS_COOKIE, cookie);
+            left -= 4 + cookie.len();
+        }
         if e.nsid {
             let s = opts.edns.load();
-            if !s.nsid.is_empty() {
-                r.push(EDNS_NSID, &s.nsid[..s.nsid.len().min(MAX_NSID)]);
+            let nsid = &s.nsid[..s.nsid.len().min(MAX_NSID)];
+            if !nsid.is_empty() && left >= 4 + nsid.len() {
+                r.push(EDNS_NSID, nsid);
             }
-        }
-        if let Cookie::Answer { cookie, .. } = cookie {
-            r.push(EDNS_COOKIE, cookie);
         }
         Some(r)
     }
@@ -371,6 +378,49 @@ mod tests {
             ..new.clone()
         };
         assert!(!answer(Cookie::judge(&c, ip, &newer, 5001)).1);
+    }
+
+    #[test]
+    fn options_that_do_not_fit_are_left_out_answer_first() {
+        let opts = Options::default();
+        opts.edns.store(std::sync::Arc::new(Settings {
+            nsid: vec![b'n'; 255].into(),
+            ..settings()
+        }));
+        let e = Edns {
+            payload: 512,
+            version: 0,
+            dnssec_ok: false,
+            padding: false,
+            nsid: true,
+            expire: true,
+            cookie: None,
+        };
+        let cookie = Cookie::Answer {
+            cookie: [1; 24],
+            valid: false,
+        };
+        let codes = |budget| {
+            let mut r = Reply::new(&e, &cookie, &opts, budget).unwrap();
+            let room = r.room();
+            let b = r.finish(Some(7)).to_vec();
+            assert!(
+                b.len() <= budget && b.len() <= room,
+                "{budget}: {}",
+                b.len()
+            );
+            let mut codes = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                codes.push(u16::from_be_bytes([b[i], b[i + 1]]));
+                i += 4 + u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+            }
+            codes
+        };
+        assert_eq!(codes(1000), [EDNS_COOKIE, EDNS_NSID, EDNS_EXPIRE]);
+        assert_eq!(codes(100), [EDNS_COOKIE, EDNS_EXPIRE]);
+        assert_eq!(codes(20), [EDNS_EXPIRE]);
+        assert!(codes(7).is_empty());
     }
 
     /// RFC 9018 Appendix A.1 (IPv4): the client cookie 2464c4abcf10c957,

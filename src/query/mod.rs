@@ -73,7 +73,8 @@ pub fn respond(
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => e.payload.min(opts.udp_payload).max(512) as usize,
     } - reserve;
-    let mut options = edns.and_then(|e| edns::Reply::new(&e, cookie, opts));
+    let budget = limit.saturating_sub(OPT_LEN + request::HEADER + parsed.question.len());
+    let mut options = edns.and_then(|e| edns::Reply::new(&e, cookie, opts, budget));
     let opt_room = OPT_LEN + options.as_ref().map_or(0, edns::Reply::room);
     let mut w = Writer::new(out, limit - if edns.is_some() { opt_room } else { 0 });
     let flags = QR | (parsed.flags & (0x7800 | RD | CD));
