@@ -376,6 +376,9 @@ pub fn log_filter(text: &str) -> Result<String, String> {
 }
 
 /// This host's name, for id.server (NSD and Knot default to it too).
+/// The longest NSID sent (RFC 5001 sets no limit; one TXT string's worth).
+pub const MAX_NSID: usize = 255;
+
 /// `nsid`: text as it is, or `hex:` and an even number of hex digits
 /// (as Knot's `0x…` and BIND's `server-id`): at most 255 octets.
 fn nsid(v: &str) -> Result<Vec<u8>, String> {
@@ -391,12 +394,8 @@ fn nsid(v: &str) -> Result<Vec<u8>, String> {
         }
         None => v.as_bytes().to_vec(),
     };
-    if octets.len() > crate::query::edns::MAX_NSID {
-        return Err(format!(
-            "{} octets; at most {}",
-            octets.len(),
-            crate::query::edns::MAX_NSID
-        ));
+    if octets.len() > MAX_NSID {
+        return Err(format!("{} octets; at most {MAX_NSID}", octets.len()));
     }
     Ok(octets)
 }

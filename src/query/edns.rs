@@ -29,7 +29,7 @@
 use super::Options;
 use super::request::{EDNS_COOKIE, EDNS_EXPIRE, EDNS_NSID, Edns, Request};
 use crate::catalog::Served;
-use crate::config::Role;
+use crate::config::{MAX_NSID, Role};
 use crate::zone::rdata::Soa;
 use crate::zone::rtype;
 use std::hash::Hasher;
@@ -46,8 +46,6 @@ const REFRESH_AFTER: u32 = 1800;
 /// The validity window (RFC 9018 §4.3; BIND's too).
 const MAX_AGE: u32 = 3600;
 const MAX_SKEW: u32 = 300;
-/// The longest NSID configured (checked in `config`).
-pub const MAX_NSID: usize = 255;
 /// Option octets one response may carry besides padding.
 const MAX_OPTIONS: usize = (4 + MAX_NSID) + (4 + 4) + (4 + CLIENT + SERVER);
 
