@@ -677,3 +677,127 @@ fn cookies_as_bind_answers_them_and_a_shared_secret_validates_across_both() {
         );
     }
 }
+
+/// A primary from before EDNS (a few dozen lines, raw sockets): FORMERR to
+/// any request with an OPT record; else the SOA (UDP) or the whole zone
+/// (TCP, one message). Returns its address.
+fn pre_edns_primary() -> SocketAddr {
+    use hickory_proto::op::{MessageType, OpCode};
+    use hickory_proto::rr::rdata::{A, NS, SOA};
+    use hickory_proto::rr::{Name, RData, Record};
+    use std::io::{Read, Write};
+    use std::str::FromStr;
+    let (udp, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Ok(tcp) = std::net::TcpListener::bind(udp.local_addr().unwrap()) {
+            break (udp, tcp);
+        }
+    };
+    let addr = udp.local_addr().unwrap();
+    fn answer(req: &Message) -> Message {
+        let n = |s: &str| Name::from_str(s).unwrap();
+        let mut m = Message::new(req.metadata.id, MessageType::Response, OpCode::Query);
+        for q in &req.queries {
+            m.add_query(q.clone());
+        }
+        if req.edns.is_some() {
+            m.metadata.response_code = ResponseCode::FormErr;
+            return m;
+        }
+        m.metadata.authoritative = true;
+        let soa = Record::from_rdata(
+            n(ZONE),
+            3600,
+            RData::SOA(SOA::new(
+                n("ns1.opts.test."),
+                n("h.opts.test."),
+                5,
+                7200,
+                3600,
+                86400,
+                300,
+            )),
+        );
+        match req.queries.first().map(|q| q.query_type()) {
+            Some(RecordType::SOA) => {
+                m.add_answer(soa);
+            }
+            Some(RecordType::AXFR) => {
+                m.add_answer(soa.clone());
+                m.add_answer(Record::from_rdata(
+                    n(ZONE),
+                    3600,
+                    RData::NS(NS(n("ns1.opts.test."))),
+                ));
+                m.add_answer(Record::from_rdata(
+                    n("ns1.opts.test."),
+                    3600,
+                    RData::A(A::new(192, 0, 2, 53)),
+                ));
+                m.add_answer(Record::from_rdata(
+                    n("www.opts.test."),
+                    3600,
+                    RData::A(A::new(192, 0, 2, 5)),
+                ));
+                m.add_answer(soa);
+            }
+            _ => m.metadata.response_code = ResponseCode::Refused,
+        }
+        m
+    }
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((len, from)) = udp.recv_from(&mut buf) {
+            if let Ok(req) = Message::from_vec(&buf[..len]) {
+                let _ = udp.send_to(&answer(&req).to_vec().unwrap(), from);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for mut s in tcp.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut len = [0u8; 2];
+                while s.read_exact(&mut len).is_ok() {
+                    let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut req).is_err() {
+                        return;
+                    }
+                    let Ok(req) = Message::from_vec(&req) else {
+                        return;
+                    };
+                    let out = answer(&req).to_vec().unwrap();
+                    let mut framed = (out.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&out);
+                    if s.write_all(&framed).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_primary_that_answers_formerr_to_edns_is_asked_again_without() {
+    let primary = pre_edns_primary();
+    let t = Tandem::spawn(&format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[zone]]\nname = \"{ZONE}\"\nrole = \"secondary\"\nprimaries = [\"{primary}\"]\n"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while serial_of(t.addr, ZONE) != Some(5) {
+        assert!(Instant::now() < deadline, "never served:\n{}", t.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(answer_count(t.addr, "www.opts.test.", RecordType::A), 1);
+    assert_eq!(serial_of(t.addr, ZONE), Some(5));
+    let log = t.log_text();
+    assert!(
+        log.contains("FORMERR to an SOA query with EDNS; asking again without"),
+        "{log}"
+    );
+    // Its expiry is the SOA's own (no EXPIRE came).
+    let e = soa_expire(t.addr).expect("EXPIRE");
+    assert!((86_300..=86_400).contains(&e), "{e}");
+}

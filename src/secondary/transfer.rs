@@ -29,11 +29,7 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        let got = match self
-            .client(link.key, link.tls)
-            .fetch(link.primary, current, conn)
-            .await
-        {
+        let got = match self.client(link).fetch(link.primary, current, conn).await {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);

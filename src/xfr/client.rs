@@ -64,6 +64,9 @@ pub struct Client<'a> {
     pub max_records: usize,
     pub max_bytes: u64,
     pub timeout: Duration,
+    /// Requests carry an OPT record asking for EXPIRE (RFC 7314); off for
+    /// a primary that answered that with FORMERR (RFC 6891 §7).
+    pub edns: bool,
 }
 
 fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
@@ -98,13 +101,15 @@ impl Client<'_> {
         }
         // RFC 7314 §4: ask the EXPIRE, so that a copy taken from another
         // secondary expires when that one's would.
-        let mut edns = Edns::new();
-        edns.set_max_payload(1232);
-        edns.options_mut().insert(EdnsOption::Unknown(
-            crate::query::request::EDNS_EXPIRE,
-            Vec::new(),
-        ));
-        m.set_edns(edns);
+        if self.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232);
+            edns.options_mut().insert(EdnsOption::Unknown(
+                crate::query::request::EDNS_EXPIRE,
+                Vec::new(),
+            ));
+            m.set_edns(edns);
+        }
         let verifier = match self.key {
             Some(k) => m
                 .finalize(k, crate::clock::unix_secs())

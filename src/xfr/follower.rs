@@ -160,6 +160,8 @@ impl Follower {
             max_records: 1,
             max_bytes: 65535,
             timeout: CHECK_TIMEOUT.min(self.checks.interval),
+            // Only the serial matters here, not the follower's EXPIRE.
+            edns: false,
         };
         let primary = Primary {
             addr: self.target,
