@@ -164,6 +164,19 @@ fn nsid_expire_and_cookies_are_answered_over_udp_and_tcp_only_when_asked() {
             );
         }
     }
+    // RFC 7873 §5.4: no question, only a cookie: NOERROR and a server
+    // cookie (as BIND answers it); no question and no cookie: FORMERR.
+    for tcp in [false, true] {
+        let mut q = ask(ZONE, RecordType::SOA, &[(COOKIE, CLIENT_COOKIE)]);
+        q.queries.clear();
+        let m = if tcp { t.tcp(&q) } else { t.udp(&q) };
+        assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+        assert!(m.queries.is_empty() && m.answers.is_empty());
+        assert_eq!(&cookie_of(&m)[..8], CLIENT_COOKIE);
+        q.set_edns(Edns::new());
+        let m = if tcp { t.tcp(&q) } else { t.udp(&q) };
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+    }
     // The server cookie is bound to the client's address.
     let cookie = cookie_of(&t.udp(&ask(ZONE, RecordType::SOA, &[(COOKIE, CLIENT_COOKIE)])));
     let from_elsewhere = udp_from(
@@ -666,14 +679,17 @@ fn cookies_as_bind_answers_them_and_a_shared_secret_validates_across_both() {
         ("7 octets", vec![1; 7]),
         ("41 octets", vec![1; 41]),
     ];
-    for (what, c) in &cases {
-        let q = ask(ZONE, RecordType::SOA, &[(COOKIE, c)]);
+    for ((what, c), no_question) in cases.iter().flat_map(|c| [(c, false), (c, true)]) {
+        let mut q = ask(ZONE, RecordType::SOA, &[(COOKIE, c)]);
+        if no_question {
+            q.queries.clear();
+        }
         let (b, ours) = (udp_query(bind.addr, &q), t.udp(&q));
         let (rb, ro) = (cookie_outcome(&b, c), cookie_outcome(&ours, c));
         assert_eq!(
             (rb.0, rb.1, rb.2),
             (ro.0, ro.1, ro.2),
-            "{what}: BIND {b:?}\ntandem {ours:?}"
+            "{what} (no question: {no_question}): BIND {b:?}\ntandem {ours:?}"
         );
     }
 }

@@ -158,16 +158,26 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
     let an = u16_at(b, 6).unwrap_or(0);
     let ns = u16_at(b, 8).unwrap_or(0);
     let ar = u16_at(b, 10).unwrap_or(0);
-    if qd != 1 {
+    // No question is allowed only to ask for a server cookie (RFC 7873
+    // §5.4), which the OPT record read below must then carry.
+    if qd > 1 || (qd == 0 && opcode != opcode::QUERY) {
         return Err(Reject::Rcode(rcode::FORMERR));
     }
-    let qlen = name::wire_len(&b[HEADER..]).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let qend = HEADER + qlen;
-    let qname = &b[HEADER..qend];
-    let qtype = u16_at(b, qend).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let qclass = u16_at(b, qend + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let question = &b[HEADER..qend + 4];
-    let mut i = qend + 4;
+    let (qname, qtype, qclass, question, mut i) = if qd == 1 {
+        let qlen = name::wire_len(&b[HEADER..]).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        let qend = HEADER + qlen;
+        let qtype = u16_at(b, qend).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        let qclass = u16_at(b, qend + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        (
+            &b[HEADER..qend],
+            qtype,
+            qclass,
+            &b[HEADER..qend + 4],
+            qend + 4,
+        )
+    } else {
+        (&b[HEADER..HEADER], 0, 0, &b[HEADER..HEADER], HEADER)
+    };
     // Records in the answer and authority sections are skipped (a NOTIFY may
     // carry the SOA; an IXFR request carries the client's SOA in authority).
     let mut edns = None;
@@ -246,6 +256,9 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         // Trailing garbage after the counted records.
         return Err(Reject::Rcode(rcode::FORMERR));
     }
+    if qd == 0 && edns.is_none_or(|e| e.cookie.is_none()) {
+        return Err(Reject::Rcode(rcode::FORMERR));
+    }
     Ok(Request {
         id,
         flags,
@@ -318,6 +331,23 @@ mod tests {
         assert_eq!(r.qname, b"\x01a\x00");
         let e = r.edns.unwrap();
         assert_eq!((e.payload, e.dnssec_ok), (4096, true));
+    }
+
+    #[test]
+    fn no_question_only_to_ask_for_a_cookie() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+        q.extend_from_slice(b"clientck");
+        let r = parse_request(&q).unwrap();
+        assert!(r.question.is_empty() && r.qname.is_empty());
+        assert_eq!(r.edns.unwrap().cookie, Some(&b"clientck"[..]));
+        let no_cookie = [
+            0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse_request(&no_cookie).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
     }
 
     #[test]

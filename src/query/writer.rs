@@ -96,10 +96,11 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
-    /// Copies the request's question; its name becomes compression target 12.
+    /// Copies the request's question (none for a cookie request, RFC 7873
+    /// §5.4); its name becomes compression target 12.
     pub fn question(&mut self, q: &[u8]) -> Result<(), Full> {
         self.put(q)?;
-        self.counts[0] = 1;
+        self.counts[0] = u16::from(!q.is_empty());
         let mut i = 0;
         while i < q.len() && q[i] != 0 && q[i] < 64 {
             self.remember(HEADER + i);

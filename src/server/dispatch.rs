@@ -97,6 +97,9 @@ fn route(
     query::respond(q, out, tr, &opts.query, signed, cookie, |w| {
         match cookie {
             Cookie::Malformed => return rcode::FORMERR,
+            // RFC 7873 §5.4: no question, only a cookie: NOERROR with the
+            // server cookie, as BIND answers it (before any BADCOOKIE).
+            _ if q.question.is_empty() => return rcode::NOERROR,
             // As BIND's `require-server-cookie`: over UDP, a client that
             // sent a cookie but no valid server cookie gets BADCOOKIE and
             // the server cookie to retry with (RFC 7873 §5.2.3); TCP proves
