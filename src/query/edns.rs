@@ -4,9 +4,9 @@
 //! any of them costs nothing here: the caller sees `None` and writes the
 //! bare OPT record as before.
 //!
-//! Cookies follow BIND 9.18 with its defaults (`answer-cookie yes`,
-//! `require-server-cookie no`), whose behaviour Knot's cookies module shares
-//! for the cases below:
+//! Cookies copy BIND 9.18 with its defaults (`answer-cookie yes`,
+//! `require-server-cookie no`), checked by running it side by side
+//! (`tests/edns_options.rs`, `cookies_as_bind_answers_them_…`):
 //!
 //! - a client cookie alone, a server cookie that is not ours (a length
 //!   other than 16, another version), too old or from the future, or whose
@@ -19,6 +19,15 @@
 //!   new one is made (RFC 9018 §4.3; BIND makes a new one every time);
 //! - a COOKIE option whose length is neither 8 nor 16..=40: FORMERR (BIND
 //!   rejects the message in its OPT parser, `DNS_R_OPTERR` → FORMERR).
+//!
+//! - a query with no question and a COOKIE option: NOERROR with the server
+//!   cookie (RFC 7873 §5.4, BIND; Knot 3.2 answers FORMERR).
+//!
+//! Where Knot 3.2 (`mod-cookies`, which must be enabled) differs: it
+//! answers an invalid server cookie with BADCOOKIE (and the right cookie)
+//! rather than normally, and echoes a valid one unchanged, as tandem does
+//! for cookies younger than half an hour. Both make the same RFC 9018
+//! cookies from the same secret as BIND and tandem do.
 //!
 //! A server cookie is valid from 5 minutes in the future to an hour in the
 //! past (RFC 9018 §4.3, BIND's window), under the current secret or the one
