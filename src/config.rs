@@ -47,6 +47,9 @@ struct RawServer {
     nsec3_max_iterations: Option<u16>,
     identity: Option<String>,
     version: Option<String>,
+    nsid: Option<String>,
+    cookie_secret: Option<String>,
+    require_server_cookie: Option<bool>,
     transfer_out_timeout: Option<u64>,
     tls_listen: Option<Vec<String>>,
     tls_certificate: Option<PathBuf>,
@@ -174,6 +177,13 @@ pub struct Server {
     pub identity: String,
     /// version.bind / version.server (CH TXT); empty hides them (REFUSED).
     pub version: String,
+    /// The EDNS NSID sent to clients that ask (RFC 5001); empty: none.
+    pub nsid: Vec<u8>,
+    /// The secret server cookies are made with (RFC 7873 / 9018); `None`:
+    /// a random one made at start.
+    pub cookie_secret: Option<[u8; 16]>,
+    /// BADCOOKIE for UDP requests with a cookie but no valid server cookie.
+    pub require_server_cookie: bool,
     /// The longest a whole transfer out may take (a slow reader is cut).
     pub transfer_out_timeout: Duration,
     /// Where DNS over TLS and XoT are served (RFC 7858, RFC 9103).
@@ -427,6 +437,44 @@ pub fn log_filter(text: &str) -> Result<String, String> {
 }
 
 /// This host's name, for id.server (NSD and Knot default to it too).
+/// The longest NSID sent (RFC 5001 sets no limit; one TXT string's worth).
+pub const MAX_NSID: usize = 255;
+
+/// `nsid`: text as it is, or `hex:` and an even number of hex digits
+/// (as Knot's `0x…` and BIND's `server-id`): at most 255 octets.
+fn nsid(v: &str) -> Result<Vec<u8>, String> {
+    let octets = match v.strip_prefix("hex:") {
+        Some(h) => {
+            let o = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(h.as_bytes())
+                .map_err(|e| format!("\"{v}\" is not hex:<hex digits>: {e}"))?;
+            if o.is_empty() {
+                return Err("\"hex:\" needs at least one octet".into());
+            }
+            o
+        }
+        None => v.as_bytes().to_vec(),
+    };
+    if octets.len() > MAX_NSID {
+        return Err(format!("{} octets; at most {MAX_NSID}", octets.len()));
+    }
+    Ok(octets)
+}
+
+/// `cookie_secret`: 16 octets in hex (32 digits), as BIND's `cookie-secret`
+/// for SipHash-2-4.
+fn cookie_secret(v: &str) -> Result<[u8; 16], String> {
+    let o = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(v.trim().as_bytes())
+        .map_err(|e| format!("not hex: {e}"))?;
+    o.try_into().map_err(|o: Vec<u8>| {
+        format!(
+            "{} octets; a cookie secret is 16 octets (32 hex digits)",
+            o.len()
+        )
+    })
+}
+
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
@@ -658,6 +706,20 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         version: s
             .version
             .unwrap_or_else(|| format!("tandem {}", env!("CARGO_PKG_VERSION"))),
+        nsid: s
+            .nsid
+            .as_deref()
+            .map(nsid)
+            .transpose()
+            .map_err(|m| err("[server] ", "nsid", m))?
+            .unwrap_or_default(),
+        cookie_secret: s
+            .cookie_secret
+            .as_deref()
+            .map(cookie_secret)
+            .transpose()
+            .map_err(|m| err("[server] ", "cookie_secret", m))?,
+        require_server_cookie: s.require_server_cookie.unwrap_or(false),
         transfer_out_timeout: Duration::from_secs(s.transfer_out_timeout.unwrap_or(7200).max(1)),
         tls_listen,
         tls,

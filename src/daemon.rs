@@ -51,6 +51,7 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
         query: query::Options {
             udp_payload: cfg.server.udp_payload,
             chaos: ArcSwap::from_pointee(lifecycles::chaos(&cfg.server)),
+            edns: ArcSwap::from_pointee(query::edns::Settings::from_config(&cfg.server, None)),
         },
         keys: Arc::new(ArcSwap::from_pointee(keys)),
         tls: arc_swap::ArcSwapOption::new(cfg.server.tls.as_ref().map(|t| t.build()).transpose()?),

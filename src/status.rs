@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Followers remembered per zone; beyond it the longest-unseen unlisted one goes.
@@ -154,6 +155,9 @@ pub struct ZoneStatus {
     followers: Mutex<HashMap<SocketAddr, Follower>>,
     /// Queries answered from this zone.
     pub queries: crate::stats::SlottedCounter,
+    /// A secondary's expiry deadline (Unix seconds; 0: none), read by the
+    /// answer path for the EXPIRE option (RFC 7314).
+    expires_unix: AtomicU64,
 }
 
 /// RFC 3339 in UTC, seconds precision.
@@ -189,6 +193,7 @@ impl ZoneStatus {
             info: Mutex::new(Info::new(State::Loading)),
             followers: Mutex::new(followers),
             queries: Default::default(),
+            expires_unix: AtomicU64::new(0),
         }
     }
 
@@ -201,6 +206,7 @@ impl ZoneStatus {
             info: Mutex::new(Info::new(State::Serving)),
             followers: Mutex::new(HashMap::new()),
             queries: Default::default(),
+            expires_unix: AtomicU64::new(0),
         }
     }
 
@@ -308,6 +314,21 @@ impl ZoneStatus {
                 i.published.pop_front();
             }
         }
+    }
+
+    /// When a secondary's copy expires (Unix seconds), or `None` once it
+    /// has (or while it has no copy).
+    pub fn set_expiry(&self, unix: Option<u64>) {
+        self.expires_unix
+            .store(unix.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Seconds until the copy expires (RFC 7314's EXPIRE on a secondary);
+    /// `None` when unknown or already past.
+    pub fn expires_in(&self) -> Option<u32> {
+        let at = self.expires_unix.load(Ordering::Relaxed);
+        let now = crate::clock::unix_secs();
+        (at > now).then(|| u32::try_from(at - now).unwrap_or(u32::MAX))
     }
 
     pub fn set_timers(&self, next_refresh: Option<SystemTime>, expires_at: Option<SystemTime>) {

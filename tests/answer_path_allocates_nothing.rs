@@ -35,15 +35,25 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn query(qname: &str, qtype: u16, edns: bool) -> Vec<u8> {
+    query_with(qname, qtype, edns, &[])
+}
+
+/// A query whose OPT carries `options` (encoded).
+fn query_with(qname: &str, qtype: u16, edns: bool, options: &[u8]) -> Vec<u8> {
     let mut q = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, u8::from(edns)];
     q.extend_from_slice(&name::parse_absolute(qname).unwrap());
     q.extend_from_slice(&qtype.to_be_bytes());
     q.extend_from_slice(&1u16.to_be_bytes());
     if edns {
-        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
+        q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0]);
+        q.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        q.extend_from_slice(options);
     }
     q
 }
+
+/// NSID, EXPIRE and a client cookie (RFC 5001, 7314, 7873).
+const OPTIONS: &[u8] = &[0, 3, 0, 0, 0, 9, 0, 0, 0, 10, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8];
 
 #[test]
 fn answering_allocates_nothing() {
@@ -71,6 +81,12 @@ fn answering_allocates_nothing() {
         .collect();
     let cat = Catalog::new(served);
     let opts = Options::default();
+    opts.query
+        .edns
+        .store(Arc::new(tandem::query::edns::Settings {
+            nsid: b"ns1.test"[..].into(),
+            ..Default::default()
+        }));
     let peer = "192.0.2.200".parse().unwrap();
     let mut names: Vec<String> = Vec::new();
     for (origin, _) in zones {
@@ -81,7 +97,7 @@ fn answering_allocates_nothing() {
         }
     }
     names.push("outside.invalid.".into());
-    let queries: Vec<Vec<u8>> = names
+    let mut queries: Vec<Vec<u8>> = names
         .iter()
         .flat_map(|n| {
             [1u16, 2, 5, 6, 15, 16, 28, 33, 43, 46, 255, 65280]
@@ -89,6 +105,23 @@ fn answering_allocates_nothing() {
                 .flat_map(move |t| [query(n, t, false), query(n, t, true)])
         })
         .collect();
+    // The EDNS options too: NSID, EXPIRE, a client cookie, then the
+    // server cookie that answer carried (validated, echoed).
+    for n in ["example.test.", "www.example.test.", "nx.signed.test."] {
+        for t in [6u16, 1] {
+            let q = query_with(n, t, true, OPTIONS);
+            let mut out = vec![0u8; 4096];
+            let len = answer(&cat, &q, &mut out, Transport::Udp, peer, &opts).unwrap();
+            let at = out[..len]
+                .windows(4)
+                .position(|w| w == [0, 10, 0, 24])
+                .expect("a server cookie");
+            let mut with_server = OPTIONS[..8].to_vec();
+            with_server.extend_from_slice(&out[at..at + 28]);
+            queries.push(q);
+            queries.push(query_with(n, t, true, &with_server));
+        }
+    }
     let mut out = vec![0u8; 65535];
     let mut answered = 0;
     // Warm up: thread-local slots and lazily made statics allocate once.

@@ -189,8 +189,9 @@ fn a_tandem_secondary_follows_its_primary_over_mutual_tls() {
     );
     wait_serial(s.addr, ZONE, 2, Duration::from_secs(10));
     assert_eq!(answer_count(s.addr, "new.xot.test.", RecordType::A), 1);
-    // The new version is served before the line saying so is written.
-    s.wait_log(0, &["IXFR received and applied"], Duration::from_secs(5));
+    // The new serial is served before the transfer's log line is written
+    // (the timers are saved in between): wait for the line.
+    s.wait_log(0, &["IXFR received and applied"], Duration::from_secs(10));
     let log = s.log_text();
     assert!(
         log.contains(&format!("tls://127.0.0.1:{tls_port}")),

@@ -557,6 +557,14 @@ impl Zones {
         self.opts.keys.store(Arc::new(keys));
         self.opts.query.chaos.store(Arc::new(chaos(&new.server)));
         crate::zone::denial::set_max_iterations(new.server.nsec3_max_iterations);
+        let old_edns = self.opts.query.edns.load_full();
+        let edns = crate::query::edns::Settings::from_config(&new.server, Some(&old_edns));
+        if edns.secret != old_edns.secret {
+            info!(
+                "cookie secret changed; server cookies made with the previous one stay valid until they age out (an hour) or the next change"
+            );
+        }
+        self.opts.query.edns.store(Arc::new(edns));
         if let Some(c) = tls {
             self.opts.tls.store(Some(c));
             info!("TLS certificate and key read again");

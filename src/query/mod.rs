@@ -5,6 +5,7 @@
 //! from the zone (`tests/answer_path_allocates_nothing.rs`).
 
 pub mod chaos;
+pub mod edns;
 mod lookup;
 mod proof;
 pub mod request;
@@ -37,6 +38,8 @@ pub struct Options {
     pub udp_payload: u16,
     /// The CHAOS-class identity answers, swapped on reload.
     pub chaos: arc_swap::ArcSwap<Chaos>,
+    /// NSID and the cookie secrets, swapped on reload.
+    pub edns: arc_swap::ArcSwap<edns::Settings>,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
         Options {
             udp_payload: crate::config::DEFAULT_UDP_PAYLOAD,
             chaos: Default::default(),
+            edns: Default::default(),
         }
     }
 }
@@ -51,6 +55,8 @@ impl Default for Options {
 /// Writes a response to `parsed` into `out`: header, question, the body
 /// `body` writes (it returns the rcode), the OPT record, and the size limit
 /// of the transport and the client (room kept for a TSIG when `signed`).
+/// The OPT carries the options asked for (`edns`): NSID, `cookie`, and
+/// EXPIRE when the body set `Writer::expire`.
 /// Every reply goes through here, whatever answers it.
 pub fn respond(
     parsed: &Request,
@@ -58,6 +64,7 @@ pub fn respond(
     tr: Transport,
     opts: &Options,
     signed: bool,
+    cookie: &edns::Cookie,
     body: impl FnOnce(&mut Writer) -> u16,
 ) -> usize {
     let reserve = if signed { TSIG_ROOM } else { 0 };
@@ -67,7 +74,10 @@ pub fn respond(
         (Transport::Udp, None) => 512,
         (Transport::Udp, Some(e)) => e.payload.min(opts.udp_payload).max(512) as usize,
     } - reserve;
-    let mut w = Writer::new(out, limit - if edns.is_some() { OPT_LEN } else { 0 });
+    let budget = limit.saturating_sub(OPT_LEN + request::HEADER + parsed.question.len());
+    let mut options = edns.and_then(|e| edns::Reply::new(&e, cookie, opts, budget));
+    let opt_room = OPT_LEN + options.as_ref().map_or(0, edns::Reply::room);
+    let mut w = Writer::new(out, limit - if edns.is_some() { opt_room } else { 0 });
     let flags = QR | (parsed.flags & (0x7800 | echoed_flags(parsed.opcode)));
     w.header(parsed.id, flags);
     let rc = if w.question(parsed.question).is_err() {
@@ -93,7 +103,15 @@ pub fn respond(
         } else {
             0
         };
-        w.opt(opts.udp_payload, (rc >> 4) as u8, e.dnssec_ok, pad_to);
+        let expire = w.expire;
+        let options = options.as_mut().map_or(&[][..], |o| o.finish(expire));
+        w.opt(
+            opts.udp_payload,
+            (rc >> 4) as u8,
+            e.dnssec_ok,
+            options,
+            pad_to,
+        );
     }
     w.finish()
 }
@@ -149,6 +167,9 @@ pub fn lookup(
         return rcode::REFUSED;
     };
     served.status.queries.add();
+    if q.qtype == rtype::SOA && q.edns.is_some_and(|e| e.expire) && qname[..] == *served.apex {
+        w.expire = edns::zone_expire(served);
+    }
     // DS lives on the parent side of a cut (RFC 4035 §3.1.4.1).
     if q.qtype == rtype::DS
         && qname[..] == *served.apex

@@ -16,6 +16,8 @@ pub mod rcode {
     pub const YXDOMAIN: u16 = 6;
     pub const NOTAUTH: u16 = 9;
     pub const BADVERS: u16 = 16;
+    /// RFC 7873 §8: an extended rcode, its upper bits written in the OPT.
+    pub const BADCOOKIE: u16 = 23;
 
     /// The mnemonic of an rcode (RFC 6895 §2.3), for log lines.
     pub fn name(rc: u16) -> String {
@@ -35,6 +37,7 @@ pub mod rcode {
         ];
         match rc {
             16 => "BADVERS".into(),
+            23 => "BADCOOKIE".into(),
             _ => NAMES
                 .get(rc as usize)
                 .map_or_else(|| format!("RCODE{rc}"), |n| n.to_string()),
@@ -44,6 +47,12 @@ pub mod rcode {
 
 /// The EDNS Padding option's code (RFC 7830).
 pub const EDNS_PADDING: u16 = 12;
+/// The NSID option's code (RFC 5001).
+pub const EDNS_NSID: u16 = 3;
+/// The EXPIRE option's code (RFC 7314).
+pub const EDNS_EXPIRE: u16 = 9;
+/// The COOKIE option's code (RFC 7873).
+pub const EDNS_COOKIE: u16 = 10;
 
 pub mod opcode {
     pub const QUERY: u8 = 0;
@@ -51,12 +60,19 @@ pub mod opcode {
 }
 
 #[derive(Clone, Copy, Debug)]
-pub struct Edns {
+pub struct Edns<'a> {
     pub payload: u16,
     pub version: u8,
     pub dnssec_ok: bool,
     /// The query carried the Padding option (RFC 7830).
     pub padding: bool,
+    /// The query asked for the server's NSID (RFC 5001).
+    pub nsid: bool,
+    /// The query asked for the zone's EXPIRE (RFC 7314).
+    pub expire: bool,
+    /// The first COOKIE option's data (RFC 7873), whatever its length:
+    /// `query::edns::Cookie` judges it.
+    pub cookie: Option<&'a [u8]>,
 }
 
 /// A parsed request. `question` spans the question section in the request.
@@ -69,7 +85,7 @@ pub struct Request<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub question: &'a [u8],
-    pub edns: Option<Edns>,
+    pub edns: Option<Edns<'a>>,
     /// The TSIG record that ends the request (RFC 8945 §5.1: it must be
     /// last), for verifying it without parsing the message again.
     pub tsig: Option<TsigAt>,
@@ -143,16 +159,26 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
     let an = u16_at(b, 6).unwrap_or(0);
     let ns = u16_at(b, 8).unwrap_or(0);
     let ar = u16_at(b, 10).unwrap_or(0);
-    if qd != 1 {
+    // No question is allowed only to ask for a server cookie (RFC 7873
+    // §5.4), which the OPT record read below must then carry.
+    if qd > 1 || (qd == 0 && opcode != opcode::QUERY) {
         return Err(Reject::Rcode(rcode::FORMERR));
     }
-    let qlen = name::wire_len(&b[HEADER..]).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let qend = HEADER + qlen;
-    let qname = &b[HEADER..qend];
-    let qtype = u16_at(b, qend).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let qclass = u16_at(b, qend + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
-    let question = &b[HEADER..qend + 4];
-    let mut i = qend + 4;
+    let (qname, qtype, qclass, question, mut i) = if qd == 1 {
+        let qlen = name::wire_len(&b[HEADER..]).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        let qend = HEADER + qlen;
+        let qtype = u16_at(b, qend).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        let qclass = u16_at(b, qend + 2).ok_or(Reject::Rcode(rcode::FORMERR))?;
+        (
+            &b[HEADER..qend],
+            qtype,
+            qclass,
+            &b[HEADER..qend + 4],
+            qend + 4,
+        )
+    } else {
+        (&b[HEADER..HEADER], 0, 0, &b[HEADER..HEADER], HEADER)
+    };
     // Records in the answer and authority sections are skipped (a NOTIFY may
     // carry the SOA; an IXFR request carries the client's SOA in authority).
     let mut edns = None;
@@ -194,13 +220,23 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     return Err(Reject::Rcode(rcode::FORMERR));
                 }
                 let mut o = rd_at;
-                let mut padding = false;
+                let (mut padding, mut nsid, mut expire) = (false, false, false);
+                let mut cookie = None;
                 while o < i {
                     let olen = u16_at(b, o + 2)
                         .filter(|_| o + 4 <= i)
-                        .ok_or(Reject::Rcode(rcode::FORMERR))?;
-                    padding |= u16_at(b, o) == Some(EDNS_PADDING);
-                    o += 4 + olen as usize;
+                        .ok_or(Reject::Rcode(rcode::FORMERR))?
+                        as usize;
+                    match u16_at(b, o) {
+                        Some(EDNS_PADDING) => padding = true,
+                        Some(EDNS_NSID) => nsid = true,
+                        Some(EDNS_EXPIRE) => expire = true,
+                        Some(EDNS_COOKIE) if cookie.is_none() => {
+                            cookie = b.get(o + 4..o + 4 + olen);
+                        }
+                        _ => {}
+                    }
+                    o += 4 + olen;
                 }
                 if o != i {
                     return Err(Reject::Rcode(rcode::FORMERR));
@@ -210,12 +246,18 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
                     version: (ttl_hi & 0xff) as u8,
                     dnssec_ok: ttl_lo & 0x8000 != 0,
                     padding,
+                    nsid,
+                    expire,
+                    cookie,
                 });
             }
         }
     }
     if i != b.len() {
         // Trailing garbage after the counted records.
+        return Err(Reject::Rcode(rcode::FORMERR));
+    }
+    if qd == 0 && edns.is_none_or(|e| e.cookie.is_none()) {
         return Err(Reject::Rcode(rcode::FORMERR));
     }
     Ok(Request {
@@ -230,6 +272,43 @@ pub fn parse_request(b: &[u8]) -> Result<Request<'_>, Reject> {
         tsig,
         authority_soa,
     })
+}
+
+/// The data of the first option `code` in the OPT record of any message
+/// (a response too): how a secondary reads the EXPIRE its primary sent.
+pub fn find_option(b: &[u8], code: u16) -> Option<&[u8]> {
+    let qd = u16_at(b, 4)?;
+    let rest = (0..6)
+        .step_by(2)
+        .map(|k| u16_at(b, 6 + k).map(u32::from))
+        .sum::<Option<u32>>()?;
+    let mut i = HEADER;
+    for _ in 0..qd {
+        i = skip_name(b, i)? + 4;
+    }
+    for _ in 0..rest {
+        i = skip_name(b, i)?;
+        let t = u16_at(b, i)?;
+        let rdlen = u16_at(b, i + 8)? as usize;
+        let (start, end) = (i + 10, i + 10 + rdlen);
+        if end > b.len() {
+            return None;
+        }
+        if t == rtype::OPT {
+            let mut o = start;
+            while o + 4 <= end {
+                let olen = u16_at(b, o + 2)? as usize;
+                let data = b.get(o + 4..o + 4 + olen).filter(|_| o + 4 + olen <= end)?;
+                if u16_at(b, o)? == code {
+                    return Some(data);
+                }
+                o += 4 + olen;
+            }
+            return None;
+        }
+        i = end;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -253,6 +332,23 @@ mod tests {
         assert_eq!(r.qname, b"\x01a\x00");
         let e = r.edns.unwrap();
         assert_eq!((e.payload, e.dnssec_ok), (4096, true));
+    }
+
+    #[test]
+    fn no_question_only_to_ask_for_a_cookie() {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1];
+        q.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+        q.extend_from_slice(b"clientck");
+        let r = parse_request(&q).unwrap();
+        assert!(r.question.is_empty() && r.qname.is_empty());
+        assert_eq!(r.edns.unwrap().cookie, Some(&b"clientck"[..]));
+        let no_cookie = [
+            0x12, 0x34, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            parse_request(&no_cookie).unwrap_err(),
+            Reject::Rcode(rcode::FORMERR)
+        );
     }
 
     #[test]

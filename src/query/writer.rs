@@ -18,6 +18,9 @@ pub struct Writer<'b> {
     /// Where the previous record's owner starts (with a label): records of
     /// one RRset, or one name in a transfer, point straight back to it.
     last_owner: Option<u16>,
+    /// The EXPIRE option's value (RFC 7314), set by a body that answers a
+    /// zone's SOA to a request that asked for it.
+    pub expire: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -46,6 +49,7 @@ impl<'b> Writer<'b> {
             n_names: 0,
             counts: [0; 4],
             last_owner: None,
+            expire: None,
         }
     }
 
@@ -92,10 +96,11 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
-    /// Copies the request's question; its name becomes compression target 12.
+    /// Copies the request's question (none for a cookie request, RFC 7873
+    /// §5.4); its name becomes compression target 12.
     pub fn question(&mut self, q: &[u8]) -> Result<(), Full> {
         self.put(q)?;
-        self.counts[0] = 1;
+        self.counts[0] = u16::from(!q.is_empty());
         let mut i = 0;
         while i < q.len() && q[i] != 0 && q[i] < 64 {
             self.remember(HEADER + i);
@@ -238,16 +243,23 @@ impl<'b> Writer<'b> {
     }
 
     /// Appends the OPT record (RFC 6891). Callers keep room for it.
-    /// The OPT record; with `pad_to` > 0, a Padding option (RFC 7830) that
-    /// brings the message to a multiple of `pad_to` octets, as far as the
-    /// limit allows.
-    pub fn opt(&mut self, payload: u16, ext_rcode: u8, dnssec_ok: bool, pad_to: usize) {
+    /// The OPT record carrying `options` (whole, encoded); with `pad_to` >
+    /// 0, then a Padding option (RFC 7830, always last) that brings the
+    /// message to a multiple of `pad_to` octets, as far as the limit allows.
+    pub fn opt(
+        &mut self,
+        payload: u16,
+        ext_rcode: u8,
+        dnssec_ok: bool,
+        options: &[u8],
+        pad_to: usize,
+    ) {
         let ttl: u32 = ((ext_rcode as u32) << 24) | if dnssec_ok { 0x8000 } else { 0 };
         let mut rr = [0u8; 11];
         rr[1..3].copy_from_slice(&rtype::OPT.to_be_bytes());
         rr[3..5].copy_from_slice(&payload.to_be_bytes());
         rr[5..9].copy_from_slice(&ttl.to_be_bytes());
-        let end = self.len + 11;
+        let end = self.len + 11 + options.len();
         if end > self.buf.len() {
             return;
         }
@@ -257,10 +269,10 @@ impl<'b> Writer<'b> {
             _ if end + 4 > room => None,
             block => Some(((end + 4).next_multiple_of(block).min(room)) - end - 4),
         };
-        if let Some(n) = pad {
-            rr[9..11].copy_from_slice(&((4 + n) as u16).to_be_bytes());
-        }
-        self.buf[self.len..end].copy_from_slice(&rr);
+        let rdlen = options.len() + pad.map_or(0, |n| 4 + n);
+        rr[9..11].copy_from_slice(&(rdlen as u16).to_be_bytes());
+        self.buf[self.len..self.len + 11].copy_from_slice(&rr);
+        self.buf[self.len + 11..end].copy_from_slice(options);
         self.len = end;
         self.counts[3] += 1;
         if let Some(n) = pad {

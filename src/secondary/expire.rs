@@ -10,7 +10,7 @@ impl SecondaryZone {
     pub(super) fn expire(&mut self) {
         warn!(zone = %self.cfg.name, "EXPIRE passed without a successful refresh; answering SERVFAIL until a transfer succeeds");
         self.current = None;
-        self.expire_at = None;
+        self.set_expire_at(None);
         self.status.set_state(State::Expired);
         self.status
             .set_error(Some("expired: no successful refresh within EXPIRE".into()));

@@ -38,7 +38,7 @@ impl SecondaryZone {
                 // Inherited from the zone's previous role.
                 self.status.published(z.serial(), z.record_count());
                 let (_, _, expire) = self.timers();
-                self.expire_at = Some(Instant::now() + expire);
+                self.set_expire_at(Some(Instant::now() + expire));
                 self.publish();
             }
             return;
@@ -50,14 +50,14 @@ impl SecondaryZone {
         self.status.published(zone.serial(), zone.record_count());
         self.current = Some(Arc::new(zone));
         let (_, _, expire) = self.timers();
-        self.expire_at = Some(
+        self.set_expire_at(Some(
             Instant::now()
                 + if t.expires_at != 0 {
                     until(t.expires_at)
                 } else {
                     expire
                 },
-        );
+        ));
         info!(zone = %self.cfg.name, serial = self.current.as_ref().map(|z| z.serial()), "serving the saved copy");
         self.publish();
         self.announce

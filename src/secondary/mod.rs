@@ -164,6 +164,28 @@ impl SecondaryZone {
         )
     }
 
+    /// How long a copy of `zone` stays good after a successful refresh: the
+    /// (clamped) SOA EXPIRE, or less when the primary sent an EXPIRE option
+    /// (RFC 7314 §4: a primary that is itself a secondary passes on the time
+    /// its own copy has left, so a chain of secondaries expires together).
+    /// As BIND (`get_edns_expire`), a received value only ever shortens it.
+    fn expire_for(&self, zone: Option<&Zone>, received: Option<u32>) -> Duration {
+        let soa = self.timers_of(zone).2;
+        match received {
+            Some(r) => soa.min(Duration::from_secs(r.into())),
+            None => soa,
+        }
+    }
+
+    /// Sets (or clears) the expiry deadline; the answer path reads it from
+    /// the status for the EXPIRE option.
+    fn set_expire_at(&mut self, at: Option<Instant>) {
+        self.expire_at = at;
+        self.status.set_expiry(at.map(|t| {
+            crate::clock::unix_secs() + t.saturating_duration_since(Instant::now()).as_secs()
+        }));
+    }
+
     /// New settings, applied in place: policy, NOTIFY channel, primaries,
     /// limits and timer clamps. What is served stays.
     fn reconfigure(&mut self, cfg: ZoneConfig, policy: Arc<ZonePolicy>) -> bool {

@@ -3,8 +3,9 @@
 
 use super::SecondaryZone;
 use crate::config::Primary;
+use crate::query::request::rcode;
 use crate::tls::Connector;
-use crate::xfr::client::Client;
+use crate::xfr::client::{Client, XfrError};
 use crate::zone::serial::is_newer;
 use hickory_proto::rr::TSigner;
 use tokio::time::Instant;
@@ -15,6 +16,8 @@ pub(super) struct Link<'a> {
     pub primary: Primary,
     pub key: Option<&'a TSigner>,
     pub tls: Option<&'a Connector>,
+    /// Whether requests carry an OPT (asking for EXPIRE).
+    pub edns: bool,
 }
 
 impl SecondaryZone {
@@ -32,19 +35,17 @@ impl SecondaryZone {
         }
     }
 
-    /// The transfer client for this zone's limits, key and TLS settings.
-    pub(super) fn client<'a>(
-        &'a self,
-        key: Option<&'a TSigner>,
-        tls: Option<&'a Connector>,
-    ) -> Client<'a> {
+    /// The transfer client for this zone's limits, and the link's key, TLS
+    /// settings and EDNS.
+    pub(super) fn client<'a>(&'a self, link: &Link<'a>) -> Client<'a> {
         Client {
             apex: &self.cfg.apex,
-            key,
-            tls,
+            key: link.key,
+            tls: link.tls,
             max_records: self.cfg.max_transfer_records,
             max_bytes: self.cfg.max_transfer_bytes,
             timeout: self.cfg.transfer_timeout,
+            edns: link.edns,
         }
     }
 
@@ -82,10 +83,11 @@ impl SecondaryZone {
             ),
             false => None,
         };
-        let link = Link {
+        let mut link = Link {
             primary,
             key: key.as_ref(),
             tls: tls.as_ref(),
+            edns: true,
         };
         if std::mem::take(&mut self.force_axfr) {
             let started = std::time::Instant::now();
@@ -97,16 +99,26 @@ impl SecondaryZone {
             info!(zone = %self.cfg.name, %primary, serial, records, ms = started.elapsed().as_millis() as u64, "{style} received and applied (retransfer)");
             return Ok(format!("{style} from {primary}: serving serial {serial}"));
         }
-        let (theirs, conn) = self
-            .client(link.key, link.tls)
-            .soa_serial(primary)
-            .await
-            .map_err(|e| format!("SOA query: {e}"))?;
+        let check = match self.client(&link).soa_serial(primary).await {
+            // RFC 6891 §7: a primary that does not understand the OPT record
+            // (or its EXPIRE option) is asked again, and this refresh's
+            // transfer made, without it.
+            Err(XfrError::Rcode(rcode::FORMERR, _)) => {
+                warn!(zone = %self.cfg.name, %primary, "FORMERR to an SOA query with EDNS; asking again without");
+                link.edns = false;
+                self.client(&link).soa_serial(primary).await
+            }
+            r => r,
+        }
+        .map_err(|e| format!("SOA query: {e}"))?;
+        let (theirs, conn) = (check.serial, check.conn);
         if let Some(z) = &self.current
             && !is_newer(theirs, z.serial())
         {
             let serial = z.serial();
-            self.refreshed();
+            // RFC 7314 §4: the EXPIRE counts only when the primary serves
+            // the version we have.
+            self.refreshed(check.expire.filter(|_| theirs == serial));
             return Ok(format!(
                 "up to date at serial {serial} ({primary} has {theirs})"
             ));
@@ -135,10 +147,11 @@ impl SecondaryZone {
         Ok(format!("{style} from {primary}: serving serial {serial}"))
     }
 
-    /// Records a successful refresh: timers moved and saved.
-    fn refreshed(&mut self) {
-        let (_, _, expire) = self.timers();
-        self.expire_at = Some(Instant::now() + expire);
+    /// Records a successful refresh: timers moved and saved. `received` is
+    /// the primary's EXPIRE option, if it sent one.
+    fn refreshed(&mut self, received: Option<u32>) {
+        let expire = self.expire_for(self.current.as_deref(), received);
+        self.set_expire_at(Some(Instant::now() + expire));
         let Some(store) = self.store.as_mut() else {
             return;
         };

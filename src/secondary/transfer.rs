@@ -29,18 +29,15 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        let (fetched, _messages, bytes) = match self
-            .client(link.key, link.tls)
-            .fetch(link.primary, current, conn)
-            .await
-        {
+        let got = match self.client(link).fetch(link.primary, current, conn).await {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);
                 return Err(e);
             }
         };
-        stats::transfer_in(kind, true, bytes);
+        stats::transfer_in(kind, true, got.bytes);
+        let (fetched, received_expire) = (got.fetched, got.expire);
         let old = self.current.clone();
         let apex = self.cfg.apex.clone();
         let (style, next, diffs) = match fetched {
@@ -86,7 +83,7 @@ impl SecondaryZone {
             )));
         }
         let records = next.record_count();
-        let expire = self.timers_of(Some(&next)).2;
+        let expire = self.expire_for(Some(&next), received_expire);
         let next = Arc::new(next);
         // FLUSH before the swap: what is served is on disk, with the timers
         // this successful refresh sets.
@@ -144,7 +141,7 @@ impl SecondaryZone {
             }
         }
         self.current = Some(next.clone());
-        self.expire_at = Some(Instant::now() + expire);
+        self.set_expire_at(Some(Instant::now() + expire));
         self.publish();
         self.status.published(next.serial(), records);
         self.announce.send_replace(Some(next.soa_rr()));

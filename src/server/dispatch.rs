@@ -6,6 +6,7 @@
 //! `tcp.rs` through `xfr::out` from the same parse.
 
 use crate::catalog::Catalog;
+use crate::query::edns::Cookie;
 use crate::query::request::{self, QR, Reject, Request, opcode, rcode};
 use crate::query::writer::Writer;
 use crate::query::{self, Transport};
@@ -36,19 +37,52 @@ pub fn answer(
     peer: IpAddr,
     opts: &Options,
 ) -> Option<usize> {
+    answer_judged(catalog, req, out, tr, peer, opts).map(|a| a.len)
+}
+
+/// A response, and what the request proved.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered {
+    pub len: usize,
+    /// The request carried a valid server cookie of ours (RFC 7873 §5.2.3):
+    /// its source address is not spoofed, so rate limiting lets it through.
+    pub cookie_valid: bool,
+}
+
+/// As `answer`, saying also whether the request's server cookie was valid.
+pub fn answer_judged(
+    catalog: &Catalog,
+    req: &[u8],
+    out: &mut [u8],
+    tr: Transport,
+    peer: IpAddr,
+    opts: &Options,
+) -> Option<Answered> {
     let parsed = match request::parse_request(req) {
         Ok(r) => r,
         Err(Reject::Drop) => return None,
-        Err(Reject::Rcode(rc)) => return Some(query::bare_error(req, out, rc)),
+        Err(Reject::Rcode(rc)) => {
+            return Some(Answered {
+                len: query::bare_error(req, out, rc),
+                cookie_valid: false,
+            });
+        }
     };
-    if parsed.signed() {
-        return answer_signed(catalog, req, &parsed, out, tr, peer, opts);
-    }
-    Some(route(catalog, &parsed, out, tr, peer, opts, None))
+    let cookie = Cookie::check(&parsed, peer, &opts.query);
+    let len = if parsed.signed() {
+        answer_signed(catalog, req, &parsed, out, tr, peer, opts, &cookie)?
+    } else {
+        route(catalog, &parsed, out, tr, peer, opts, &cookie, None)
+    };
+    Some(Answered {
+        len,
+        cookie_valid: cookie.valid(),
+    })
 }
 
 /// The reply to an unsigned request, or to a signed one whose TSIG verified
 /// with the key `key` (lower-cased wire name).
+#[allow(clippy::too_many_arguments)]
 fn route(
     catalog: &Catalog,
     q: &Request,
@@ -56,10 +90,27 @@ fn route(
     tr: Transport,
     peer: IpAddr,
     opts: &Options,
+    cookie: &Cookie,
     key: Option<&[u8]>,
 ) -> usize {
     let signed = key.is_some();
-    query::respond(q, out, tr, &opts.query, signed, |w| {
+    query::respond(q, out, tr, &opts.query, signed, cookie, |w| {
+        match cookie {
+            Cookie::Malformed => return rcode::FORMERR,
+            // RFC 7873 §5.4: no question, only a cookie: NOERROR with the
+            // server cookie, as BIND answers it (before any BADCOOKIE).
+            _ if q.question.is_empty() => return rcode::NOERROR,
+            // As BIND's `require-server-cookie`: over UDP, a client that
+            // sent a cookie but no valid server cookie gets BADCOOKIE and
+            // the server cookie to retry with (RFC 7873 §5.2.3); TCP proves
+            // the address already.
+            Cookie::Answer { valid: false, .. }
+                if tr == Transport::Udp && opts.query.edns.load().require_server_cookie =>
+            {
+                return rcode::BADCOOKIE;
+            }
+            _ => {}
+        }
         match (q.opcode, q.qtype) {
             (opcode::NOTIFY, _) => notify_in::answer(catalog, q, w, peer, key),
             (_, rtype::IXFR) => out::ixfr_over_udp(catalog, q, w, peer, key),
@@ -84,6 +135,7 @@ fn note_follower(catalog: &Catalog, q: &Request, peer: IpAddr) {
 }
 
 /// The slow path for TSIG-signed requests: verify, answer, sign.
+#[allow(clippy::too_many_arguments)]
 fn answer_signed(
     catalog: &Catalog,
     req: &[u8],
@@ -92,11 +144,12 @@ fn answer_signed(
     tr: Transport,
     peer: IpAddr,
     opts: &Options,
+    cookie: &Cookie,
 ) -> Option<usize> {
     let now = crate::clock::unix_secs();
     let mut msg = match tsig::verify(&opts.keys.load(), req, parsed, now) {
         Ok(v) => {
-            let n = route(catalog, parsed, out, tr, peer, opts, Some(&v.key));
+            let n = route(catalog, parsed, out, tr, peer, opts, cookie, Some(&v.key));
             let mut msg = out[..n].to_vec();
             tsig::sign_response(&v, &mut msg, now)?;
             msg

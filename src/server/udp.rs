@@ -117,15 +117,18 @@ fn worker_loop(
             }
             let (recv, send) = (&b.recv[i][..len], &mut b.send[m]);
             let answered = supervise::supervised(|| {
-                dispatch::answer(&cat, recv, send, Transport::Udp, peer, opts)
+                dispatch::answer_judged(&cat, recv, send, Transport::Udp, peer, opts)
             })
             .unwrap_or_else(|msg| {
                 supervise::caught(supervise::Path::Udp, &msg, recv);
                 None
             });
-            if let Some(mut rlen) = answered {
+            if let Some(a) = answered {
+                let mut rlen = a.len;
                 crate::stats::count_response(false, &b.send[m][..rlen]);
-                if let Some(r) = rrl.as_mut() {
+                // A valid server cookie proves the source address: no
+                // reflection to limit (RFC 7873 §5.2.3, as BIND's RRL).
+                if let Some(r) = rrl.as_mut().filter(|_| !a.cookie_valid) {
                     match r.check(peer) {
                         Verdict::Send => {}
                         Verdict::Slip => rlen = rrl::truncate(&mut b.send[m], rlen),

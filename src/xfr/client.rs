@@ -16,8 +16,9 @@ use crate::tls::{ALPN_DOT, Connector};
 use crate::zone::diff::{Rr, soa_serial};
 use crate::zone::rdata::Soa;
 use crate::zone::rtype;
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::SOA;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigVerifier, TSigner};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,6 +34,28 @@ pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub type Conn = Box<dyn Io>;
 
+/// What the SOA check found: the primary's serial, the EXPIRE it sent
+/// (RFC 7314), and for a TLS primary the connection to reuse.
+pub struct SoaCheck {
+    pub serial: u32,
+    pub expire: Option<u32>,
+    pub conn: Option<Conn>,
+}
+
+/// What a transfer brought, with the EXPIRE of its first message.
+pub struct Transfer {
+    pub fetched: Fetched,
+    pub messages: usize,
+    pub bytes: u64,
+    pub expire: Option<u32>,
+}
+
+/// The EXPIRE option's value in a response (RFC 7314 §2: four octets).
+pub fn expire_in(raw: &[u8]) -> Option<u32> {
+    let o = crate::query::request::find_option(raw, crate::query::request::EDNS_EXPIRE)?;
+    Some(u32::from_be_bytes(o.try_into().ok()?))
+}
+
 pub struct Client<'a> {
     pub apex: &'a [u8],
     pub key: Option<&'a TSigner>,
@@ -41,6 +64,9 @@ pub struct Client<'a> {
     pub max_records: usize,
     pub max_bytes: u64,
     pub timeout: Duration,
+    /// Requests carry an OPT record asking for EXPIRE (RFC 7314); off for
+    /// a primary that answered that with FORMERR (RFC 6891 §7).
+    pub edns: bool,
 }
 
 fn hname(wire_name: &[u8]) -> Result<Name, XfrError> {
@@ -72,6 +98,17 @@ impl Client<'_> {
         m.add_query(Query::query(hname(self.apex)?, t));
         if let Some(soa) = client_soa {
             m.add_authority(soa_record(soa)?);
+        }
+        // RFC 7314 §4: ask the EXPIRE, so that a copy taken from another
+        // secondary expires when that one's would.
+        if self.edns {
+            let mut edns = Edns::new();
+            edns.set_max_payload(1232);
+            edns.options_mut().insert(EdnsOption::Unknown(
+                crate::query::request::EDNS_EXPIRE,
+                Vec::new(),
+            ));
+            m.set_edns(edns);
         }
         let verifier = match self.key {
             Some(k) => m
@@ -151,7 +188,7 @@ impl Client<'_> {
     /// The primary's current serial, and for a TLS primary the connection
     /// it was asked on (for the transfer to reuse). Plain primaries are
     /// asked over UDP (over TCP if truncated).
-    pub async fn soa_serial(&self, primary: Primary) -> Result<(u32, Option<Conn>), XfrError> {
+    pub async fn soa_serial(&self, primary: Primary) -> Result<SoaCheck, XfrError> {
         if primary.tls {
             let deadline = Instant::now() + MESSAGE_TIMEOUT;
             let mut conn = self.connect(primary, deadline).await?;
@@ -159,7 +196,11 @@ impl Client<'_> {
             send(&mut conn, &req).await?;
             let raw = recv(&mut conn, deadline).await?;
             self.check(&raw, id, &mut verifier)?;
-            return Ok((self.serial_in(&raw)?, Some(conn)));
+            return Ok(SoaCheck {
+                serial: self.serial_in(&raw)?,
+                expire: expire_in(&raw),
+                conn: Some(conn),
+            });
         }
         let primary = primary.addr;
         let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
@@ -197,7 +238,11 @@ impl Client<'_> {
             self.check(&raw, id, &mut verifier)?;
             raw
         };
-        Ok((self.serial_in(&raw)?, None))
+        Ok(SoaCheck {
+            serial: self.serial_in(&raw)?,
+            expire: expire_in(&raw),
+            conn: None,
+        })
     }
 
     /// The serial of the zone's SOA in an answer to our SOA query.
@@ -222,7 +267,7 @@ impl Client<'_> {
         primary: Primary,
         current: Option<&Rr>,
         conn: Option<Conn>,
-    ) -> Result<(Fetched, usize, u64), XfrError> {
+    ) -> Result<Transfer, XfrError> {
         let t = if current.is_some() {
             RecordType::IXFR
         } else {
@@ -239,11 +284,15 @@ impl Client<'_> {
         let mut parser = Parser::new(client_serial, self.max_records);
         let mut bytes = 0u64;
         let mut messages = 0usize;
+        let mut expire = None;
         loop {
             let raw = recv(&mut s, deadline.min(Instant::now() + MESSAGE_TIMEOUT)).await?;
             bytes += raw.len() as u64 + 2;
             messages += 1;
             self.check(&raw, id, &mut verifier)?;
+            if messages == 1 {
+                expire = expire_in(&raw);
+            }
             let complete = parser.message(&raw)?;
             if bytes > self.max_bytes {
                 return Err(XfrError::TooLarge(format!("{} bytes", self.max_bytes)));
@@ -252,7 +301,12 @@ impl Client<'_> {
                 break;
             }
         }
-        Ok((parser.finish()?, messages, bytes))
+        Ok(Transfer {
+            fetched: parser.finish()?,
+            messages,
+            bytes,
+            expire,
+        })
     }
 }
 

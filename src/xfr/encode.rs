@@ -134,6 +134,17 @@ impl<'a> Encoder<'a> {
         self.ancount
     }
 
+    /// Appends one record, as written, to the additional section (the OPT
+    /// record of a transfer's first message); the caller kept room for it.
+    pub fn additional(&mut self, rr: &[u8]) {
+        if 2 + self.len + rr.len() > self.buf.len() {
+            return;
+        }
+        self.put(rr);
+        let ar = u16::from_be_bytes([self.buf[2 + 10], self.buf[2 + 11]]).saturating_add(1);
+        self.buf[2 + 10..2 + 12].copy_from_slice(&ar.to_be_bytes());
+    }
+
     /// Ends the message: its counts and length prefix set; the framed bytes.
     pub fn finish(&mut self) -> &[u8] {
         self.buf[2 + 6..2 + 8].copy_from_slice(&self.ancount.to_be_bytes());

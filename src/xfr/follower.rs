@@ -160,13 +160,15 @@ impl Follower {
             max_records: 1,
             max_bytes: 65535,
             timeout: CHECK_TIMEOUT.min(self.checks.interval),
+            // Only the serial matters here, not the follower's EXPIRE.
+            edns: false,
         };
         let primary = Primary {
             addr: self.target,
             tls: false,
         };
         let found = match client.soa_serial(primary).await {
-            Ok((serial, _)) => Ok(Some(serial)),
+            Ok(c) => Ok(Some(c.serial)),
             Err(XfrError::Timeout | XfrError::Io(_)) => Err(()),
             // It answers, but not with the zone (REFUSED, SERVFAIL, not
             // authoritative): reachable, and not serving it.

@@ -4,6 +4,7 @@
 //! held: queries and other transfers go on.
 
 use crate::catalog::Catalog;
+use crate::query::edns;
 use crate::query::request::{AA, QR, Request, TC, rcode};
 use crate::query::writer::{ANSWER, Writer};
 use crate::stats;
@@ -98,6 +99,8 @@ struct Stream<'w, W> {
     flags: u16,
     question: Vec<u8>,
     sig: Option<(Verified, Option<Vec<u8>>)>,
+    /// The OPT record the first message carries (the request had one).
+    opt: Option<Vec<u8>>,
     buf: Vec<u8>,
     messages: usize,
     records: usize,
@@ -114,6 +117,7 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
             flags: QR | AA | (req.flags & 0x7800),
             question: req.question.to_vec(),
             sig: sig.map(|v| (v, None)),
+            opt: None,
             buf: vec![0; 65535],
             messages: 0,
             records: 0,
@@ -129,7 +133,9 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
         records: impl Iterator<Item = OutRecord<'a>>,
     ) -> std::io::Result<()> {
         let mut records = records.peekable();
-        let hard = 65535 - if self.sig.is_some() { TSIG_ROOM } else { 0 };
+        let hard = 65535
+            - if self.sig.is_some() { TSIG_ROOM } else { 0 }
+            - self.opt.as_ref().map_or(0, Vec::len);
         let mut enc = Encoder::new(apex);
         while records.peek().is_some() {
             enc.begin(
@@ -158,6 +164,11 @@ impl<'w, W: AsyncWrite + Unpin> Stream<'w, W> {
             }
             if enc.count() == 0 {
                 continue;
+            }
+            if self.messages == 0
+                && let Some(opt) = self.opt.take()
+            {
+                enc.additional(&opt);
             }
             self.records += enc.count() as usize;
             let framed = enc.finish();
@@ -298,6 +309,19 @@ pub async fn respond<W: AsyncWrite + Unpin>(
         stats::transfer_out(kind_idx, false, 0);
         return s.error(rcode::SERVFAIL).await;
     };
+    // RFC 6891 §7: an OPT answers an OPT, in the first message; with the
+    // zone's EXPIRE when asked (RFC 7314 §3).
+    if let Some(e) = parsed.edns {
+        let expire = e
+            .expire
+            .then(|| edns::zone_expire(served))
+            .flatten()
+            .map(edns::expire_option);
+        s.opt = Some(edns::opt_record(
+            crate::config::DEFAULT_UDP_PAYLOAD,
+            expire.as_ref().map_or(&[][..], |o| &o[..]),
+        ));
+    }
     let soa = zone.soa_rr();
     let current = zone.serial();
     let started = std::time::Instant::now();
@@ -385,6 +409,9 @@ pub fn ixfr_over_udp(
         return rcode::SERVFAIL;
     };
     w.set_flags(w.flags() | AA);
+    if q.edns.is_some_and(|e| e.expire) {
+        w.expire = edns::zone_expire(served);
+    }
     let soa = zone.soa_rr();
     if w.rr(ANSWER, q.qname, rtype::SOA, soa.ttl, &soa.rdata)
         .is_err()

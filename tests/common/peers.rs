@@ -190,10 +190,21 @@ impl Peer {
     /// BIND `named` on `port` as the primary of `zone` from `file`, notifying
     /// `follower` and serving IXFR from file edits.
     pub fn bind_primary(port: u16, zone: &str, file: &Path, follower: SocketAddr) -> Peer {
+        Peer::bind_primary_with(port, zone, file, follower, "")
+    }
+
+    /// As `bind_primary`, with `options` added to BIND's `options` block.
+    pub fn bind_primary_with(
+        port: u16,
+        zone: &str,
+        file: &Path,
+        follower: SocketAddr,
+        options: &str,
+    ) -> Peer {
         let (dir, d) = peer_dir();
         let extra = format!(
             "  notify explicit;\n  also-notify {{ {} port {}; }};\n  notify-delay 0;\n  \
-             allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n",
+             allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n{options}",
             follower.ip(),
             follower.port()
         );
