@@ -274,6 +274,11 @@ fn name_of_key<'b>(key: &[u8], apex: &[u8], out: &'b mut [u8; name::MAX_NAME]) -
     }
     let mut w = 0;
     for &(s, e) in labels[..n].iter().rev() {
+        // Keys are made from names, so they fit; a key that did not would
+        // give a shorter name, never an index past the buffer.
+        if w >= out.len() {
+            break;
+        }
         let len_at = w;
         w += 1;
         let mut j = s as usize;
