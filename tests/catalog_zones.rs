@@ -261,3 +261,63 @@ fn a_tandem_producer_feeds_a_tandem_consumer_through_config_and_api_changes() {
         c.log_text()
     );
 }
+
+#[test]
+fn a_new_secondary_with_only_a_catalog_serves_a_hundred_members() {
+    let pdir = tempfile::tempdir().unwrap();
+    let cport = free_port();
+    let names: Vec<String> = (0..100).map(|i| format!("z{i}.hundred.test.")).collect();
+    let mut members = Vec::new();
+    for (i, z) in names.iter().enumerate() {
+        std::fs::write(
+            pdir.path().join(format!("{z}zone")),
+            zone_text(z, i as u32 + 1, "www A 192.0.2.1\nmail A 192.0.2.2\n"),
+        )
+        .unwrap();
+        members.push((format!("m{i}"), z.clone()));
+    }
+    let listed: Vec<(&str, &str, Option<&str>)> = members
+        .iter()
+        .map(|(id, z)| (id.as_str(), z.as_str(), None))
+        .collect();
+    let cat_file = pdir.path().join(format!("{CAT}zone"));
+    std::fs::write(&cat_file, catalog(1, "2", &listed)).unwrap();
+    let mut all: Vec<&str> = vec![CAT];
+    all.extend(names.iter().map(String::as_str));
+    let p = Tandem::start(&primary_config(pdir.path(), &all, cport), CAT);
+    for (i, z) in names.iter().enumerate() {
+        wait_serial(p.addr, z, i as u32 + 1, Duration::from_secs(10));
+    }
+    let cdir = tempfile::tempdir().unwrap();
+    let consumer_config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[catalog]]\nname = \"{CAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\n",
+        p.addr
+    );
+    let started = std::time::Instant::now();
+    let mut c = Tandem::start_in(cdir.path(), cport, &consumer_config, CAT);
+    for (i, z) in names.iter().enumerate() {
+        wait_serial(c.addr, z, i as u32 + 1, Duration::from_secs(30));
+    }
+    eprintln!("100 members served {:?} after start", started.elapsed());
+
+    // A member removed on the primary stops within the NOTIFY round trip.
+    let at = std::time::Instant::now();
+    write(&cat_file, &catalog(2, "2", &listed[1..]));
+    wait_gone(c.addr, &names[0]);
+    eprintln!("a removed member stopped {:?} after the edit", at.elapsed());
+
+    // Restarted without its primary: all 99 from disk at once.
+    drop(p);
+    c.kill9();
+    let at = std::time::Instant::now();
+    let c = Tandem::start_in(cdir.path(), cport, &consumer_config, CAT);
+    for (i, z) in names.iter().enumerate().skip(1) {
+        wait_serial(c.addr, z, i as u32 + 1, Duration::from_secs(10));
+    }
+    eprintln!(
+        "99 members served from disk {:?} after restart",
+        at.elapsed()
+    );
+    assert_eq!(rcode(c.addr, &names[0]), ResponseCode::Refused);
+}
