@@ -257,7 +257,7 @@ fn main() {
     drop(view);
     println!(
         "NSEC3-signed: {} names, {} records, {} hashes in the ordered view; load {:.2} s signed vs {:.2} s \
-         for the same records unsigned (+{:.2} s, best of 3); the view alone (denial::index) {:.3} s",
+         for the same records unsigned ({:+.2} s, best of 3); the view alone (denial::index) {:.3} s",
         zone.name_count(),
         zone.record_count(),
         view_len(&zone),
