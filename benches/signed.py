@@ -10,10 +10,12 @@
 3. Interleaved rounds per server: load time (start to first answer) and
    steady RSS (process tree, 1 s after the first answer), then dnsperf -D
    (DO=1) on a mix of positive and NXDOMAIN queries, and on NXDOMAIN alone;
-   qps and server CPU per answered query, ratios to NSD.
+   qps and server CPU per answered query, ratios to NSD. NSD runs with
+   minimal-responses (see STARTERS), so that all answer with the same records.
 
 usage: benches/signed.py [--names 1000000] [--rounds 3] [--seconds 10]
-                         [--servers tandem,nsd,knot] [--cache DIR] [--sign-only]
+                         [--servers tandem,nsd,knot] [--sign-only]
+                         [--cache DIR (/var/tmp/tandem-signed-cache)]
 Needs: nsd, knot, dnsperf, dig, dnssec-keygen, dnssec-signzone.
 """
 import argparse
@@ -64,7 +66,7 @@ def signed_zone(names, cache):
                 f.write(f"$INCLUDE {os.path.join(work, key)}\n")
     t = time.monotonic()
     print(f"signing {names} names (dnssec-signzone -3 - -H 0 -n 2) ...", flush=True)
-    subprocess.run(["dnssec-signzone", "-q", "-P", "-n", "2", "-3", "-", "-H", "0", "-S", "-K", work, "-o", ORIGIN,
+    subprocess.run(["dnssec-signzone", "-q", "-P", "-n", "2", "-3", "-", "-H", "0", "-S", "-K", work, "-d", work, "-o", ORIGIN,
                     "-f", os.path.join(work, "zone.signed"), unsigned], check=True)
     print(f"signed in {time.monotonic() - t:.0f} s", flush=True)
     os.rename(os.path.join(work, "zone.signed"), signed)
