@@ -136,8 +136,9 @@ def start_tandem(workdir, zonefile, port, binary):
     return Server("tandem", [binary, "serve", "--config", cfg], port, workdir)
 
 
-def start_nsd(workdir, zonefile, port, zone_extra=""):
-    """NSD in the foreground; `zone_extra` lines go into its zone."""
+def start_nsd(workdir, zonefile, port, zone_extra="", server_extra=""):
+    """NSD in the foreground; `zone_extra` lines go into its zone,
+    `server_extra` into its server section."""
     d = os.path.join(workdir, "nsd")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "nsd.conf"), "w") as f:
@@ -157,7 +158,7 @@ def start_nsd(workdir, zonefile, port, zone_extra=""):
   rrl-whitelist-ratelimit: 0
   rrl-size: 1000
   verbosity: 0
-remote-control:
+{server_extra}remote-control:
   control-enable: no
 zone:
   name: {ORIGIN}
@@ -219,16 +220,26 @@ def start_floor(workdir, port):
                   workdir)
 
 
-def dnsperf(port, queries, seconds):
-    r = subprocess.run(
-        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-T", "2", "-c", "16", "-q", "200"],
+def run_dnsperf(port, queries, seconds, extra=()):
+    """dnsperf's report; `extra` are more of its options (-D sets DO)."""
+    return subprocess.run(
+        ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries, "-l", str(seconds), "-T", "2", "-c", "16", "-q", "200",
+         *extra],
         capture_output=True,
         text=True,
-    )
-    qps = float(re.search(r"Queries per second:\s+([\d.]+)", r.stdout).group(1))
-    done = int(re.search(r"Queries completed:\s+(\d+)", r.stdout).group(1))
-    lost = float(re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", r.stdout).group(1))
+    ).stdout
+
+
+def parse_dnsperf(out):
+    """(qps, queries completed, % lost) of a dnsperf report."""
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"Queries completed:\s+(\d+)", out).group(1))
+    lost = float(re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", out).group(1))
     return qps, done, lost
+
+
+def dnsperf(port, queries, seconds, extra=()):
+    return parse_dnsperf(run_dnsperf(port, queries, seconds, extra))
 
 
 def bench_qps(args, workdir, binary):
