@@ -16,6 +16,19 @@ const BLOCK: usize = 256;
 pub struct OrderedKeys {
     blocks: Vec<Arc<Block>>,
     len: usize,
+    /// The first 8 bytes (big-endian, zero-padded) of each block's first
+    /// key, searched before the blocks: one load per probe instead of three
+    /// dependent ones through the Arc (28 % of an NXDOMAIN proof's CPU was
+    /// that search). Zero padding keeps the order: a strict difference in
+    /// the heads is the keys' order; a tie is settled on the whole key.
+    heads: Vec<u64>,
+}
+
+fn prefix(k: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = k.len().min(8);
+    b[..n].copy_from_slice(&k[..n]);
+    u64::from_be_bytes(b)
 }
 
 /// Keys in order, concatenated; `ends[i]` is where key `i` ends.
@@ -99,6 +112,7 @@ impl OrderedKeys {
             for k in chunk {
                 b.push(k);
             }
+            set.heads.push(prefix(b.key(0)));
             set.blocks.push(Arc::new(b));
         }
         set.len = keys.len();
@@ -116,9 +130,19 @@ impl OrderedKeys {
     /// The block that would hold `key`: the last whose first key is
     /// `<= key` (the first block when `key` sorts before everything).
     fn block_for(&self, key: &[u8]) -> usize {
-        self.blocks
-            .partition_point(|b| b.key(0) <= key)
-            .saturating_sub(1)
+        let pk = prefix(key);
+        let (mut lo, mut hi) = (0, self.heads.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let h = self.heads[mid];
+            let le = h < pk || (h == pk && self.blocks[mid].key(0) <= key);
+            if le {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.saturating_sub(1)
     }
 
     /// The greatest key `<= key` (`< key` when `strict`), if any.
@@ -157,6 +181,7 @@ impl OrderedKeys {
     pub fn insert(&mut self, key: &[u8]) {
         if self.blocks.is_empty() {
             self.blocks.push(Arc::new(Block::default()));
+            self.heads.push(0);
         }
         let b = self.block_for(key);
         let block = Arc::make_mut(&mut self.blocks[b]);
@@ -166,10 +191,13 @@ impl OrderedKeys {
         }
         block.insert_at(at, key);
         self.len += 1;
+        let head = prefix(block.key(0));
         if block.len() >= 2 * BLOCK {
             let tail = block.split_off(BLOCK);
+            self.heads.insert(b + 1, prefix(tail.key(0)));
             self.blocks.insert(b + 1, Arc::new(tail));
         }
+        self.heads[b] = head;
     }
 
     pub fn remove(&mut self, key: &[u8]) {
@@ -186,6 +214,9 @@ impl OrderedKeys {
         self.len -= 1;
         if block.len() == 0 {
             self.blocks.remove(b);
+            self.heads.remove(b);
+        } else {
+            self.heads[b] = prefix(block.key(0));
         }
     }
 
