@@ -285,6 +285,18 @@ impl Producer {
         self.t.signal("-HUP");
     }
 
+    /// The state the producer's follower check gives its follower for `zone`.
+    fn follower_state(&self, zone: &str) -> Option<String> {
+        let st = api_get(SocketAddr::from(([127, 0, 0, 1], self.ctl)), "/status");
+        let follower = format!("127.0.0.1:{}", self.follower);
+        st["zones"].as_array()?.iter().find(|z| z["name"] == zone)?["followers"]
+            .as_array()?
+            .iter()
+            .find(|f| f["address"] == follower.as_str())?["state"]
+            .as_str()
+            .map(str::to_string)
+    }
+
     /// `tandem zone add ZONE` into the catalog, through the control API.
     fn add(&self, zone: &str) {
         let file = self.zones.path().join(format!("{zone}zone"));
@@ -317,7 +329,8 @@ fn producer_config(
 ) -> String {
     let mut c = format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n\
-         [[catalog]]\nname = \"{PCAT}\"\nrole = \"producer\"\nnotify = [\"127.0.0.1:{follower}\"]\nallow_transfer = [\"127.0.0.0/8\"]\n"
+         [[catalog]]\nname = \"{PCAT}\"\nrole = \"producer\"\nnotify = [\"127.0.0.1:{follower}\"]\nallow_transfer = [\"127.0.0.0/8\"]\n\
+         follower_check_interval = 1\n"
     );
     for (z, group) in members {
         c += &format!(
@@ -342,7 +355,8 @@ fn knot_consumes_a_catalog_tandem_produces() {
     // shows which one a member has.
     let mut body = format!(
         "remote:\n  - id: tandem\n    address: {}\n\
-         acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n\
+         acl:\n  - id: notify\n    address: 127.0.0.1\n    action: notify\n  \
+         - id: producer\n    address: 127.0.0.1\n    action: transfer\n\
          template:\n",
         p.t.addr.to_string().replace(':', "@")
     );
@@ -350,7 +364,8 @@ fn knot_consumes_a_catalog_tandem_produces() {
         body += &format!("  - id: {t}\n    storage: {{D}}\n    master: tandem\n    acl: notify\n");
     }
     body += &format!(
-        "zone:\n  - domain: {PCAT}\n    catalog-role: interpret\n    catalog-template: [ member, gold, silver ]\n"
+        "zone:\n  - domain: {PCAT}\n    catalog-role: interpret\n    catalog-template: [ member, gold, silver ]\n    \
+         acl: [ notify, producer ]\n"
     );
     let knot = Peer::knot_with(kport, &body);
     let logs = || {
@@ -369,6 +384,13 @@ fn knot_consumes_a_catalog_tandem_produces() {
     until("p2 in group gold", FOLLOW, &logs, || {
         group_of("p2.test.").contains(&format!("{PCAT}#gold"))
     });
+    // Knot 3.2 answers queries to a catalog zone only over TCP and only to
+    // clients its ACL lets transfer it (the `producer` acl): the producer's
+    // follower check, asked again over TCP, then sees Knot in sync.
+    until("Knot in sync on the catalog", FOLLOW, &logs, || {
+        p.follower_state(PCAT).as_deref() == Some("in_sync")
+    });
+    assert_eq!(soa_rcode(knot.addr, PCAT), Some(ResponseCode::Refused));
 
     // Added at run time through the control API.
     p.add("p3.test.");
@@ -433,6 +455,9 @@ fn bind_consumes_a_catalog_tandem_produces() {
             serial_of(bind.addr, z) == Some(serial)
         });
     }
+    until("BIND in sync on the catalog", FOLLOW, &logs, || {
+        p.follower_state(PCAT).as_deref() == Some("in_sync")
+    });
     // BIND 9.18 knows no group property (RFC 9432 §4.4.2): it logs the
     // record as invalid and ignores it; the member is added all the same.
     assert!(

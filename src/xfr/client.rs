@@ -184,12 +184,15 @@ impl Client<'_> {
                 break buf[..n].to_vec();
             }
         };
-        // Over TCP when the UDP answer is truncated, or REFUSED: Knot
-        // refuses UDP SOA queries for a catalog it generates and answers
-        // them over TCP. BIND would skip the SOA and ask for the transfer;
-        // we ask the SOA over TCP, as Knot's own secondaries do, so that a
-        // secondary that is up to date still opens no transfer. The
-        // connection is kept for the transfer that may follow.
+        // Over TCP when the UDP answer is truncated, or REFUSED: Knot 3.2
+        // refuses every UDP query to a catalog zone (generated or
+        // interpreted) and answers over TCP those its ACL lets transfer
+        // it. BIND would skip the SOA and ask for the transfer; we ask the
+        // SOA over TCP, as Knot's own secondaries do, so that a secondary
+        // that is up to date still opens no transfer. The connection is
+        // kept for the transfer that may follow. (The follower check of a
+        // primary asks the same way, so a Knot consumer of our catalog is
+        // seen in sync.)
         let refused = raw[3] & 0xf == 5;
         if raw[2] & 0x02 != 0 || refused {
             let deadline = Instant::now() + MESSAGE_TIMEOUT;
