@@ -221,3 +221,44 @@ fn the_xot_example_pair_is_valid_with_certificates_in_place() {
     assert!(s.zones[0].primaries[0].tls);
     assert_eq!(s.zones[0].primaries[0].addr, p.server.tls_listen[0]);
 }
+
+#[test]
+fn the_catalog_example_pair_works_together() {
+    // The example files as they are, moved to free ports and absolute zone
+    // paths: the consumer serves the producer's member zone.
+    let (pport, cport, pctl, cctl) = (free_port(), free_port(), free_port(), free_port());
+    let zones = concat!(env!("CARGO_MANIFEST_DIR"), "/zones/");
+    let text = |f: &str| {
+        std::fs::read_to_string(f)
+            .unwrap()
+            .replace("127.0.0.1:5353", &format!("127.0.0.1:{pport}"))
+            .replace("127.0.0.1:5354", &format!("127.0.0.1:{cport}"))
+            .replace("127.0.0.1:8053", &format!("127.0.0.1:{pctl}"))
+            .replace("127.0.0.1:8054", &format!("127.0.0.1:{cctl}"))
+            .replace("\"zones/", &format!("\"{zones}"))
+    };
+    let pdir = tempfile::tempdir().unwrap();
+    let p = Tandem::start_in(
+        pdir.path(),
+        pport,
+        &text("examples/catalog-producer.toml"),
+        "catalog.example.",
+    );
+    let cdir = tempfile::tempdir().unwrap();
+    let c = Tandem::start_in(
+        cdir.path(),
+        cport,
+        &text("examples/catalog-consumer.toml"),
+        "catalog.example.",
+    );
+    let serial = serial_of(p.addr, "example.com.").expect("the producer serves its member");
+    wait_for(
+        "the consumer to serve the member",
+        std::time::Duration::from_secs(20),
+        || (serial_of(c.addr, "example.com.") == Some(serial)).then_some(()),
+    );
+    // The member is in group "gold", whose settings allow transfers.
+    let (rcode, records) = transfer(c.addr, &query("example.com.", RecordType::AXFR));
+    assert_eq!(rcode, hickory_proto::op::ResponseCode::NoError);
+    assert!(records.len() > 2);
+}

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout_at};
 
 /// How long one message (or the SOA answer) may take to arrive.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -187,7 +187,8 @@ impl Client<'_> {
 
     /// The primary's current serial, and for a TLS primary the connection
     /// it was asked on (for the transfer to reuse). Plain primaries are
-    /// asked over UDP (over TCP if truncated).
+    /// asked over UDP, and again over TCP when that answer is truncated or
+    /// REFUSED (the TCP connection then goes to the transfer).
     pub async fn soa_serial(&self, primary: Primary) -> Result<SoaCheck, XfrError> {
         if primary.tls {
             let deadline = Instant::now() + MESSAGE_TIMEOUT;
@@ -224,20 +225,34 @@ impl Client<'_> {
                 break buf[..n].to_vec();
             }
         };
-        let raw = if raw[2] & 0x02 != 0 {
-            let mut s = timeout(MESSAGE_TIMEOUT, TcpStream::connect(primary))
+        // Over TCP when the UDP answer is truncated, or REFUSED: Knot 3.2
+        // refuses every UDP query to a catalog zone (generated or
+        // interpreted) and answers over TCP those its ACL lets transfer
+        // it. BIND would skip the SOA and ask for the transfer; we ask the
+        // SOA over TCP, as Knot's own secondaries do, so that a secondary
+        // that is up to date still opens no transfer. The connection is
+        // kept for the transfer that may follow. (The follower check of a
+        // primary asks the same way, so a Knot consumer of our catalog is
+        // seen in sync.)
+        let refused = raw[3] & 0xf == 5;
+        if raw[2] & 0x02 != 0 || refused {
+            let deadline = Instant::now() + MESSAGE_TIMEOUT;
+            let tcp = timeout_at(deadline, TcpStream::connect(primary))
                 .await
                 .map_err(|_| XfrError::Timeout)??;
-            let (req, v, id2) = self.request(RecordType::SOA, None)?;
-            verifier = v;
-            send(&mut s, &req).await?;
-            let r = recv(&mut s, Instant::now() + MESSAGE_TIMEOUT).await?;
-            self.check(&r, id2, &mut verifier)?;
-            r
-        } else {
+            let _ = tcp.set_nodelay(true);
+            let mut conn: Conn = Box::new(tcp);
+            let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
+            send(&mut conn, &req).await?;
+            let raw = recv(&mut conn, deadline).await?;
             self.check(&raw, id, &mut verifier)?;
-            raw
-        };
+            return Ok(SoaCheck {
+                serial: self.serial_in(&raw)?,
+                expire: expire_in(&raw),
+                conn: Some(conn),
+            });
+        }
+        self.check(&raw, id, &mut verifier)?;
         Ok(SoaCheck {
             serial: self.serial_in(&raw)?,
             expire: expire_in(&raw),

@@ -284,8 +284,55 @@ impl Peer {
     }
 }
 
+/// A Knot configuration: rundir, listener, log to stderr and database in
+/// `d`, then `body` (remotes, acls, templates, zones).
+pub fn knot_conf(d: &str, port: u16, body: &str) -> String {
+    format!(
+        "server:\n  rundir: {d}\n  listen: 127.0.0.1@{port}\nlog:\n  - target: stderr\n    any: info\n\
+         database:\n  storage: {d}/db\n{body}"
+    )
+}
+
+impl Peer {
+    /// `knotd` on `port` with `body` after the shared sections
+    /// (`knot_conf`); `{D}` in `body` becomes its directory. Rewrite the
+    /// configuration with `knot_reconfigure`.
+    pub fn knot_with(port: u16, body: &str) -> Peer {
+        let (dir, d) = peer_dir();
+        std::fs::create_dir_all(dir.path().join("db")).expect("knot db dir");
+        let path = dir.path().join("knot.conf");
+        std::fs::write(&path, knot_conf(&d, port, &body.replace("{D}", &d))).expect("knot.conf");
+        Peer::spawn(
+            "knotd",
+            &["-c".into(), path.display().to_string()],
+            dir,
+            port,
+        )
+    }
+
+    /// Writes a new `body` for a Knot started by `knot_with` and has it
+    /// re-read (SIGHUP: configuration and changed zone files).
+    pub fn knot_reconfigure(&self, body: &str) {
+        let d = self.dir.path().display().to_string();
+        let conf = knot_conf(&d, self.addr.port(), &body.replace("{D}", &d));
+        std::fs::write(self.dir.path().join("knot.conf"), conf).expect("knot.conf");
+        self.hup();
+    }
+
+    /// `knotc` on this Knot's control socket; its standard output.
+    pub fn knotc(&self, args: &[&str]) -> String {
+        let out = Command::new("knotc")
+            .arg("-s")
+            .arg(self.dir.path().join("knot.sock"))
+            .args(args)
+            .output()
+            .expect("knotc is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// BIND's options that every test peer shares, listening on `port`.
-fn bind_options(d: &str, port: u16, extra: &str) -> String {
+pub fn bind_options(d: &str, port: u16, extra: &str) -> String {
     format!(
         "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  session-keyfile \"{d}/session.key\";\n  \
          managed-keys-directory \"{d}\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
@@ -348,7 +395,7 @@ impl Peer {
 
     /// `named -g` on `conf` (written to DIR/named.conf); with `debug`, at
     /// debug level 3, where named logs whether a transfer came incrementally.
-    fn named(dir: tempfile::TempDir, port: u16, conf: &str, debug: bool) -> Peer {
+    pub fn named(dir: tempfile::TempDir, port: u16, conf: &str, debug: bool) -> Peer {
         let path = dir.path().join("named.conf");
         std::fs::write(&path, conf).expect("named.conf");
         let mut args: Vec<String> = vec!["-g".into()];
@@ -361,7 +408,7 @@ impl Peer {
 }
 
 /// A peer's working directory and its path as text for config files.
-fn peer_dir() -> (tempfile::TempDir, String) {
+pub fn peer_dir() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().display().to_string();
     (dir, d)
