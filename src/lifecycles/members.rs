@@ -38,6 +38,14 @@ pub async fn consume_catalogs(zones: Arc<Zones>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let idle = lock(&zones.consumed).is_empty()
+            && !lock(&zones.cfg)
+                .catalogs
+                .iter()
+                .any(|c| c.role == CatalogRole::Consumer);
+        if idle {
+            continue;
+        }
         let z = zones.clone();
         // Starting and stopping zones touches the disk: not on a worker.
         let _ = tokio::task::spawn_blocking(move || z.look_at_catalogs()).await;
