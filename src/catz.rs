@@ -124,7 +124,11 @@ pub fn produce(catalog: &str, members: &[(String, Option<String>)]) -> String {
         let id = member_id(name);
         t += &format!("{id}.zones PTR {name}\n");
         if let Some(g) = group {
-            let g: String = g.chars().filter(|c| *c != '"' && *c != '\\').collect();
+            // Printable ASCII only: the text goes into a zone file.
+            let g: String = g
+                .chars()
+                .filter(|c| (c.is_ascii_graphic() || *c == ' ') && *c != '"' && *c != '\\')
+                .collect();
             t += &format!("group.{id}.zones TXT \"{g}\"\n");
         }
     }

@@ -878,6 +878,20 @@ fn catalog_config(
     };
     let given_defaults = to_json("defaults", t.remove("defaults"))?;
     let group_tables = to_json("group", t.remove("group"))?;
+    // Each member has its own name, role and copy.
+    let per_member = ["name", "role", "file"];
+    for (table, m) in std::iter::once(("defaults".to_string(), &given_defaults)).chain(
+        group_tables
+            .iter()
+            .filter_map(|(g, v)| Some((format!("group.{g}"), v.as_object()?))),
+    ) {
+        if let Some(k) = per_member.iter().find(|k| m.contains_key(**k)) {
+            return Err(err(
+                &format!("{table}.{k}"),
+                "set per member, not here".into(),
+            ));
+        }
+    }
     let mut me = to_json_table(t).map_err(|m| err("", m))?;
     me.insert("role".into(), "secondary".into());
     let zc = zone_from_json(&serde_json::Value::Object(me.clone()), src, server, keys)
@@ -990,7 +1004,11 @@ fn zone_config(
             f
         }
         (Role::Secondary, Some(f)) => f,
-        (Role::Secondary, None) => server.data_dir.join(format!("{}zone", zname)),
+        // The stem escapes `/`: a zone name (a catalog member's, say) can
+        // hold one, and must not name a path outside data_dir.
+        (Role::Secondary, None) => server
+            .data_dir
+            .join(format!("{}zone", crate::fsutil::zone_file_stem(&zname))),
     };
     let addrs = |key: &str, v: &[String]| {
         v.iter()
@@ -1212,6 +1230,16 @@ mod tests {
 
     fn p(t: &str) -> Result<Config, ConfigError> {
         parse(t, "t.toml")
+    }
+
+    #[test]
+    fn a_zone_name_cannot_put_its_copy_outside_data_dir() {
+        let cfg = p("[server]\ndata_dir = \"/srv/var\"\n").unwrap();
+        // One label `/etc/tandem/x` (a catalog could list such a member).
+        let v = serde_json::json!({"name": "\\/etc\\/tandem\\/x.", "role": "secondary", "primaries": ["192.0.2.1"]});
+        let zc = zone_from_json(&v, "test", &cfg.server, &cfg.keys).unwrap();
+        assert!(zc.file.starts_with("/srv/var"), "{}", zc.file.display());
+        assert_eq!(zc.file.parent(), Some(std::path::Path::new("/srv/var")));
     }
 
     #[test]

@@ -135,10 +135,12 @@ impl Store {
 }
 
 /// Removes what tandem keeps in `data_dir` for zone `name` (its journal
-/// segments, timers, serial state, and `copy` when it lies in `data_dir`):
-/// a removed zone leaves nothing behind (Knot and NSD leave the files).
-/// Returns the files removed.
+/// segments, timers, serial state, and a secondary's `copy` when it lies in
+/// `data_dir`): a removed zone leaves nothing behind (Knot and NSD leave
+/// the files). A primary's zone file is the operator's and stays, wherever
+/// it is (`copy` is None for a primary). Returns the files removed.
 pub fn remove_files(data_dir: &Path, name: &str, copy: Option<&Path>) -> Vec<PathBuf> {
+    let stem = crate::fsutil::zone_file_stem(name);
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return removed;
@@ -148,10 +150,10 @@ pub fn remove_files(data_dir: &Path, name: &str, copy: Option<&Path>) -> Vec<Pat
         let Some(f) = file_name.to_str() else {
             continue;
         };
-        let Some(rest) = f.strip_prefix(name) else {
+        let Some(rest) = f.strip_prefix(stem.as_str()) else {
             continue;
         };
-        let ours = matches!(rest, "zone" | "timers" | "state" | "journal" | "members")
+        let ours = matches!(rest, "timers" | "state" | "journal" | "members")
             || rest
                 .strip_prefix("journal.")
                 .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
@@ -199,9 +201,13 @@ mod tests {
         ] {
             std::fs::write(dir.path().join(f), b"x").unwrap();
         }
-        let mut gone = remove_files(dir.path(), "a.test.", None);
+        let mut gone = remove_files(dir.path(), "a.test.", Some(&dir.path().join("a.test.zone")));
         gone.sort();
         assert_eq!(gone.len(), 3, "{gone:?}");
+        // A primary's file (no copy given) stays.
+        std::fs::write(dir.path().join("a.test.zone"), b"x").unwrap();
+        assert!(remove_files(dir.path(), "a.test.", None).is_empty());
+        assert!(dir.path().join("a.test.zone").exists());
         assert!(dir.path().join("ab.test.zone").exists());
         assert!(dir.path().join("a.test.zone.keep").exists());
     }

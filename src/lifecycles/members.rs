@@ -23,10 +23,14 @@ use tracing::{info, warn};
 const LOOK_EVERY: Duration = Duration::from_millis(20);
 
 /// A consumed catalog: the version last applied and what it listed.
+///
+/// Lock order: `zones` before `consumed` (and `cfg`), never the other way.
 #[derive(Default)]
 pub(super) struct Consumed {
-    /// The address of the last version read (valid or not).
-    seen: usize,
+    /// The last version read (valid or not), held so its address cannot be
+    /// reused by a later version (compared with `Arc::ptr_eq`); None makes
+    /// the next pass apply the catalog again (after a config reload).
+    seen: Option<Arc<crate::zone::Zone>>,
     members: BTreeMap<String, Member>,
     /// Why the last version read was not applied, and when.
     pub(super) error: Option<(String, std::time::SystemTime)>,
@@ -90,10 +94,10 @@ impl Zones {
             let Some(version) = self.catalog.load().get(&apex).and_then(|s| s.zone.clone()) else {
                 continue;
             };
-            let at = Arc::as_ptr(&version) as usize;
             if lock(&self.consumed)
                 .get(&cat.name)
-                .is_some_and(|c| c.seen == at)
+                .and_then(|c| c.seen.as_ref())
+                .is_some_and(|s| Arc::ptr_eq(s, &version))
             {
                 continue;
             }
@@ -113,7 +117,24 @@ impl Zones {
             lock(&self.consumed)
                 .entry(cat.name.clone())
                 .or_default()
-                .seen = at;
+                .seen = Some(version);
+        }
+    }
+
+    /// Every consumed catalog's reason for not applying its last version.
+    pub(super) fn catalog_errors(&self) -> BTreeMap<String, (String, std::time::SystemTime)> {
+        lock(&self.consumed)
+            .iter()
+            .filter_map(|(n, c)| Some((n.clone(), c.error.clone()?)))
+            .collect()
+    }
+
+    /// Has every consumed catalog applied again on the next pass: the
+    /// members' settings may have changed (a config reload), or a zone that
+    /// took a member's name may have gone.
+    pub(super) fn reapply_catalogs(&self) {
+        for c in lock(&self.consumed).values_mut() {
+            c.seen = None;
         }
     }
 
@@ -212,6 +233,12 @@ impl Zones {
             )
             .map_err(|e| ZoneChangeError::Invalid(e.to_string()))?
         };
+        // Who hands this member over (coo), read before `zones` is taken.
+        let coo_from: Vec<String> = lock(&self.consumed)
+            .iter()
+            .filter(|(_, c)| c.members.get(&m.name).and_then(|o| o.coo.as_deref()) == Some(catalog))
+            .map(|(name, _)| name.clone())
+            .collect();
         let mut zones = lock(&self.zones);
         match zones.get_mut(&m.name) {
             None => {
@@ -221,14 +248,15 @@ impl Zones {
             Some(r) if r.origin == mine => {
                 // RFC 9432 §5.3: a new unique id resets the member.
                 if before.is_some_and(|b| b.id != m.id) {
+                    // Under the same lock throughout: nothing else can take
+                    // the name between the old zone's end and the new start.
                     let Some(old) = zones.remove(&m.name) else {
                         return Ok(Change::None);
                     };
-                    drop(zones);
                     self.forget(old);
                     info!(zone = %m.name, catalog = %catalog, id = %m.id, "member's unique id changed; its copy is dropped and it transfers afresh");
                     let fresh = self.start_zone(zc, mine);
-                    lock(&self.zones).insert(m.name.clone(), fresh);
+                    zones.insert(m.name.clone(), fresh);
                     return Ok(Change::Reset);
                 }
                 if r.cfg != zc {
@@ -237,8 +265,8 @@ impl Zones {
                 Ok(Change::None)
             }
             Some(r) => {
-                let from_coo = matches!(&r.origin, ZoneOrigin::Catalog(other)
-                    if lock(&self.consumed).get(other).and_then(|c| c.members.get(&m.name)).and_then(|o| o.coo.as_deref()) == Some(catalog));
+                let from_coo =
+                    matches!(&r.origin, ZoneOrigin::Catalog(other) if coo_from.contains(other));
                 if from_coo {
                     r.origin = mine;
                     self.reconfigure_zone(r, zc);

@@ -305,7 +305,10 @@ impl Zones {
             return Err(ZoneChangeError::NoZone(name));
         };
         if r.origin != ZoneOrigin::Api {
-            let source = lock(&self.cfg).source.clone();
+            let source = match &r.origin {
+                ZoneOrigin::Catalog(c) => format!("the catalog {c}"),
+                _ => lock(&self.cfg).source.clone(),
+            };
             return Err(ZoneChangeError::NotRemovable(name, source));
         }
         lock(&self.api).set(&name, None)?;
@@ -316,6 +319,7 @@ impl Zones {
         let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
         self.stop_zone(r, true);
         self.reload_catalogs();
+        self.reapply_catalogs();
         let removed = runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
         info!(zone = %name, files = removed.len(), "zone removed through the control API; no longer served");
         Ok(serde_json::json!({ "ok": true, "zone": name, "files_removed": removed.len() }))
@@ -641,6 +645,9 @@ impl Zones {
         }
         drop(zones);
         to_load.extend(self.write_catalogs());
+        // Members get the catalogs' new settings, and names a removed zone
+        // freed, without waiting for the catalogs to change.
+        self.reapply_catalogs();
         for name in to_load {
             let _ = self.reload_tx.send(Changed::complete(name));
         }
@@ -738,15 +745,15 @@ impl Zones {
     }
 
     pub fn status_json(&self) -> serde_json::Value {
-        let consumed = lock(&self.consumed);
+        // Copied out first: `zones` is always taken before `consumed`.
+        let consumed = self.catalog_errors();
         let zones: Vec<serde_json::Value> = lock(&self.zones)
             .values()
             .map(|r| {
                 let mut z = r.status.json();
                 if let Some(o) = z.as_object_mut() {
                     o.insert("origin".into(), r.origin.label().into());
-                    if let Some((e, at)) = consumed.get(&r.cfg.name).and_then(|c| c.error.as_ref())
-                    {
+                    if let Some((e, at)) = consumed.get(&r.cfg.name) {
                         o.insert("last_error".into(), e.clone().into());
                         o.insert("last_error_at".into(), crate::status::rfc3339(*at).into());
                     }

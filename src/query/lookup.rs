@@ -214,9 +214,8 @@ impl<'z> Lookup<'z> {
             {
                 // RFC 5155 §7.2.8: an NSEC3 owner name does not exist for
                 // queries (its hash is covered by another NSEC3).
-                found = Found::Missing {
-                    ce: lower[0] as usize + 1,
-                };
+                // A wildcard at the apex still answers it.
+                found = self.wildcard(lower, lower[0] as usize + 1);
             }
             let node = match found {
                 Found::Referral(cut) => {

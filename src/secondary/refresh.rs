@@ -150,8 +150,15 @@ impl SecondaryZone {
     /// Records a successful refresh: timers moved and saved. `received` is
     /// the primary's EXPIRE option, if it sent one.
     fn refreshed(&mut self, received: Option<u32>) {
-        let expire = self.expire_for(self.current.as_deref(), received);
-        self.set_expire_at(Some(Instant::now() + expire));
+        let mut expire = self.expire_for(self.current.as_deref(), received);
+        // A check only moves the deadline later (BIND: "has the expire time
+        // improved?"): a secondary among the primaries that answers with
+        // little time left must not cut short what a fresher check gave.
+        let now = Instant::now();
+        if let Some(left) = self.expire_at.and_then(|at| at.checked_duration_since(now)) {
+            expire = expire.max(left);
+        }
+        self.set_expire_at(Some(now + expire));
         let Some(store) = self.store.as_mut() else {
             return;
         };

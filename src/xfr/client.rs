@@ -236,21 +236,34 @@ impl Client<'_> {
         // seen in sync.)
         let refused = raw[3] & 0xf == 5;
         if raw[2] & 0x02 != 0 || refused {
-            let deadline = Instant::now() + MESSAGE_TIMEOUT;
-            let tcp = timeout_at(deadline, TcpStream::connect(primary))
-                .await
-                .map_err(|_| XfrError::Timeout)??;
-            let _ = tcp.set_nodelay(true);
-            let mut conn: Conn = Box::new(tcp);
-            let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
-            send(&mut conn, &req).await?;
-            let raw = recv(&mut conn, deadline).await?;
-            self.check(&raw, id, &mut verifier)?;
-            return Ok(SoaCheck {
-                serial: self.serial_in(&raw)?,
-                expire: expire_in(&raw),
-                conn: Some(conn),
-            });
+            // Within the caller's time (a follower check waits 2 s).
+            let deadline = Instant::now() + self.timeout.min(MESSAGE_TIMEOUT);
+            let over_tcp = async {
+                let tcp = timeout_at(deadline, TcpStream::connect(primary))
+                    .await
+                    .map_err(|_| XfrError::Timeout)??;
+                let _ = tcp.set_nodelay(true);
+                let mut conn: Conn = Box::new(tcp);
+                let (req, mut verifier, id) = self.request(RecordType::SOA, None)?;
+                send(&mut conn, &req).await?;
+                let raw = recv(&mut conn, deadline).await?;
+                self.check(&raw, id, &mut verifier)?;
+                Ok(SoaCheck {
+                    serial: self.serial_in(&raw)?,
+                    expire: expire_in(&raw),
+                    conn: Some(conn),
+                })
+            }
+            .await;
+            return match over_tcp {
+                // TCP unreachable after a REFUSED: the REFUSED is the answer
+                // (reachable, not serving it), not a timeout.
+                Err(XfrError::Timeout | XfrError::Io(_)) if refused => {
+                    self.check(&raw, id, &mut verifier)?;
+                    Err(XfrError::Timeout)
+                }
+                other => other,
+            };
         }
         self.check(&raw, id, &mut verifier)?;
         Ok(SoaCheck {

@@ -119,7 +119,7 @@ pub fn index(zone: &Zone) -> Result<(bool, Option<Denial>), DenialError> {
         Chain::Nsec3(param) => {
             let mut keys = Vec::new();
             for n in zone.nodes() {
-                if let Some(h) = nsec3_key(zone, n) {
+                if let Some(h) = nsec3_key(zone, n, &param) {
                     keys.push(h.to_vec());
                 }
             }
@@ -161,11 +161,11 @@ pub fn update<'a>(
                     None => keys.remove(k),
                 }
             }
-            Some(Denial::Nsec3 { hashes, .. }) => {
+            Some(Denial::Nsec3 { hashes, param }) => {
                 let Some(h) = hash_label(lname, &new.apex_key) else {
                     continue;
                 };
-                match node.filter(|n| n.get(rtype::NSEC3).is_some()) {
+                match node.filter(|n| of_chain(*n, param)) {
                     Some(_) => hashes.insert(&h),
                     None => hashes.remove(&h),
                 }
@@ -184,8 +184,25 @@ fn nsec_key(zone: &Zone, n: Node) -> Option<Vec<u8>> {
     Some(canonical_key(l, zone.apex_key.len(), &mut key).to_vec())
 }
 
-fn nsec3_key(zone: &Zone, n: Node) -> Option<[u8; HASH_LEN]> {
-    n.get(rtype::NSEC3)?;
+/// Whether `n` holds an NSEC3 of the chain `param` names: while an
+/// NSEC3PARAM changes (a new chain built beside the old over several
+/// IXFRs), the other chain's records must not be taken as proofs.
+fn of_chain(n: Node, param: &Nsec3Param) -> bool {
+    n.get(rtype::NSEC3).is_some_and(|set| {
+        set.iter().any(|rd| match rd {
+            [SHA1, _flags, i0, i1, len, rest @ ..] => {
+                u16::from_be_bytes([*i0, *i1]) == param.iterations
+                    && rest.get(..*len as usize) == Some(&param.salt[..])
+            }
+            _ => false,
+        })
+    })
+}
+
+fn nsec3_key(zone: &Zone, n: Node, param: &Nsec3Param) -> Option<[u8; HASH_LEN]> {
+    if !of_chain(n, param) {
+        return None;
+    }
     let mut lname = [0u8; name::MAX_NAME];
     let l = lower_into(n.name(), &mut lname)?;
     hash_label(l, &zone.apex_key)
@@ -351,8 +368,11 @@ impl Denial {
 
     /// NSEC3 zones: the NSEC3 whose hash is `lname`'s, if there is one.
     pub fn nsec3_matching<'z>(&self, zone: &'z Zone, lname: &[u8]) -> Option<Node<'z>> {
+        let Denial::Nsec3 { param, .. } = self else {
+            return None;
+        };
         let h = self.nsec3_hash(lname)?;
-        Self::nsec3_node(zone, &h).filter(|n| n.get(rtype::NSEC3).is_some())
+        Self::nsec3_node(zone, &h).filter(|n| of_chain(*n, param))
     }
 
     /// NSEC3 zones: the NSEC3 covering `lname`'s hash: the greatest hash
@@ -448,6 +468,31 @@ mod tests {
                 k.iter().map(<[u8]>::to_vec).collect()
             }
             None => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_the_chain_nsec3param_names_is_indexed() {
+        // A rollover in progress: the new chain (salt ab) beside the old.
+        let h = |c: char| c.to_string().repeat(32);
+        let text = format!(
+            "$TTL 60\n@ SOA ns h 1 1 1 1 1\n NS ns\n DNSKEY 257 3 13 AAAA\n NSEC3PARAM 1 0 0 -\nns A 192.0.2.1\n\
+             {} NSEC3 1 0 0 - {} A\n{} NSEC3 1 0 0 - {} A\n{} NSEC3 1 0 0 ab {} A\n",
+            h('1'),
+            h('5'),
+            h('5'),
+            h('1'),
+            h('3'),
+            h('3')
+        );
+        let z = load_zone_str(&text, "t", b"\x01t\x00").unwrap();
+        let keys = keys_of(&z);
+        assert_eq!(keys.len(), 2, "the other chain's owner is not a proof");
+        let d = z.denial().unwrap();
+        // Whatever the name, its cover is one of the chain's own two.
+        for n in [&b"\x01a\x01t\x00"[..], b"\x01b\x01t\x00", b"\x01c\x01t\x00"] {
+            let c = d.nsec3_covering(&z, n).unwrap();
+            assert!(!c.name().starts_with(b"\x2033333"), "{:?}", c.name());
         }
     }
 
