@@ -104,7 +104,7 @@ def answers(port, name=ORIGIN, qtype="SOA"):
 class Server:
     def __init__(self, name, cmd, port, workdir):
         self.name, self.port = name, port
-        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        self.log = open(os.path.join(workdir, f"{name}.log"), "a")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=workdir)
 

@@ -34,6 +34,8 @@ pub(super) struct Consumed {
     members: BTreeMap<String, Member>,
     /// Why the last version read was not applied, and when.
     pub(super) error: Option<(String, std::time::SystemTime)>,
+    /// The catalog's settings these members were started with.
+    cfg: Option<CatalogConfig>,
 }
 
 /// Runs every consumer of the config, for as long as the server runs.
@@ -161,9 +163,9 @@ impl Zones {
         listed: BTreeMap<String, Member>,
     ) {
         let mine = ZoneOrigin::Catalog(catalog.to_string());
-        let before = lock(&self.consumed)
+        let (before, same_cfg) = lock(&self.consumed)
             .get(catalog)
-            .map(|c| c.members.clone())
+            .map(|c| (c.members.clone(), c.cfg.as_ref() == cat))
             .unwrap_or_default();
         let (mut added, mut removed, mut reset) = (0, 0, 0);
         for (name, old) in &before {
@@ -192,6 +194,17 @@ impl Zones {
         }
         if let Some(cat) = cat {
             for (name, m) in &listed {
+                // Listed as before, with the same settings, and still ours:
+                // nothing to do (without this, one member added cost every
+                // member's settings rebuilt: 1.3 s of CPU for 10,000).
+                if same_cfg
+                    && before.get(name) == Some(m)
+                    && lock(&self.zones)
+                        .get(name)
+                        .is_some_and(|r| r.origin == mine)
+                {
+                    continue;
+                }
                 match self.member_change(catalog, cat, m, before.get(name)) {
                     Ok(Change::Added) => added += 1,
                     Ok(Change::Reset) => reset += 1,
@@ -206,10 +219,10 @@ impl Zones {
         if cat.is_some() {
             self.save_members(catalog, &listed);
         }
-        lock(&self.consumed)
-            .entry(catalog.to_string())
-            .or_default()
-            .members = listed;
+        let mut consumed = lock(&self.consumed);
+        let c = consumed.entry(catalog.to_string()).or_default();
+        c.members = listed;
+        c.cfg = cat.cloned();
         if added + removed + reset > 0 {
             info!(catalog = %catalog, members = count, added, removed, reset, "catalog applied");
         }
