@@ -116,9 +116,9 @@ impl Store {
             None => self.zones.remove(name),
         };
         let list: Vec<(&String, &serde_json::Value)> = self.zones.iter().collect();
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let written = std::fs::create_dir_all(dir)
-            .and_then(|()| serde_json::to_vec_pretty(&list).map_err(std::io::Error::other))
+        // write_atomic makes data_dir if it is not there yet.
+        let written = serde_json::to_vec_pretty(&list)
+            .map_err(std::io::Error::other)
             .and_then(|bytes| fsutil::write_atomic(&self.path, &bytes));
         if let Err(source) = written {
             match before {

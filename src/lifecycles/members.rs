@@ -79,7 +79,7 @@ impl Zones {
             let _ = std::fs::remove_file(self.members_path(&c));
         }
         for cat in consumers {
-            let Ok(apex) = name_wire(&cat.name) else {
+            let Some(apex) = crate::zone::name::lower_wire(&cat.name) else {
                 continue;
             };
             // First look (at start-up, or the catalog is new): the members
@@ -266,7 +266,7 @@ impl Zones {
                     let Some(old) = zones.remove(&m.name) else {
                         return Ok(Change::None);
                     };
-                    self.forget(old);
+                    let _ = self.forget(old);
                     info!(zone = %m.name, catalog = %catalog, id = %m.id, "member's unique id changed; its copy is dropped and it transfers afresh");
                     let fresh = self.start_zone(zc, mine);
                     zones.insert(m.name.clone(), fresh);
@@ -295,7 +295,8 @@ impl Zones {
     }
 
     fn members_path(&self, catalog: &str) -> std::path::PathBuf {
-        self.data_dir().join(format!("{catalog}members"))
+        let stem = crate::fsutil::zone_file_stem(catalog);
+        self.data_dir().join(format!("{stem}members"))
     }
 
     /// The member set last applied, as saved (none: empty).
@@ -319,12 +320,7 @@ impl Zones {
         let path = self.members_path(catalog);
         let written = serde_json::to_vec(&list)
             .map_err(std::io::Error::other)
-            .and_then(|b| {
-                if let Some(d) = path.parent() {
-                    std::fs::create_dir_all(d)?;
-                }
-                crate::fsutil::write_atomic(&path, &b)
-            });
+            .and_then(|b| crate::fsutil::write_atomic(&path, &b));
         if let Err(e) = written {
             warn!(catalog = %catalog, path = %path.display(), error = %e, "could not save the member list");
         }
@@ -333,16 +329,18 @@ impl Zones {
     /// Stops a member and deletes its files.
     fn drop_member(&self, name: &str) {
         if let Some(r) = lock(&self.zones).remove(name) {
-            self.forget(r);
-            info!(zone = %name, "member removed from its catalog; no longer served");
+            let files = self.forget(r).len();
+            info!(zone = %name, files, "member removed from its catalog; no longer served");
         }
     }
 
-    fn forget(&self, r: Running) {
+    /// Stops a zone and deletes what tandem kept of it in data_dir (a
+    /// primary's zone file stays); returns the files deleted.
+    pub(super) fn forget(&self, r: Running) -> Vec<std::path::PathBuf> {
         let name = r.cfg.name.clone();
         let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
         self.stop_zone(r, true);
-        runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
+        runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref())
     }
 }
 
@@ -350,10 +348,4 @@ enum Change {
     Added,
     Reset,
     None,
-}
-
-fn name_wire(name: &str) -> Result<Vec<u8>, crate::zone::name::NameError> {
-    let mut w = crate::zone::name::parse_absolute(name)?;
-    crate::zone::name::lowercase(&mut w);
-    Ok(w)
 }

@@ -272,11 +272,7 @@ impl Zones {
             if std::fs::read_to_string(&file).is_ok_and(|t| t == text) {
                 continue;
             }
-            let written = file
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| crate::fsutil::write_atomic(&file, text.as_bytes()));
-            match written {
+            match crate::fsutil::write_atomic(&file, text.as_bytes()) {
                 Ok(()) => {
                     info!(catalog = %cat, members = members.len(), "produced catalog written");
                     changed.push(cat);
@@ -316,11 +312,9 @@ impl Zones {
             return Err(ZoneChangeError::NoZone(name));
         };
         drop(zones);
-        let copy = (r.cfg.role == Role::Secondary).then(|| r.cfg.file.clone());
-        self.stop_zone(r, true);
+        let removed = self.forget(r);
         self.reload_catalogs();
         self.reapply_catalogs();
-        let removed = runtime_zones::remove_files(&self.data_dir(), &name, copy.as_deref());
         info!(zone = %name, files = removed.len(), "zone removed through the control API; no longer served");
         Ok(serde_json::json!({ "ok": true, "zone": name, "files_removed": removed.len() }))
     }
