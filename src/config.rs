@@ -40,6 +40,7 @@ struct RawServer {
     tcp_idle_timeout: Option<u64>,
     tcp_max_connections: Option<usize>,
     max_transfers_out: Option<usize>,
+    max_transfers_in: Option<usize>,
     rrl_responses_per_second: Option<u32>,
     rrl_slip: Option<u32>,
     log_level: Option<String>,
@@ -165,6 +166,9 @@ pub struct Server {
     pub tcp_max_connections: usize,
     /// AXFR/IXFR answered at once; more are REFUSED (they retry).
     pub max_transfers_out: usize,
+    /// AXFR/IXFR fetched at once by this server's secondary zones; more
+    /// wait for a slot (BIND's `transfers-in`, 10).
+    pub max_transfers_in: usize,
     /// Response-rate limiting per client /24 or /56 (off when None).
     pub rrl: Option<RrlConfig>,
     /// An EnvFilter directive, validated (`warning` and `notice` accepted).
@@ -684,6 +688,7 @@ fn validate(raw: RawFile, src: &str) -> Result<Config, ConfigError> {
         tcp_idle_timeout: Duration::from_secs(s.tcp_idle_timeout.unwrap_or(30).max(1)),
         tcp_max_connections: s.tcp_max_connections.unwrap_or(256).max(1),
         max_transfers_out: s.max_transfers_out.unwrap_or(10).max(1),
+        max_transfers_in: s.max_transfers_in.unwrap_or(10).max(1),
         rrl: s
             .rrl_responses_per_second
             .filter(|&r| r > 0)
@@ -1240,6 +1245,15 @@ mod tests {
         let zc = zone_from_json(&v, "test", &cfg.server, &cfg.keys).unwrap();
         assert!(zc.file.starts_with("/srv/var"), "{}", zc.file.display());
         assert_eq!(zc.file.parent(), Some(std::path::Path::new("/srv/var")));
+    }
+
+    #[test]
+    fn transfers_in_default_to_bind_s_ten_and_are_at_least_one() {
+        assert_eq!(p("").unwrap().server.max_transfers_in, 10);
+        let cfg = p("[server]\nmax_transfers_in = 0\n").unwrap();
+        assert_eq!(cfg.server.max_transfers_in, 1);
+        let cfg = p("[server]\nmax_transfers_in = 64\n").unwrap();
+        assert_eq!(cfg.server.max_transfers_in, 64);
     }
 
     #[test]

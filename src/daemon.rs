@@ -128,6 +128,16 @@ pub fn run(cfg: Config, source: ConfigSource) -> Result<(), StartError> {
     if let Err(e) = std::fs::create_dir_all(&cfg.server.data_dir) {
         error!(data_dir = %cfg.server.data_dir.display(), "cannot create data_dir: {e}; journals and serials will not persist");
     }
+    crate::secondary::limit_transfers_in(cfg.server.max_transfers_in);
+    match crate::xfr::journal::move_flat_segments(&cfg.server.data_dir) {
+        Ok(0) => {}
+        Ok(n) => {
+            info!(data_dir = %cfg.server.data_dir.display(), "moved {n} journal segments into per-zone journal directories")
+        }
+        Err(e) => {
+            error!(data_dir = %cfg.server.data_dir.display(), "cannot move journal segments into per-zone directories: {e}; their history may be missing")
+        }
+    }
     let (reload_tx, reload_rx) = mpsc::unbounded_channel::<Changed>();
     let watch = FileWatch::start(cfg.server.zone_watch, reload_tx.clone());
     let token = cfg.server.control_token.clone();

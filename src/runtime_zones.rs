@@ -142,29 +142,25 @@ impl Store {
 pub fn remove_files(data_dir: &Path, name: &str, copy: Option<&Path>) -> Vec<PathBuf> {
     let stem = crate::fsutil::zone_file_stem(name);
     let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(data_dir) else {
-        return removed;
-    };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(f) = file_name.to_str() else {
-            continue;
-        };
-        let Some(rest) = f.strip_prefix(stem.as_str()) else {
-            continue;
-        };
-        let ours = matches!(rest, "timers" | "state" | "journal" | "members")
-            || rest
-                .strip_prefix("journal.")
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-        let path = entry.path();
-        if (ours || copy == Some(path.as_path())) && std::fs::remove_file(&path).is_ok() {
+    // The names tandem gives a zone's files, asked for one by one: listing
+    // a data_dir of 10,000 catalog members for every removal would not do.
+    for suffix in ["timers", "state", "journal", "members"] {
+        let path = data_dir.join(format!("{stem}{suffix}"));
+        if std::fs::remove_file(&path).is_ok() {
             removed.push(path);
         }
     }
+    let segments = crate::xfr::journal::segment_dir(&data_dir.join(format!("{stem}journal")));
+    if let Ok(entries) = std::fs::read_dir(&segments) {
+        for e in entries.flatten() {
+            if std::fs::remove_file(e.path()).is_ok() {
+                removed.push(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&segments);
+    }
     if let Some(c) = copy
         && c.starts_with(data_dir)
-        && !removed.iter().any(|p| p == c)
         && std::fs::remove_file(c).is_ok()
     {
         removed.push(c.to_path_buf());
@@ -192,9 +188,10 @@ mod tests {
         let names: Vec<&String> = s.zones().map(|(n, _)| n).collect();
         assert_eq!(names, ["a.test."]);
 
+        std::fs::create_dir(dir.path().join("a.test.journal.d")).unwrap();
         for f in [
             "a.test.zone",
-            "a.test.journal.3",
+            "a.test.journal.d/3",
             "a.test.timers",
             "ab.test.zone",
             "a.test.zone.keep",

@@ -159,6 +159,43 @@ fn a_secondary_serves_until_expire_then_servfail_then_recovers() {
     wait_serial(s.addr, ZONE, 1, Duration::from_secs(30));
 }
 
+/// A copy's expiry survives a restart when no refresh came after its
+/// transfer, so no timers file was written: the copy's first line holds the
+/// timers. Without them the restart would serve the expired copy.
+#[test]
+fn a_copy_that_expired_before_a_restart_is_not_served_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z.zone");
+    std::fs::write(&file, zone_text(ZONE, 1, "")).unwrap();
+    let mut p = Tandem::start(&primary_config(&file, &[]), ZONE);
+    let sdir = tempfile::tempdir().unwrap();
+    let sport = free_port();
+    let scfg = secondary_config(
+        &[p.addr],
+        "max_refresh = 2\nmax_retry = 1\nmax_expire = 2\n",
+    );
+    let mut s = Tandem::start_in(sdir.path(), sport, &scfg, ZONE);
+    // Every refresh after the transfer fails: nothing rewrites the timers.
+    p.kill9();
+    wait_for("SERVFAIL after expiry", Duration::from_secs(20), || {
+        (rcode_at(s.addr) == Some(ResponseCode::ServFail)).then_some(())
+    });
+    s.kill9();
+    let var = sdir.path().join("var");
+    assert!(var.join("follow.test.zone").is_file());
+    assert!(
+        !var.join("follow.test.timers").exists(),
+        "a refresh wrote the timers file; this test is about the copy's own line"
+    );
+    let s = Tandem::spawn_in(sdir.path(), sport, &scfg);
+    wait_for("the expired copy refused", Duration::from_secs(20), || {
+        s.log_text()
+            .contains("the saved copy expired while tandem was stopped")
+            .then_some(())
+    });
+    assert_eq!(rcode_at(s.addr), Some(ResponseCode::ServFail));
+}
+
 #[test]
 fn failover_to_the_second_primary() {
     let dir = tempfile::tempdir().unwrap();

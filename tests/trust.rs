@@ -363,7 +363,7 @@ fn a_secondary_keeps_what_is_saved_when_a_newer_version_cannot_be() {
     let pid = s.child.id();
     for f in [
         format!(".s.test.zone.tmp.{pid}"),
-        "s.test.journal.1".to_string(),
+        "s.test.journal.d/1".to_string(),
     ] {
         std::fs::create_dir_all(work.path().join("var").join(f)).unwrap();
     }

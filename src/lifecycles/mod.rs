@@ -356,6 +356,10 @@ fn restart_required(old: &config::Server, new: &config::Server) -> Vec<&'static 
         old.max_transfers_out != new.max_transfers_out,
     );
     check(
+        "max_transfers_in",
+        old.max_transfers_in != new.max_transfers_in,
+    );
+    check(
         "transfer_out_timeout",
         old.transfer_out_timeout != new.transfer_out_timeout,
     );

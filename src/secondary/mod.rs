@@ -17,7 +17,7 @@ mod refresh;
 pub mod store;
 mod transfer;
 
-pub use transfer::{apply_all, build_full};
+pub use transfer::{apply_all, build_full, limit_transfers_in};
 
 use crate::catalog::{Served, SharedCatalog, ZonePolicy, publish};
 use crate::config::ZoneConfig;

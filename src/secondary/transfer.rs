@@ -1,6 +1,7 @@
 //! A transfer in: fetched and checked by `xfr::client`, built or applied
 //! here (every record validated), then FLUSHed to disk (`store`) and only
-//! then swapped into the catalog.
+//! then swapped into the catalog (a zone's first version, with nothing on
+//! disk to come back, is swapped in first and saved after).
 
 use super::SecondaryZone;
 use super::refresh::Link;
@@ -10,9 +11,27 @@ use crate::xfr::reader::Fetched;
 use crate::zone::diff::{self, Rr};
 use crate::zone::records::Records;
 use crate::zone::{Zone, build, rtype, serial::is_newer, stage, workers};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::error;
+
+/// Transfers fetched at once, across every secondary zone of the process.
+/// 10,000 catalog members starting together each opened a connection to
+/// the primary at once: NSD closed 896 of them mid-transfer and the rest
+/// queued behind each other (100–4,600 ms for 11 records); BIND keeps
+/// `transfers-in` (10), Knot its background workers.
+static TRANSFERS_IN: OnceLock<Arc<Semaphore>> = OnceLock::new();
+
+/// Sets the limit (at start-up; a later call changes nothing).
+pub fn limit_transfers_in(n: usize) {
+    let _ = TRANSFERS_IN.set(Arc::new(Semaphore::new(n.max(1))));
+}
+
+async fn transfer_slot() -> Option<OwnedSemaphorePermit> {
+    let s = TRANSFERS_IN.get_or_init(|| Arc::new(Semaphore::new(10)));
+    s.clone().acquire_owned().await.ok()
+}
 
 impl SecondaryZone {
     /// One transfer, checked, saved (with the refresh timers it sets) and
@@ -29,7 +48,12 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        let got = match self.client(link).fetch(link.primary, current, conn).await {
+        // A slot of the server's `max_transfers_in`, held while the
+        // transfer comes in (not while it is built and saved).
+        let slot = transfer_slot().await;
+        let got = self.client(link).fetch(link.primary, current, conn).await;
+        drop(slot);
+        let got = match got {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);
@@ -85,8 +109,16 @@ impl SecondaryZone {
         let records = next.record_count();
         let expire = self.expire_for(Some(&next), received_expire);
         let next = Arc::new(next);
-        // FLUSH before the swap: what is served is on disk, with the timers
-        // this successful refresh sets.
+        // A zone's first version, with no copy on disk, is served before it
+        // is saved (as Knot serves a new zone and flushes its file later): a
+        // crash in between leaves nothing on disk, so the restart starts
+        // empty and transfers again, and no older version can come back.
+        // Every later version is FLUSHed before the swap: what is served is
+        // on disk, with the timers this refresh sets.
+        let first = old.is_none() && self.store.as_ref().is_some_and(|s| !s.holds_a_version());
+        if first {
+            self.swap_in(&next, expire, records);
+        }
         let (saved, on_disk) = {
             let Some(mut store) = self.store.take() else {
                 return Err(XfrError::Malformed("store busy".into()));
@@ -119,7 +151,7 @@ impl SecondaryZone {
             Ok(()) => self.status.set_degraded(None),
             // An older version on disk would come back after a restart: the
             // serial would go backwards. Keep serving what is saved.
-            Err(e) if on_disk => {
+            Err(e) if on_disk && !first => {
                 let why = format!(
                     "cannot save serial {} under {}: {e}; still serving the saved serial",
                     next.serial(),
@@ -140,11 +172,9 @@ impl SecondaryZone {
                 self.status.set_degraded(Some(why));
             }
         }
-        self.current = Some(next.clone());
-        self.set_expire_at(Some(Instant::now() + expire));
-        self.publish();
-        self.status.published(next.serial(), records);
-        self.announce.send_replace(Some(next.soa_rr()));
+        if !first {
+            self.swap_in(&next, expire, records);
+        }
         // Refresh times the save left for after the swap.
         if let Some(mut store) = self.store.take() {
             let r = tokio::task::spawn_blocking(move || {
@@ -163,6 +193,16 @@ impl SecondaryZone {
             }
         }
         Ok((style, next.serial(), records))
+    }
+
+    /// Serves `next`: swapped into the catalog, the EXPIRE timer restarted,
+    /// followers told.
+    fn swap_in(&mut self, next: &Arc<Zone>, expire: std::time::Duration, records: usize) {
+        self.current = Some(next.clone());
+        self.set_expire_at(Some(Instant::now() + expire));
+        self.publish();
+        self.status.published(next.serial(), records);
+        self.announce.send_replace(Some(next.soa_rr()));
     }
 }
 
