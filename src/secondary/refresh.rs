@@ -118,7 +118,8 @@ impl SecondaryZone {
             let serial = z.serial();
             // RFC 7314 §4: the EXPIRE counts only when the primary serves
             // the version we have.
-            self.refreshed(check.expire.filter(|_| theirs == serial));
+            self.refreshed(check.expire.filter(|_| theirs == serial))
+                .await;
             return Ok(format!(
                 "up to date at serial {serial} ({primary} has {theirs})"
             ));
@@ -149,7 +150,7 @@ impl SecondaryZone {
 
     /// Records a successful refresh: timers moved and saved. `received` is
     /// the primary's EXPIRE option, if it sent one.
-    fn refreshed(&mut self, received: Option<u32>) {
+    async fn refreshed(&mut self, received: Option<u32>) {
         let mut expire = self.expire_for(self.current.as_deref(), received);
         // A check only moves the deadline later (BIND: "has the expire time
         // improved?"): a secondary among the primaries that answers with
@@ -159,13 +160,26 @@ impl SecondaryZone {
             expire = expire.max(left);
         }
         self.set_expire_at(Some(now + expire));
-        let Some(store) = self.store.as_mut() else {
+        let Some(mut store) = self.store.take() else {
             return;
         };
         store.timers.last_refresh = crate::clock::unix_secs();
         store.timers.expires_at = crate::clock::unix_secs() + expire.as_secs();
-        if let Err(e) = store.save_timers() {
-            error!(zone = %self.cfg.name, "cannot save timers: {e}");
+        // An fsync: off the runtime's threads (10,000 catalog members
+        // checked at once after a restart would stall them).
+        match tokio::task::spawn_blocking(move || {
+            let r = store.save_timers();
+            (store, r)
+        })
+        .await
+        {
+            Ok((store, r)) => {
+                self.store = Some(store);
+                if let Err(e) = r {
+                    error!(zone = %self.cfg.name, "cannot save timers: {e}");
+                }
+            }
+            Err(e) => error!(zone = %self.cfg.name, "saving timers: {e}"),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! A transfer in: fetched and checked by `xfr::client`, built or applied
 //! here (every record validated), then FLUSHed to disk (`store`) and only
-//! then swapped into the catalog (a zone's first version, with nothing on
-//! disk to come back, is swapped in first and saved after).
+//! then swapped into the catalog.
 
 use super::SecondaryZone;
 use super::refresh::Link;
@@ -28,9 +27,16 @@ pub fn limit_transfers_in(n: usize) {
     let _ = TRANSFERS_IN.set(Arc::new(Semaphore::new(n.max(1))));
 }
 
+fn transfers_in() -> &'static Arc<Semaphore> {
+    TRANSFERS_IN.get_or_init(|| Arc::new(Semaphore::new(10)))
+}
+
+fn transfer_slot_now() -> Option<OwnedSemaphorePermit> {
+    transfers_in().clone().try_acquire_owned().ok()
+}
+
 async fn transfer_slot() -> Option<OwnedSemaphorePermit> {
-    let s = TRANSFERS_IN.get_or_init(|| Arc::new(Semaphore::new(10)));
-    s.clone().acquire_owned().await.ok()
+    transfers_in().clone().acquire_owned().await.ok()
 }
 
 impl SecondaryZone {
@@ -50,7 +56,25 @@ impl SecondaryZone {
         };
         // A slot of the server's `max_transfers_in`, held while the
         // transfer comes in (not while it is built and saved).
-        let slot = transfer_slot().await;
+        // A connection left open by the SOA check is not kept idle while
+        // waiting (the primary would close it); the wait is bounded by
+        // `transfer_timeout`, so a queued refresh still ends in time for
+        // EXPIRE to be looked at.
+        let (slot, conn) = match transfer_slot_now() {
+            Some(slot) => (slot, conn),
+            None => {
+                drop(conn);
+                match tokio::time::timeout(self.cfg.transfer_timeout, transfer_slot()).await {
+                    Ok(Some(slot)) => (slot, None),
+                    _ => {
+                        return Err(XfrError::Malformed(format!(
+                            "no transfer slot free within {} s (max_transfers_in)",
+                            self.cfg.transfer_timeout.as_secs()
+                        )));
+                    }
+                }
+            }
+        };
         let got = self.client(link).fetch(link.primary, current, conn).await;
         drop(slot);
         let got = match got {
@@ -109,16 +133,11 @@ impl SecondaryZone {
         let records = next.record_count();
         let expire = self.expire_for(Some(&next), received_expire);
         let next = Arc::new(next);
-        // A zone's first version, with no copy on disk, is served before it
-        // is saved (as Knot serves a new zone and flushes its file later): a
-        // crash in between leaves nothing on disk, so the restart starts
-        // empty and transfers again, and no older version can come back.
-        // Every later version is FLUSHed before the swap: what is served is
-        // on disk, with the timers this refresh sets.
-        let first = old.is_none() && self.store.as_ref().is_some_and(|s| !s.holds_a_version());
-        if first {
-            self.swap_in(&next, expire, records);
-        }
+        // FLUSH before the swap: what is served is on disk, with the timers
+        // this refresh sets. (Serving a first version before saving it was
+        // tried for catalog members: no faster, and a crash in between,
+        // with primaries at different serials, could bring back an older
+        // serial than one already served.)
         let (saved, on_disk) = {
             let Some(mut store) = self.store.take() else {
                 return Err(XfrError::Malformed("store busy".into()));
@@ -151,7 +170,7 @@ impl SecondaryZone {
             Ok(()) => self.status.set_degraded(None),
             // An older version on disk would come back after a restart: the
             // serial would go backwards. Keep serving what is saved.
-            Err(e) if on_disk && !first => {
+            Err(e) if on_disk => {
                 let why = format!(
                     "cannot save serial {} under {}: {e}; still serving the saved serial",
                     next.serial(),
@@ -172,9 +191,7 @@ impl SecondaryZone {
                 self.status.set_degraded(Some(why));
             }
         }
-        if !first {
-            self.swap_in(&next, expire, records);
-        }
+        self.swap_in(&next, expire, records);
         // Refresh times the save left for after the swap.
         if let Some(mut store) = self.store.take() {
             let r = tokio::task::spawn_blocking(move || {

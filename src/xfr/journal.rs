@@ -219,8 +219,9 @@ impl Journal {
     fn make_segment_dir(&self) -> std::io::Result<()> {
         let dir = self.segment_dir();
         match std::fs::create_dir(&dir) {
+            // Already there (an empty one a crash left): synced all the same.
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&dir)?;
             }
@@ -267,7 +268,9 @@ impl Journal {
         let f = frame(&diff);
         if self.segments.back().is_none_or(|s| self.segment_full(s)) {
             let seq = self.segments.back().map_or(1, |s| s.seq + 1);
-            if self.segments.is_empty() {
+            // The first segment in the directory (the legacy single file,
+            // seq 0, lives beside it).
+            if self.segments.iter().all(|s| s.seq == 0) {
                 self.make_segment_dir()
                     .map_err(self.io(&self.segment_dir()))?;
             }
@@ -425,7 +428,9 @@ pub fn segment_dir(base: &Path) -> PathBuf {
 /// Run once at start-up, before any journal opens: one listing of
 /// `data_dir` instead of one per journal. Each move is a rename, so a crash
 /// midway leaves every segment in one place or the other, and the next
-/// start moves the rest. Returns how many moved.
+/// start moves the rest. A segment that cannot be moved is left where it
+/// is and named in the error, after every other one has moved. Returns
+/// how many moved.
 pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(data_dir) {
         Ok(e) => e,
@@ -433,6 +438,7 @@ pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
         Err(e) => return Err(e),
     };
     let mut moved = 0;
+    let mut failed = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
     for e in entries {
         let e = e?;
@@ -450,16 +456,34 @@ pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
             continue;
         }
         let dir = segment_dir(&data_dir.join(base));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::rename(e.path(), dir.join(seq))?;
-        dirs.insert(dir);
-        moved += 1;
+        let to = dir.join(seq);
+        // A segment already in the directory was written after the move
+        // began (an earlier version ran in between): it is kept, the flat
+        // one left for the operator, never written over.
+        if to.exists() {
+            failed.push(format!("{name}: {} exists; left in place", to.display()));
+            continue;
+        }
+        match std::fs::create_dir_all(&dir).and_then(|_| std::fs::rename(e.path(), &to)) {
+            Ok(()) => {
+                dirs.insert(dir);
+                moved += 1;
+            }
+            // One zone's failure does not stop the others' moves.
+            Err(err) => failed.push(format!("{name}: {err}")),
+        }
     }
     for d in &dirs {
         File::open(d)?.sync_all()?;
     }
     if moved > 0 {
         File::open(data_dir)?.sync_all()?;
+    }
+    if !failed.is_empty() {
+        return Err(std::io::Error::other(format!(
+            "{moved} moved; not moved: {}",
+            failed.join("; ")
+        )));
     }
     Ok(moved)
 }
@@ -694,6 +718,29 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(j.entries(), kept);
         assert!(dir.path().join("t.journal.zone").is_file());
+    }
+
+    /// A flat segment whose number is already in the directory (an older
+    /// version ran after a partial move) is not moved over it; the others
+    /// still move, and the error names the one left.
+    #[test]
+    fn a_flat_segment_never_replaces_one_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("t.journal");
+        let (mut j, _) = Journal::open(&base, 10, 1 << 20).unwrap();
+        j.append(d(1, 2, vec![], vec![a(1)])).unwrap();
+        let newer = std::fs::read(segment_dir(&base).join("1")).unwrap();
+        std::fs::write(dir.path().join("t.journal.1"), b"older").unwrap();
+        std::fs::write(dir.path().join("u.journal.4"), MAGIC).unwrap();
+        let e = move_flat_segments(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("t.journal.1") && e.contains("1 moved"), "{e}");
+        assert_eq!(std::fs::read(segment_dir(&base).join("1")).unwrap(), newer);
+        assert!(
+            segment_dir(&dir.path().join("u.journal"))
+                .join("4")
+                .is_file()
+        );
+        assert!(dir.path().join("t.journal.1").is_file());
     }
 
     /// A cleared journal leaves no directory behind.
