@@ -1,7 +1,8 @@
 //! Catalog zones (RFC 9432) between tandem and real peers, each a separate
 //! process on loopback: a Knot primary generating a catalog that tandem
-//! consumes, and a tandem producer whose catalog Knot and BIND 9.18
-//! consume. Every change (member added, removed, re-added under a new id,
+//! consumes (also behind TSIG, then restarted from disk with Knot gone), a
+//! BIND primary serving a hand-written catalog that tandem consumes, and a
+//! tandem producer whose catalog Knot and BIND 9.18 consume. Every change (member added, removed, re-added under a new id,
 //! moved to another group, edited) is followed on the other side, waited
 //! for with a deadline. See ../shared/PEERS.md for the peers' habits.
 
@@ -629,4 +630,200 @@ fn a_primary_that_refuses_the_soa_query_over_udp_is_asked_over_tcp() {
         1
     );
     assert!(udp_queries.load(Ordering::Relaxed) >= 1);
+}
+
+// ---------------------------------------------------------------------------
+// Knot generates a catalog behind TSIG; tandem consumes it and, Knot gone,
+// restarts serving every member from disk.
+
+#[test]
+#[ignore = "needs knot"]
+fn tandem_consumes_a_tsig_protected_knot_catalog_and_restarts_from_disk() {
+    const KEY: &str = "cat.key.";
+    let secret = data_encoding::BASE64.encode(b"catalog transfer secret, 32 byte");
+    let members = ["t1.test.", "t2.test.", "t3.test."];
+    let zones = tempfile::tempdir().unwrap();
+    for (i, z) in members.iter().enumerate() {
+        member_file(zones.path(), z, 10 + i as u32, "");
+    }
+    let (kport, cport) = (free_port(), free_port());
+    // Every transfer and NOTIFY signed: the catalog's and the members'.
+    let mut body = format!(
+        "key:\n  - id: {KEY}\n    algorithm: hmac-sha256\n    secret: {secret}\n\
+         remote:\n  - id: tandem\n    address: 127.0.0.1@{cport}\n    key: {KEY}\n\
+         acl:\n  - id: xfr\n    address: 127.0.0.0/8\n    key: {KEY}\n    action: transfer\n\
+         template:\n  - id: default\n    storage: {{D}}\n    acl: xfr\n    notify: tandem\n\
+         zone:\n  - domain: {KCAT}\n    catalog-role: generate\n"
+    );
+    for z in members {
+        body += &format!(
+            "  - domain: {z}\n    file: {}\n    catalog-role: member\n    catalog-zone: {KCAT}\n",
+            zones.path().join(format!("{z}zone")).display()
+        );
+    }
+    let knot = Peer::knot_with(kport, &body);
+    wait_for("Knot to serve the members", FOLLOW, || {
+        (serial_of(knot.addr, "t3.test.") == Some(12)).then_some(())
+    });
+    // Knot wants the key: unsigned, the transfer is refused.
+    assert_ne!(axfr_rcode(knot.addr, "t1.test."), ResponseCode::NoError);
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[key]]\nname = \"{KEY}\"\nalgorithm = \"hmac-sha256\"\nsecret = \"{secret}\"\n\
+         [[catalog]]\nname = \"{KCAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\n\
+         transfer_key = \"{KEY}\"\nmin_retry = 1\n\
+         [catalog.defaults]\ntransfer_key = \"{KEY}\"\nmin_retry = 1\n",
+        knot.addr
+    );
+    let cdir = tempfile::tempdir().unwrap();
+    let c = Tandem::start_in(cdir.path(), cport, &config, KCAT);
+    let logs = || {
+        format!(
+            "--- tandem ---\n{}\n--- knot ---\n{}",
+            c.log_text(),
+            knot.log_text()
+        )
+    };
+    for (i, z) in members.iter().enumerate() {
+        until(&format!("{z} served"), FOLLOW, &logs, || {
+            serial_of(c.addr, z) == Some(10 + i as u32)
+        });
+    }
+    // An edit on Knot: its signed NOTIFY accepted, the IXFR signed.
+    let log_at = c.log_text().len();
+    member_file(zones.path(), "t2.test.", 20, "new A 192.0.2.20\n");
+    knot.hup();
+    until("t2 at serial 20", FOLLOW, &logs, || {
+        serial_of(c.addr, "t2.test.") == Some(20)
+    });
+    c.wait_log(log_at, &["NOTIFY received"], FOLLOW);
+
+    // Knot gone; tandem restarted: every member answers from its saved
+    // copy at once, before any refresh could succeed.
+    drop(knot);
+    drop(c);
+    let started = Instant::now();
+    let c = Tandem::start_in(cdir.path(), cport, &config, KCAT);
+    for (z, serial) in [("t1.test.", 10), ("t2.test.", 20), ("t3.test.", 12)] {
+        until(&format!("{z} from disk"), FOLLOW, &|| c.log_text(), || {
+            serial_of(c.addr, z) == Some(serial)
+        });
+    }
+    eprintln!(
+        "all members served from disk {} ms after the restart",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(answer_count(c.addr, "new.t2.test.", RecordType::A), 1);
+}
+
+// ---------------------------------------------------------------------------
+// BIND serves a catalog written by hand (BIND 9.18 cannot generate one);
+// tandem consumes it.
+
+/// A catalog zone `cat` (version 2) listing `members` as (id, name).
+fn catalog_text(cat: &str, serial: u32, members: &[(&str, &str)]) -> String {
+    let mut t = format!(
+        "$ORIGIN {cat}\n$TTL 0\n@ SOA invalid. invalid. {serial} 3600 600 86400 0\n@ NS invalid.\n\
+         version TXT \"2\"\n"
+    );
+    for (id, name) in members {
+        t += &format!("{id}.zones PTR {name}\n");
+    }
+    t
+}
+
+#[test]
+#[ignore = "needs bind9"]
+fn tandem_consumes_a_catalog_bind_serves() {
+    const BCAT: &str = "bcat.test.";
+    let zones = tempfile::tempdir().unwrap();
+    for (i, z) in ["b1.test.", "b2.test.", "b3.test."].iter().enumerate() {
+        member_file(zones.path(), z, 30 + i as u32, "");
+    }
+    let cat_file = zones.path().join("bcat.test.zone");
+    write(
+        &cat_file,
+        &catalog_text(BCAT, 1, &[("one", "b1.test."), ("two", "b2.test.")]),
+    );
+    let (bport, cport) = (free_port(), free_port());
+    let (dir, d) = peer_dir();
+    let extra = format!(
+        "  notify explicit;\n  also-notify {{ 127.0.0.1 port {cport}; }};\n  notify-delay 0;\n  \
+         allow-transfer {{ 127.0.0.1; }};\n  ixfr-from-differences yes;\n"
+    );
+    let mut conf = bind_options(&d, bport, &extra);
+    for z in [BCAT, "b1.test.", "b2.test.", "b3.test."] {
+        conf += &format!(
+            "zone \"{z}\" {{\n  type primary;\n  file \"{}\";\n}};\n",
+            zones.path().join(format!("{z}zone")).display()
+        );
+    }
+    let bind = Peer::named(dir, bport, &conf, false);
+    wait_for("BIND to serve the catalog", FOLLOW, || {
+        (serial_of(bind.addr, BCAT) == Some(1)).then_some(())
+    });
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[catalog]]\nname = \"{BCAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_retry = 1\n\
+         [catalog.defaults]\nmin_retry = 1\n",
+        bind.addr
+    );
+    let cdir = tempfile::tempdir().unwrap();
+    let c = Tandem::start_in(cdir.path(), cport, &config, BCAT);
+    let logs = || {
+        format!(
+            "--- tandem ---\n{}\n--- named ---\n{}",
+            c.log_text(),
+            bind.log_text()
+        )
+    };
+    for (z, serial) in [("b1.test.", 30), ("b2.test.", 31)] {
+        until(&format!("{z} served"), FOLLOW, &logs, || {
+            serial_of(c.addr, z) == Some(serial)
+        });
+    }
+    assert_eq!(soa_rcode(c.addr, "b3.test."), Some(ResponseCode::Refused));
+
+    // One member out, one in, in one catalog version, which BIND NOTIFYs.
+    let log_at = c.log_text().len();
+    write(
+        &cat_file,
+        &catalog_text(BCAT, 2, &[("one", "b1.test."), ("three", "b3.test.")]),
+    );
+    bind.hup();
+    until("b3 added", FOLLOW, &logs, || {
+        serial_of(c.addr, "b3.test.") == Some(32)
+    });
+    until("b2 removed", FOLLOW, &logs, || {
+        soa_rcode(c.addr, "b2.test.") == Some(ResponseCode::Refused)
+    });
+    let var = cdir.path().join("var");
+    until("b2's copy to go", FOLLOW, &logs, || {
+        !var.join("b2.test.zone").exists()
+    });
+    c.wait_log(
+        log_at,
+        // BIND 9.18 answers this IXFR AXFR-style (its first reload of the
+        // zone has no journal to answer from yet).
+        &["NOTIFY received", "received and applied zone=bcat.test."],
+        FOLLOW,
+    );
+
+    // A member edited on BIND reaches tandem.
+    member_file(zones.path(), "b1.test.", 40, "new A 192.0.2.40\n");
+    bind.hup();
+    until("b1 at serial 40", FOLLOW, &logs, || {
+        serial_of(c.addr, "b1.test.") == Some(40)
+    });
+
+    // BIND gone, tandem restarted: the members answer from disk.
+    drop(bind);
+    drop(c);
+    let c = Tandem::start_in(cdir.path(), cport, &config, BCAT);
+    for (z, serial) in [("b1.test.", 40), ("b3.test.", 32)] {
+        until(&format!("{z} from disk"), FOLLOW, &|| c.log_text(), || {
+            serial_of(c.addr, z) == Some(serial)
+        });
+    }
+    assert_eq!(soa_rcode(c.addr, "b2.test."), Some(ResponseCode::Refused));
 }
