@@ -2,7 +2,8 @@
 //! process on loopback: a Knot primary generating a catalog that tandem
 //! consumes (also behind TSIG, then restarted from disk with Knot gone), a
 //! BIND primary serving a hand-written catalog that tandem consumes, and a
-//! tandem producer whose catalog Knot and BIND 9.18 consume. Every change (member added, removed, re-added under a new id,
+//! tandem producer whose catalog Knot (across a restart of the producer)
+//! and BIND 9.18 consume. Every change (member added, removed, re-added under a new id,
 //! moved to another group, edited) is followed on the other side, waited
 //! for with a deadline. See ../shared/PEERS.md for the peers' habits.
 
@@ -425,6 +426,41 @@ fn knot_consumes_a_catalog_tandem_produces() {
     until("Knot's IXFR of p2", FOLLOW, &logs, || {
         knot.log_text()[log_at..].contains("[p2.test.] IXFR, incoming")
     });
+
+    // The producer restarted (kill -9): the same member ids, a catalog
+    // serial that does not go back, so Knot keeps every member as it is
+    // (a changed id would make it purge and transfer the member afresh).
+    let ids = catalog_ids(p.t.addr, PCAT);
+    let serial = serial_of(p.t.addr, PCAT).expect("the catalog's serial");
+    let log_at = knot.log_text().len();
+    let (dir, port) = (p.t.path(""), p.t.addr.port());
+    let config = std::fs::read_to_string(p.t.path("tandem.toml")).unwrap();
+    p.t.signal("-KILL");
+    wait_for("the producer's port to be free", FOLLOW, || {
+        (UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .then_some(())
+    });
+    let restarted = Tandem::start_in(&dir, port, &config, PCAT);
+    assert_eq!(catalog_ids(restarted.addr, PCAT), ids);
+    let again = serial_of(restarted.addr, PCAT).expect("the catalog's serial");
+    assert!(again.wrapping_sub(serial) as i32 >= 0, "{serial} → {again}");
+    // A catalog change after the restart still reaches Knot.
+    p.add("p1.test.");
+    until("Knot serving p1 again", FOLLOW, &logs, || {
+        serial_of(knot.addr, "p1.test.") == Some(1)
+    });
+    let after = knot.log_text()[log_at..].to_string();
+    for z in ["p2.test.", "p3.test."] {
+        assert!(
+            ["zone purged", "zone added from catalog", "AXFR, incoming"]
+                .iter()
+                .all(|what| !after.contains(&format!("[{z}] {what}"))),
+            "Knot reset {z} after the producer's restart:\n{after}"
+        );
+    }
+    assert_eq!(serial_of(knot.addr, "p2.test."), Some(20));
+    assert_eq!(serial_of(knot.addr, "p3.test."), Some(3));
     eprintln!("{}", logs());
 }
 
