@@ -14,10 +14,12 @@ mod events;
 mod expire;
 mod load;
 mod refresh;
+mod slots;
 pub mod store;
 mod transfer;
 
-pub use transfer::{apply_all, build_full, limit_transfers_in};
+pub use slots::limit_transfers_in;
+pub use transfer::{apply_all, build_full};
 
 use crate::catalog::{Served, SharedCatalog, ZonePolicy, publish};
 use crate::config::ZoneConfig;

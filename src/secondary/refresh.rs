@@ -2,6 +2,7 @@
 //! that is ahead (IXFR, AXFR when it must).
 
 use super::SecondaryZone;
+use super::slots::transfer_slot;
 use crate::config::Primary;
 use crate::query::request::rcode;
 use crate::tls::Connector;
@@ -18,6 +19,32 @@ pub(super) struct Link<'a> {
     pub tls: Option<&'a Connector>,
     /// Whether requests carry an OPT (asking for EXPIRE).
     pub edns: bool,
+}
+
+/// Why a refresh from one primary failed, and whether asking the next one
+/// could help: not when no transfer slot is free (that is this server's
+/// limit, not the primary's fault).
+pub(super) struct Failed {
+    why: String,
+    try_next: bool,
+}
+
+impl Failed {
+    fn no_slot(why: String) -> Failed {
+        Failed {
+            why,
+            try_next: false,
+        }
+    }
+}
+
+impl From<String> for Failed {
+    fn from(why: String) -> Failed {
+        Failed {
+            why,
+            try_next: true,
+        }
+    }
 }
 
 impl SecondaryZone {
@@ -61,16 +88,19 @@ impl SecondaryZone {
                     self.primaries[..=i].rotate_right(1);
                     return Ok(done);
                 }
-                Err(e) => {
-                    warn!(zone = %self.cfg.name, %primary, "{e}");
-                    errors.push(format!("{primary}: {e}"));
+                Err(Failed { why, try_next }) => {
+                    warn!(zone = %self.cfg.name, %primary, "{why}");
+                    errors.push(format!("{primary}: {why}"));
+                    if !try_next {
+                        break;
+                    }
                 }
             }
         }
         Err(errors.join("; "))
     }
 
-    async fn refresh_from(&mut self, primary: Primary) -> Result<String, String> {
+    async fn refresh_from(&mut self, primary: Primary) -> Result<String, Failed> {
         let key = self.signer()?;
         // Read at each refresh: a rotated CA or client certificate applies
         // without a reload.
@@ -90,6 +120,13 @@ impl SecondaryZone {
             edns: true,
         };
         if std::mem::take(&mut self.force_axfr) {
+            let _slot = match transfer_slot(None, self.cfg.transfer_timeout).await {
+                Ok((slot, _)) => slot,
+                Err(why) => {
+                    self.force_axfr = true;
+                    return Err(Failed::no_slot(why));
+                }
+            };
             let started = std::time::Instant::now();
             let (style, serial, records) =
                 self.transfer(&link, None, None, true).await.map_err(|e| {
@@ -124,6 +161,11 @@ impl SecondaryZone {
                 "up to date at serial {serial} ({primary} has {theirs})"
             ));
         }
+        // One slot of `max_transfers_in` for this refresh's transfers,
+        // the AXFR fallback included.
+        let (_slot, conn) = transfer_slot(conn, self.cfg.transfer_timeout)
+            .await
+            .map_err(Failed::no_slot)?;
         let current_soa = self.current.as_ref().map(|z| z.soa_rr());
         let started = std::time::Instant::now();
         let (kind, result) = match &current_soa {

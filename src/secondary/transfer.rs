@@ -10,34 +10,9 @@ use crate::xfr::reader::Fetched;
 use crate::zone::diff::{self, Rr};
 use crate::zone::records::Records;
 use crate::zone::{Zone, build, rtype, serial::is_newer, stage, workers};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::error;
-
-/// Transfers fetched at once, across every secondary zone of the process.
-/// 10,000 catalog members starting together each opened a connection to
-/// the primary at once: NSD closed 896 of them mid-transfer and the rest
-/// queued behind each other (100–4,600 ms for 11 records); BIND keeps
-/// `transfers-in` (10), Knot its background workers.
-static TRANSFERS_IN: OnceLock<Arc<Semaphore>> = OnceLock::new();
-
-/// Sets the limit (at start-up; a later call changes nothing).
-pub fn limit_transfers_in(n: usize) {
-    let _ = TRANSFERS_IN.set(Arc::new(Semaphore::new(n.max(1))));
-}
-
-fn transfers_in() -> &'static Arc<Semaphore> {
-    TRANSFERS_IN.get_or_init(|| Arc::new(Semaphore::new(10)))
-}
-
-fn transfer_slot_now() -> Option<OwnedSemaphorePermit> {
-    transfers_in().clone().try_acquire_owned().ok()
-}
-
-async fn transfer_slot() -> Option<OwnedSemaphorePermit> {
-    transfers_in().clone().acquire_owned().await.ok()
-}
 
 impl SecondaryZone {
     /// One transfer, checked, saved (with the refresh timers it sets) and
@@ -54,30 +29,7 @@ impl SecondaryZone {
         } else {
             stats::AXFR
         };
-        // A slot of the server's `max_transfers_in`, held while the
-        // transfer comes in (not while it is built and saved).
-        // A connection left open by the SOA check is not kept idle while
-        // waiting (the primary would close it); the wait is bounded by
-        // `transfer_timeout`, so a queued refresh still ends in time for
-        // EXPIRE to be looked at.
-        let (slot, conn) = match transfer_slot_now() {
-            Some(slot) => (slot, conn),
-            None => {
-                drop(conn);
-                match tokio::time::timeout(self.cfg.transfer_timeout, transfer_slot()).await {
-                    Ok(Some(slot)) => (slot, None),
-                    _ => {
-                        return Err(XfrError::Malformed(format!(
-                            "no transfer slot free within {} s (max_transfers_in)",
-                            self.cfg.transfer_timeout.as_secs()
-                        )));
-                    }
-                }
-            }
-        };
-        let got = self.client(link).fetch(link.primary, current, conn).await;
-        drop(slot);
-        let got = match got {
+        let got = match self.client(link).fetch(link.primary, current, conn).await {
             Ok(r) => r,
             Err(e) => {
                 stats::transfer_in(kind, false, 0);

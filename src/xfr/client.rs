@@ -215,11 +215,11 @@ impl Client<'_> {
         // as a timeout.
         sock.connect(primary).await?;
         sock.send(&req).await?;
-        // The query offers 1232 octets (512 without EDNS); a larger answer
-        // is a broken one. 64 KiB here was 64 KiB per zone waiting on an
-        // unreachable primary: 10,000 catalog members restarted with their
-        // primary down held 150 MB of these.
-        let mut buf = vec![0u8; 4096];
+        // The query offers 1232 octets (512 without EDNS). 64 KiB here was
+        // 64 KiB per zone waiting on an unreachable primary: 10,000 catalog
+        // members restarted with their primary down held 150 MB of these.
+        // An answer that fills the buffer was cut: asked again over TCP.
+        let mut buf = vec![0u8; 4097];
         let deadline = Instant::now() + Duration::from_secs(3).min(self.timeout);
         let raw = loop {
             let n = timeout_at(deadline, sock.recv(&mut buf))
@@ -229,6 +229,7 @@ impl Client<'_> {
                 break buf[..n].to_vec();
             }
         };
+        let cut = raw.len() == buf.len();
         // Over TCP when the UDP answer is truncated, or REFUSED: Knot 3.2
         // refuses every UDP query to a catalog zone (generated or
         // interpreted) and answers over TCP those its ACL lets transfer
@@ -239,7 +240,7 @@ impl Client<'_> {
         // primary asks the same way, so a Knot consumer of our catalog is
         // seen in sync.)
         let refused = raw[3] & 0xf == 5;
-        if raw[2] & 0x02 != 0 || refused {
+        if raw[2] & 0x02 != 0 || refused || cut {
             // Within the caller's time (a follower check waits 2 s).
             let deadline = Instant::now() + self.timeout.min(MESSAGE_TIMEOUT);
             let over_tcp = async {

@@ -428,20 +428,29 @@ pub fn segment_dir(base: &Path) -> PathBuf {
 /// Run once at start-up, before any journal opens: one listing of
 /// `data_dir` instead of one per journal. Each move is a rename, so a crash
 /// midway leaves every segment in one place or the other, and the next
-/// start moves the rest. A segment that cannot be moved is left where it
-/// is and named in the error, after every other one has moved. Returns
-/// how many moved.
+/// start moves the rest (numbered after those moved). A journal whose
+/// flat segments do not follow those already in its directory (an earlier
+/// version ran after a move) is left as it is, both sets on disk, and named
+/// in the error: its two histories are not mixed. Any other failure is named too, after everything else
+/// has moved. Returns how many moved.
 pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(data_dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut moved = 0;
     let mut failed = Vec::new();
-    let mut dirs = std::collections::BTreeSet::new();
+    // Journal base name → its flat segments.
+    let mut flat: std::collections::BTreeMap<String, Vec<(String, PathBuf)>> =
+        std::collections::BTreeMap::new();
     for e in entries {
-        let e = e?;
+        let e = match e {
+            Ok(e) => e,
+            Err(err) => {
+                failed.push(format!("listing {}: {err}", data_dir.display()));
+                continue;
+            }
+        };
         let Some(name) = e.file_name().to_str().map(str::to_owned) else {
             continue;
         };
@@ -451,37 +460,62 @@ pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
         if !base.ends_with("journal")
             || seq.is_empty()
             || !seq.bytes().all(|b| b.is_ascii_digit())
-            || !e.file_type()?.is_file()
+            || !e.file_type().is_ok_and(|t| t.is_file())
         {
             continue;
         }
-        let dir = segment_dir(&data_dir.join(base));
-        let to = dir.join(seq);
-        // A segment already in the directory was written after the move
-        // began (an earlier version ran in between): it is kept, the flat
-        // one left for the operator, never written over.
-        if to.exists() {
-            failed.push(format!("{name}: {} exists; left in place", to.display()));
+        flat.entry(base.to_string())
+            .or_default()
+            .push((seq.to_string(), e.path()));
+    }
+    let mut moved = 0;
+    for (base, mut segments) in flat {
+        // Oldest first, so that a crash midway leaves the directory the
+        // lower numbers and the flat files the rest.
+        segments.sort_by_key(|(seq, _)| seq.parse::<u64>().unwrap_or(u64::MAX));
+        let dir = segment_dir(&data_dir.join(&base));
+        let newest_in_dir = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+        });
+        let oldest_flat = segments
+            .first()
+            .and_then(|(seq, _)| seq.parse::<u64>().ok());
+        // Flat segments that do not follow the directory's are another
+        // history (an earlier version ran after a move): not mixed in.
+        if let Some(newest) = newest_in_dir
+            && oldest_flat.is_none_or(|oldest| oldest <= newest)
+        {
+            failed.push(format!(
+                "{base}: {} flat segments that do not follow those in {}; left in place",
+                segments.len(),
+                dir.display()
+            ));
             continue;
         }
-        match std::fs::create_dir_all(&dir).and_then(|_| std::fs::rename(e.path(), &to)) {
-            Ok(()) => {
-                dirs.insert(dir);
-                moved += 1;
+        let mut moved_here = 0;
+        for (seq, from) in segments {
+            match std::fs::create_dir_all(&dir).and_then(|_| std::fs::rename(&from, dir.join(&seq)))
+            {
+                Ok(()) => moved_here += 1,
+                Err(err) => failed.push(format!("{}: {err}", from.display())),
             }
-            // One zone's failure does not stop the others' moves.
-            Err(err) => failed.push(format!("{name}: {err}")),
         }
+        if moved_here > 0
+            && let Err(err) = File::open(&dir).and_then(|d| d.sync_all())
+        {
+            failed.push(format!("syncing {}: {err}", dir.display()));
+        }
+        moved += moved_here;
     }
-    for d in &dirs {
-        File::open(d)?.sync_all()?;
-    }
-    if moved > 0 {
-        File::open(data_dir)?.sync_all()?;
+    if moved > 0
+        && let Err(err) = File::open(data_dir).and_then(|d| d.sync_all())
+    {
+        failed.push(format!("syncing {}: {err}", data_dir.display()));
     }
     if !failed.is_empty() {
         return Err(std::io::Error::other(format!(
-            "{moved} moved; not moved: {}",
+            "{moved} moved; {}",
             failed.join("; ")
         )));
     }
@@ -720,27 +754,34 @@ mod tests {
         assert!(dir.path().join("t.journal.zone").is_file());
     }
 
-    /// A flat segment whose number is already in the directory (an older
-    /// version ran after a partial move) is not moved over it; the others
-    /// still move, and the error names the one left.
+    /// A journal with segments both flat and in its directory (an earlier
+    /// version ran after a move) keeps both sets as they are: its two
+    /// histories are never mixed. Other journals still move, and the error
+    /// names the one left.
     #[test]
-    fn a_flat_segment_never_replaces_one_in_the_directory() {
+    fn a_journal_with_segments_in_both_places_is_left_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("t.journal");
         let (mut j, _) = Journal::open(&base, 10, 1 << 20).unwrap();
         j.append(d(1, 2, vec![], vec![a(1)])).unwrap();
         let newer = std::fs::read(segment_dir(&base).join("1")).unwrap();
         std::fs::write(dir.path().join("t.journal.1"), b"older").unwrap();
+        std::fs::write(dir.path().join("t.journal.2"), b"older").unwrap();
         std::fs::write(dir.path().join("u.journal.4"), MAGIC).unwrap();
         let e = move_flat_segments(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("t.journal.1") && e.contains("1 moved"), "{e}");
+        assert!(
+            e.contains("t.journal: 2 flat segments") && e.contains("1 moved"),
+            "{e}"
+        );
         assert_eq!(std::fs::read(segment_dir(&base).join("1")).unwrap(), newer);
+        assert!(!segment_dir(&base).join("2").exists());
         assert!(
             segment_dir(&dir.path().join("u.journal"))
                 .join("4")
                 .is_file()
         );
         assert!(dir.path().join("t.journal.1").is_file());
+        assert!(dir.path().join("t.journal.2").is_file());
     }
 
     /// A cleared journal leaves no directory behind.
