@@ -39,6 +39,19 @@ fn until(what: &str, timeout: Duration, logs: &dyn Fn() -> String, mut f: impl F
     }
 }
 
+/// Polls until `addr` serves every (zone, serial), or panics after FOLLOW
+/// for one of them, showing `logs()`.
+fn until_serving(addr: SocketAddr, zones: &[(&str, u32)], logs: &dyn Fn() -> String) {
+    for &(z, serial) in zones {
+        until(
+            &format!("{addr} serving {z} at {serial}"),
+            FOLLOW,
+            logs,
+            || serial_of(addr, z) == Some(serial),
+        );
+    }
+}
+
 /// The rcode `addr` answers a UDP SOA query for `zone` with (None: no answer).
 fn soa_rcode(addr: SocketAddr, zone: &str) -> Option<ResponseCode> {
     udp_query_timeout(
@@ -148,11 +161,7 @@ fn tandem_consumes_a_catalog_knot_generates() {
             knot.log_text()
         )
     };
-    for (z, serial) in [("m1.test.", 1), ("m2.test.", 2)] {
-        until(&format!("{z} at {serial}"), FOLLOW, &logs, || {
-            serial_of(c.addr, z) == Some(serial)
-        });
-    }
+    until_serving(c.addr, &[("m1.test.", 1), ("m2.test.", 2)], &logs);
     assert_eq!(axfr_rcode(c.addr, "m2.test."), ResponseCode::NoError);
     assert_eq!(axfr_rcode(c.addr, "m1.test."), ResponseCode::Refused);
     let first_ids = catalog_ids(knot.addr, KCAT);
@@ -378,11 +387,7 @@ fn knot_consumes_a_catalog_tandem_produces() {
         )
     };
     let group_of = |z: &str| knot.knotc(&["zone-status", z, "+catalog"]);
-    for (z, serial) in [("p1.test.", 1), ("p2.test.", 2)] {
-        until(&format!("Knot serving {z}"), FOLLOW, &logs, || {
-            serial_of(knot.addr, z) == Some(serial)
-        });
-    }
+    until_serving(knot.addr, &[("p1.test.", 1), ("p2.test.", 2)], &logs);
     until("p2 in group gold", FOLLOW, &logs, || {
         group_of("p2.test.").contains(&format!("{PCAT}#gold"))
     });
@@ -487,11 +492,7 @@ fn bind_consumes_a_catalog_tandem_produces() {
             bind.log_text()
         )
     };
-    for (z, serial) in [("p1.test.", 1), ("p2.test.", 2)] {
-        until(&format!("BIND serving {z}"), FOLLOW, &logs, || {
-            serial_of(bind.addr, z) == Some(serial)
-        });
-    }
+    until_serving(bind.addr, &[("p1.test.", 1), ("p2.test.", 2)], &logs);
     until("BIND in sync on the catalog", FOLLOW, &logs, || {
         p.follower_state(PCAT).as_deref() == Some("in_sync")
     });
@@ -720,11 +721,11 @@ fn tandem_consumes_a_tsig_protected_knot_catalog_and_restarts_from_disk() {
             knot.log_text()
         )
     };
-    for (i, z) in members.iter().enumerate() {
-        until(&format!("{z} served"), FOLLOW, &logs, || {
-            serial_of(c.addr, z) == Some(10 + i as u32)
-        });
-    }
+    until_serving(
+        c.addr,
+        &[("t1.test.", 10), ("t2.test.", 11), ("t3.test.", 12)],
+        &logs,
+    );
     // An edit on Knot: its signed NOTIFY accepted, the IXFR signed.
     let log_at = c.log_text().len();
     member_file(zones.path(), "t2.test.", 20, "new A 192.0.2.20\n");
@@ -740,11 +741,11 @@ fn tandem_consumes_a_tsig_protected_knot_catalog_and_restarts_from_disk() {
     drop(c);
     let started = Instant::now();
     let c = Tandem::start_in(cdir.path(), cport, &config, KCAT);
-    for (z, serial) in [("t1.test.", 10), ("t2.test.", 20), ("t3.test.", 12)] {
-        until(&format!("{z} from disk"), FOLLOW, &|| c.log_text(), || {
-            serial_of(c.addr, z) == Some(serial)
-        });
-    }
+    until_serving(
+        c.addr,
+        &[("t1.test.", 10), ("t2.test.", 20), ("t3.test.", 12)],
+        &|| c.log_text(),
+    );
     eprintln!(
         "all members served from disk {} ms after the restart",
         started.elapsed().as_millis()
@@ -813,11 +814,7 @@ fn tandem_consumes_a_catalog_bind_serves() {
             bind.log_text()
         )
     };
-    for (z, serial) in [("b1.test.", 30), ("b2.test.", 31)] {
-        until(&format!("{z} served"), FOLLOW, &logs, || {
-            serial_of(c.addr, z) == Some(serial)
-        });
-    }
+    until_serving(c.addr, &[("b1.test.", 30), ("b2.test.", 31)], &logs);
     assert_eq!(soa_rcode(c.addr, "b3.test."), Some(ResponseCode::Refused));
 
     // One member out, one in, in one catalog version, which BIND NOTIFYs.
@@ -856,10 +853,8 @@ fn tandem_consumes_a_catalog_bind_serves() {
     drop(bind);
     drop(c);
     let c = Tandem::start_in(cdir.path(), cport, &config, BCAT);
-    for (z, serial) in [("b1.test.", 40), ("b3.test.", 32)] {
-        until(&format!("{z} from disk"), FOLLOW, &|| c.log_text(), || {
-            serial_of(c.addr, z) == Some(serial)
-        });
-    }
+    until_serving(c.addr, &[("b1.test.", 40), ("b3.test.", 32)], &|| {
+        c.log_text()
+    });
     assert_eq!(soa_rcode(c.addr, "b2.test."), Some(ResponseCode::Refused));
 }
