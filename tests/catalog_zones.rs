@@ -321,3 +321,108 @@ fn a_new_secondary_with_only_a_catalog_serves_a_hundred_members() {
     );
     assert_eq!(rcode(c.addr, &names[0]), ResponseCode::Refused);
 }
+
+/// A tier: a tandem producer, a tandem consumer that serves the catalog
+/// and its members on (NOTIFY and transfers out, from `[[catalog]]` and
+/// `[catalog.defaults]`), and a tandem consumer of that consumer. A member
+/// added through the producer's API and removed again, and an edit, reach
+/// the end of the chain; the last one, restarted with the middle one gone,
+/// serves the members from disk.
+#[test]
+fn a_catalog_flows_down_a_tier_of_tandems() {
+    const TCAT: &str = "tier.test.";
+    let zones = tempfile::tempdir().unwrap();
+    let (aport, bport, ctl) = (free_port(), free_port(), free_port());
+    let zone_file = |z: &str, serial: u32, body: &str| {
+        let path = zones.path().join(format!("{z}zone"));
+        write(
+            &path,
+            &zone_text(z, serial, &format!("www A 192.0.2.1\n{body}")),
+        );
+        path
+    };
+    let member = |z: &str, file: &Path| {
+        format!(
+            "[[zone]]\nname = \"{z}\"\nrole = \"primary\"\nfile = \"{}\"\nnotify = [\"127.0.0.1:{aport}\"]\n\
+             allow_transfer = [\"127.0.0.0/8\"]\ncatalog = \"{TCAT}\"\n",
+            file.display()
+        )
+    };
+    let t1 = zone_file("t1.test.", 1, "");
+    let t2 = zone_file("t2.test.", 2, "");
+    let producer = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n\
+         [[catalog]]\nname = \"{TCAT}\"\nrole = \"producer\"\nnotify = [\"127.0.0.1:{aport}\"]\n\
+         allow_transfer = [\"127.0.0.0/8\"]\n{}{}",
+        member("t1.test.", &t1),
+        member("t2.test.", &t2)
+    );
+    let p = Tandem::start(&producer, TCAT);
+    // The middle: a consumer whose catalog and members are served on.
+    let onward = format!("notify = [\"127.0.0.1:{bport}\"]\nallow_transfer = [\"127.0.0.0/8\"]\n");
+    let middle = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[catalog]]\nname = \"{TCAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_retry = 1\n{onward}\
+         [catalog.defaults]\nmin_retry = 1\n{onward}",
+        p.addr
+    );
+    let adir = tempfile::tempdir().unwrap();
+    let a = Tandem::start_in(adir.path(), aport, &middle, TCAT);
+    let leaf = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\n\
+         [[catalog]]\nname = \"{TCAT}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_retry = 1\n\
+         [catalog.defaults]\nmin_retry = 1\n",
+        a.addr
+    );
+    let bdir = tempfile::tempdir().unwrap();
+    let mut b = Tandem::start_in(bdir.path(), bport, &leaf, TCAT);
+    let follow = Duration::from_secs(20);
+    for t in [&a, &b] {
+        wait_serial(t.addr, "t1.test.", 1, follow);
+        wait_serial(t.addr, "t2.test.", 2, follow);
+    }
+
+    // Added through the producer's API.
+    let t3 = zone_file("t3.test.", 3, "");
+    let ctl_arg = format!("127.0.0.1:{ctl}");
+    let (code, out, err) = p.cli(&[
+        "zone",
+        "add",
+        "t3.test.",
+        "--role",
+        "primary",
+        "--file",
+        t3.to_str().unwrap(),
+        "--notify",
+        &format!("127.0.0.1:{aport}"),
+        "--set",
+        &format!("catalog=\"{TCAT}\""),
+        "--set",
+        "allow_transfer=[\"127.0.0.0/8\"]",
+        "--control",
+        &ctl_arg,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_serial(b.addr, "t3.test.", 3, follow);
+
+    // Edited on the producer: by NOTIFY and IXFR down both hops.
+    zone_file("t2.test.", 20, "new A 192.0.2.20\n");
+    wait_serial(b.addr, "t2.test.", 20, follow);
+    assert_eq!(answer_count(b.addr, "new.t2.test.", RecordType::A), 1);
+
+    // Removed on the producer: gone at the end of the chain, its copy too.
+    let (code, out, err) = p.cli(&["zone", "remove", "t3.test.", "--control", &ctl_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    wait_gone(b.addr, "t3.test.");
+    wait_for("t3's copy on the leaf to go", follow, || {
+        (!bdir.path().join("var/t3.test.zone").exists()).then_some(())
+    });
+
+    // The leaf restarted with the middle gone: its members from disk.
+    drop(a);
+    b.kill9();
+    let b = Tandem::start_in(bdir.path(), bport, &leaf, TCAT);
+    wait_serial(b.addr, "t1.test.", 1, follow);
+    wait_serial(b.addr, "t2.test.", 20, follow);
+    assert_eq!(rcode(b.addr, "t3.test."), ResponseCode::Refused);
+}
