@@ -426,3 +426,86 @@ fn a_catalog_flows_down_a_tier_of_tandems() {
     wait_serial(b.addr, "t2.test.", 20, follow);
     assert_eq!(rcode(b.addr, "t3.test."), ResponseCode::Refused);
 }
+
+/// RFC 9432 §5.6, change of ownership: a member of catalog A whose `coo`
+/// names catalog B, listed by B, then dropped by A, moves to B with its
+/// data — no reset, no new transfer, never unserved.
+#[test]
+fn a_member_changes_catalog_by_coo_without_losing_its_data() {
+    const A: &str = "cat-a.test.";
+    const B: &str = "cat-b.test.";
+    let catalog_of = |cat: &str, serial: u32, body: &str| {
+        zone_text(cat, serial, &format!("version TXT \"2\"\n{body}"))
+    };
+    let pdir = tempfile::tempdir().unwrap();
+    let file = |z: &str| pdir.path().join(format!("{z}zone"));
+    let cport = free_port();
+    write(&file(A), &catalog_of(A, 1, "a1.zones PTR co.test.\n"));
+    write(&file(B), &catalog_of(B, 1, ""));
+    write(
+        &file("co.test."),
+        &zone_text("co.test.", 7, "www A 192.0.2.7\n"),
+    );
+    let p = Tandem::start(
+        &primary_config(pdir.path(), &[A, B, "co.test."], cport),
+        "co.test.",
+    );
+    let ctl = free_port();
+    let consumer = |cat: &str| {
+        format!(
+            "[[catalog]]\nname = \"{cat}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_retry = 1\n\
+             [catalog.defaults]\nmin_retry = 1\n",
+            p.addr
+        )
+    };
+    let config = format!(
+        "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n{}{}",
+        consumer(A),
+        consumer(B)
+    );
+    let cdir = tempfile::tempdir().unwrap();
+    let c = Tandem::start_in(cdir.path(), cport, &config, A);
+    wait_serial(c.addr, "co.test.", 7, Duration::from_secs(10));
+    let api = SocketAddr::from(([127, 0, 0, 1], ctl));
+    let origin = || {
+        api_get(api, "/status")["zones"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == "co.test.").cloned())
+            .map(|x| x["origin"].clone())
+    };
+    assert_eq!(origin(), Some(A.into()));
+    let transfers = |log: &str| {
+        log.matches("AXFR received and applied zone=co.test.")
+            .count()
+    };
+    assert_eq!(transfers(&c.log_text()), 1);
+
+    // A names B as the new owner; B lists the member (under its own id).
+    write(
+        &file(A),
+        &catalog_of(
+            A,
+            2,
+            "a1.zones PTR co.test.\ncoo.a1.zones PTR cat-b.test.\n",
+        ),
+    );
+    write(&file(B), &catalog_of(B, 2, "b1.zones PTR co.test.\n"));
+    wait_serial(c.addr, A, 2, Duration::from_secs(10));
+    wait_serial(c.addr, B, 2, Duration::from_secs(10));
+    // A drops it: B has it now, with the data it had.
+    write(&file(A), &catalog_of(A, 3, ""));
+    wait_for("the member to move to B", Duration::from_secs(10), || {
+        (origin() == Some(B.into())).then_some(())
+    });
+    assert_eq!(serial_of(c.addr, "co.test."), Some(7));
+    let log = c.log_text();
+    assert!(log.contains("(coo)"), "{log}");
+    assert_eq!(
+        transfers(&log),
+        1,
+        "the member was transferred again:\n{log}"
+    );
+    assert!(!log.contains("unique id changed"), "{log}");
+    assert!(!log.contains("no longer served zone=co.test."), "{log}");
+    assert!(cdir.path().join("var/co.test.zone").exists());
+}
