@@ -2,6 +2,7 @@
 //! lists, with their properties, or why the version is not a valid catalog.
 //! `lifecycles/members.rs` turns them into served zones.
 
+use crate::zone::diff::Diff;
 use crate::zone::{Node, Zone, name, rtype};
 use std::collections::BTreeMap;
 
@@ -143,6 +144,32 @@ pub fn member_id(name: &str) -> String {
 
 /// The labels of `lname` above `apex`, top-down from the apex (`a.b.apex`
 /// gives `[a, b]`), as text; None outside or at the apex.
+/// The `coo` properties (member id → new owner catalog) added by
+/// `changes` to the catalog at `apex` (lower-cased wire form). A consumer
+/// reads only the latest version of a catalog, so a `coo` that was added
+/// and then removed with its member between two looks would otherwise
+/// never be seen (RFC 9432 §5.6).
+pub fn coo_added(apex: &[u8], changes: &[std::sync::Arc<Diff>]) -> BTreeMap<String, String> {
+    let mut coo = BTreeMap::new();
+    for rr in changes.iter().flat_map(|d| d.added.iter()) {
+        if rr.rtype != rtype::PTR {
+            continue;
+        }
+        let mut owner = rr.owner.to_vec();
+        name::lowercase(&mut owner);
+        if let Some(labels) = relative_labels(&owner, apex)
+            && let [p, id, z] = labels.as_slice()
+            && p == "coo"
+            && z == "zones"
+        {
+            let mut target = rr.rdata.to_vec();
+            name::lowercase(&mut target);
+            coo.insert(id.clone(), name::to_text(&target));
+        }
+    }
+    coo
+}
+
 fn relative_labels(lname: &[u8], apex: &[u8]) -> Option<Vec<String>> {
     if lname.len() <= apex.len() || !lname.ends_with(apex) {
         return None;
@@ -186,6 +213,39 @@ mod tests {
         assert_eq!(m["a.example."].id, "x1");
         assert_eq!(m["a.example."].group.as_deref(), Some("blue"));
         assert_eq!(m["b.example."].coo.as_deref(), Some("other.cat."));
+    }
+
+    #[test]
+    fn coo_added_by_changes_is_found() {
+        let rr = |owner: &[u8], rtype: u16, rdata: &[u8]| crate::zone::diff::Rr {
+            owner: owner.into(),
+            rtype,
+            ttl: 0,
+            rdata: rdata.into(),
+        };
+        let soa = rr(b"\x03cat\x00", rtype::SOA, b"");
+        let change = Diff {
+            from: soa.clone(),
+            to: soa,
+            deleted: vec![],
+            added: vec![
+                rr(
+                    b"\x03COO\x02x2\x05zones\x03cat\x00",
+                    rtype::PTR,
+                    b"\x05Other\x03cat\x00",
+                ),
+                // Not a coo: a member PTR, and a coo of another catalog.
+                rr(b"\x02x3\x05zones\x03cat\x00", rtype::PTR, b"\x01c\x00"),
+                rr(
+                    b"\x03coo\x02x4\x05zones\x03dog\x00",
+                    rtype::PTR,
+                    b"\x01d\x00",
+                ),
+            ],
+        };
+        let coo = coo_added(b"\x03cat\x00", &[std::sync::Arc::new(change)]);
+        assert_eq!(coo.len(), 1, "{coo:?}");
+        assert_eq!(coo["x2"], "other.cat.");
     }
 
     #[test]

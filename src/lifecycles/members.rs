@@ -7,7 +7,10 @@
 //!
 //! Versions are compared, not events counted: each pass reads the latest
 //! version served, so a change that arrives while another is applied is
-//! applied next, and none is lost. An invalid version changes nothing.
+//! applied next, and none is lost. The one thing an intermediate version
+//! can say that the latest cannot — a `coo` for a member it then drops — is
+//! read from the catalog's received changes in between. An invalid version
+//! changes nothing.
 
 use super::{Running, ZoneChangeError, Zones};
 use crate::catz::{self, Member};
@@ -74,7 +77,7 @@ impl Zones {
             .collect();
         for c in dropped {
             info!(catalog = %c, "catalog no longer in the config; its members are no longer served");
-            self.apply_members(&c, None, BTreeMap::new());
+            self.apply_members(&c, None, BTreeMap::new(), &BTreeMap::new());
             lock(&self.consumed).remove(&c);
             let _ = std::fs::remove_file(self.members_path(&c));
         }
@@ -90,22 +93,38 @@ impl Zones {
                 lock(&self.consumed).insert(cat.name.clone(), Consumed::default());
                 if !known.is_empty() {
                     info!(catalog = %cat.name, members = known.len(), "serving the members last applied");
-                    self.apply_members(&cat.name, Some(&cat), known);
+                    self.apply_members(&cat.name, Some(&cat), known, &BTreeMap::new());
                 }
             }
-            let Some(version) = self.catalog.load().get(&apex).and_then(|s| s.zone.clone()) else {
+            let Some((version, history)) = self
+                .catalog
+                .load()
+                .get(&apex)
+                .and_then(|s| Some((s.zone.clone()?, s.history.clone())))
+            else {
                 continue;
             };
-            if lock(&self.consumed)
+            let seen = lock(&self.consumed)
                 .get(&cat.name)
-                .and_then(|c| c.seen.as_ref())
-                .is_some_and(|s| Arc::ptr_eq(s, &version))
-            {
+                .and_then(|c| c.seen.clone());
+            if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &version)) {
                 continue;
             }
+            // `coo` properties of versions between the one last read and
+            // this one (a member handed over and then dropped from this
+            // catalog faster than one look).
+            let since: Vec<_> = match &seen {
+                Some(s) => history
+                    .iter()
+                    .filter(|d| crate::zone::serial::is_newer(d.to_serial(), s.serial()))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            let coo_seen = catz::coo_added(&apex, &since);
             match catz::members(&version) {
                 Ok(listed) => {
-                    self.apply_members(&cat.name, Some(&cat), listed);
+                    self.apply_members(&cat.name, Some(&cat), listed, &coo_seen);
                     self.catalog_status(&cat.name, None);
                 }
                 Err(e) => {
@@ -156,11 +175,13 @@ impl Zones {
 
     /// Makes the members of `catalog` those `listed` (`cat` None: the
     /// catalog is gone, so are they).
+    /// `coo_seen`: member id → new owner, from versions read past.
     fn apply_members(
         &self,
         catalog: &str,
         cat: Option<&CatalogConfig>,
         listed: BTreeMap<String, Member>,
+        coo_seen: &BTreeMap<String, String>,
     ) {
         let mine = ZoneOrigin::Catalog(catalog.to_string());
         let (before, same_cfg) = lock(&self.consumed)
@@ -177,11 +198,11 @@ impl Zones {
                 continue;
             }
             // RFC 9432 §5.6: a member moving to the catalog its `coo` names
-            // keeps its data when that catalog lists it.
-            if let Some(to) = &old.coo
-                && lock(&self.consumed)
-                    .get(to)
-                    .is_some_and(|c| c.members.contains_key(name))
+            // keeps its data when that catalog lists it (in the version
+            // applied, or in the one served and not yet applied).
+            let coo = old.coo.as_ref().or_else(|| coo_seen.get(&old.id));
+            if let Some(to) = coo
+                && self.lists(to, name)
             {
                 if let Some(r) = lock(&self.zones).get_mut(name) {
                     r.origin = ZoneOrigin::Catalog(to.clone());
@@ -292,6 +313,21 @@ impl Zones {
                 Ok(Change::None)
             }
         }
+    }
+
+    /// Does the consumed catalog `catalog` list `member`, in the version
+    /// applied or in the one it serves now?
+    fn lists(&self, catalog: &str, member: &str) -> bool {
+        match lock(&self.consumed).get(catalog) {
+            None => return false,
+            Some(c) if c.members.contains_key(member) => return true,
+            Some(_) => {}
+        }
+        let Some(apex) = crate::zone::name::lower_wire(catalog) else {
+            return false;
+        };
+        let served = self.catalog.load().get(&apex).and_then(|s| s.zone.clone());
+        served.is_some_and(|v| catz::members(&v).is_ok_and(|m| m.contains_key(member)))
     }
 
     fn members_path(&self, catalog: &str) -> std::path::PathBuf {
