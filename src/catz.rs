@@ -142,13 +142,11 @@ pub fn member_id(name: &str) -> String {
     data_encoding::HEXLOWER.encode(&h.as_ref()[..8])
 }
 
-/// The labels of `lname` above `apex`, top-down from the apex (`a.b.apex`
-/// gives `[a, b]`), as text; None outside or at the apex.
 /// The `coo` properties (member id → new owner catalog) added by
-/// `changes` to the catalog at `apex` (lower-cased wire form). A consumer
-/// reads only the latest version of a catalog, so a `coo` that was added
-/// and then removed with its member between two looks would otherwise
-/// never be seen (RFC 9432 §5.6).
+/// `changes` (oldest first; a later one wins) to the catalog at `apex`
+/// (lower-cased wire form). A consumer reads only the latest version of a
+/// catalog, so a `coo` that was added and then removed with its member
+/// between two looks would otherwise never be seen (RFC 9432 §5.6).
 pub fn coo_added(apex: &[u8], changes: &[std::sync::Arc<Diff>]) -> BTreeMap<String, String> {
     let mut coo = BTreeMap::new();
     for rr in changes.iter().flat_map(|d| d.added.iter()) {
@@ -170,6 +168,8 @@ pub fn coo_added(apex: &[u8], changes: &[std::sync::Arc<Diff>]) -> BTreeMap<Stri
     coo
 }
 
+/// The labels of `lname` above `apex`, top-down from the apex (`a.b.apex`
+/// gives `[a, b]`), as text; None outside or at the apex.
 fn relative_labels(lname: &[u8], apex: &[u8]) -> Option<Vec<String>> {
     if lname.len() <= apex.len() || !lname.ends_with(apex) {
         return None;

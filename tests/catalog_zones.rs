@@ -451,18 +451,21 @@ fn a_member_changes_catalog_by_coo_without_losing_its_data() {
         "co.test.",
     );
     let ctl = free_port();
-    let consumer = |cat: &str| {
+    // B's members may be transferred from the consumer, A's not: which
+    // catalog's settings a member has shows from outside.
+    let consumer = |cat: &str, extra: &str| {
         format!(
             "[[catalog]]\nname = \"{cat}\"\nrole = \"consumer\"\nprimaries = [\"{}\"]\nmin_retry = 1\n\
-             [catalog.defaults]\nmin_retry = 1\n",
+             [catalog.defaults]\nmin_retry = 1\n{extra}",
             p.addr
         )
     };
     let config = format!(
         "[server]\nlisten = [\"127.0.0.1:{{PORT}}\"]\ndata_dir = \"var\"\ncontrol = \"127.0.0.1:{ctl}\"\n{}{}",
-        consumer(A),
-        consumer(B)
+        consumer(A, ""),
+        consumer(B, "allow_transfer = [\"127.0.0.0/8\"]\n")
     );
+    let axfr = |addr| transfer(addr, &query("co.test.", RecordType::AXFR)).0;
     let cdir = tempfile::tempdir().unwrap();
     let c = Tandem::start_in(cdir.path(), cport, &config, A);
     wait_serial(c.addr, "co.test.", 7, Duration::from_secs(10));
@@ -479,6 +482,7 @@ fn a_member_changes_catalog_by_coo_without_losing_its_data() {
             .count()
     };
     assert_eq!(transfers(&c.log_text()), 1);
+    assert_eq!(axfr(c.addr), ResponseCode::Refused);
 
     // A names B as the new owner; B lists the member (under its own id).
     write(
@@ -492,10 +496,11 @@ fn a_member_changes_catalog_by_coo_without_losing_its_data() {
     write(&file(B), &catalog_of(B, 2, "b1.zones PTR co.test.\n"));
     wait_serial(c.addr, A, 2, Duration::from_secs(10));
     wait_serial(c.addr, B, 2, Duration::from_secs(10));
-    // A drops it: B has it now, with the data it had.
+    // A drops it: B has it now, with the data it had and B's settings.
     write(&file(A), &catalog_of(A, 3, ""));
+    wait_serial(c.addr, A, 3, Duration::from_secs(10));
     wait_for("the member to move to B", Duration::from_secs(10), || {
-        (origin() == Some(B.into())).then_some(())
+        (origin() == Some(B.into()) && axfr(c.addr) == ResponseCode::NoError).then_some(())
     });
     assert_eq!(serial_of(c.addr, "co.test."), Some(7));
     let log = c.log_text();
@@ -508,4 +513,11 @@ fn a_member_changes_catalog_by_coo_without_losing_its_data() {
     assert!(!log.contains("unique id changed"), "{log}");
     assert!(!log.contains("no longer served zone=co.test."), "{log}");
     assert!(cdir.path().join("var/co.test.zone").exists());
+
+    // B drops it in turn: gone, files too (B owns it, nothing is left over).
+    write(&file(B), &catalog_of(B, 3, ""));
+    wait_gone(c.addr, "co.test.");
+    wait_for("its copy to go", Duration::from_secs(10), || {
+        (!cdir.path().join("var/co.test.zone").exists()).then_some(())
+    });
 }

@@ -39,6 +39,13 @@ pub(super) struct Consumed {
     pub(super) error: Option<(String, std::time::SystemTime)>,
     /// The catalog's settings these members were started with.
     cfg: Option<CatalogConfig>,
+    /// The serial of the version last applied: `coo`s are read from the
+    /// changes received since (a config reload keeps it).
+    applied: Option<u32>,
+    /// Members another catalog handed to this one by `coo` before this
+    /// one's listing of them was applied: given this catalog's settings,
+    /// or dropped if it no longer lists them, at its next pass.
+    adopted: std::collections::BTreeSet<String>,
 }
 
 /// Runs every consumer of the config, for as long as the server runs.
@@ -104,19 +111,21 @@ impl Zones {
             else {
                 continue;
             };
-            let seen = lock(&self.consumed)
+            let (seen, applied) = lock(&self.consumed)
                 .get(&cat.name)
-                .and_then(|c| c.seen.clone());
+                .map(|c| (c.seen.clone(), c.applied))
+                .unwrap_or_default();
             if seen.as_ref().is_some_and(|s| Arc::ptr_eq(s, &version)) {
                 continue;
             }
-            // `coo` properties of versions between the one last read and
-            // this one (a member handed over and then dropped from this
-            // catalog faster than one look).
-            let since: Vec<_> = match &seen {
-                Some(s) => history
+            // `coo` properties of the versions since the one last applied
+            // (a member handed over and then dropped from this catalog
+            // faster than one look). After a restart none is known: the
+            // saved member set has no serial.
+            let since: Vec<_> = match applied {
+                Some(serial) => history
                     .iter()
-                    .filter(|d| crate::zone::serial::is_newer(d.to_serial(), s.serial()))
+                    .filter(|d| crate::zone::serial::is_newer(d.to_serial(), serial))
                     .cloned()
                     .collect(),
                 None => Vec::new(),
@@ -126,6 +135,10 @@ impl Zones {
                 Ok(listed) => {
                     self.apply_members(&cat.name, Some(&cat), listed, &coo_seen);
                     self.catalog_status(&cat.name, None);
+                    lock(&self.consumed)
+                        .entry(cat.name.clone())
+                        .or_default()
+                        .applied = Some(version.serial());
                 }
                 Err(e) => {
                     warn!(catalog = %cat.name, serial = version.serial(), error = %e, "invalid catalog; the previous member set stays");
@@ -184,10 +197,18 @@ impl Zones {
         coo_seen: &BTreeMap<String, String>,
     ) {
         let mine = ZoneOrigin::Catalog(catalog.to_string());
-        let (before, same_cfg) = lock(&self.consumed)
-            .get(catalog)
-            .map(|c| (c.members.clone(), c.cfg.as_ref() == cat))
+        let (before, same_cfg, adopted) = lock(&self.consumed)
+            .get_mut(catalog)
+            .map(|c| {
+                (
+                    c.members.clone(),
+                    c.cfg.as_ref() == cat,
+                    std::mem::take(&mut c.adopted),
+                )
+            })
             .unwrap_or_default();
+        // Other catalogs' served versions, parsed once per pass.
+        let mut listings = BTreeMap::new();
         let (mut added, mut removed, mut reset) = (0, 0, 0);
         for (name, old) in &before {
             if listed.contains_key(name) {
@@ -199,13 +220,24 @@ impl Zones {
             }
             // RFC 9432 §5.6: a member moving to the catalog its `coo` names
             // keeps its data when that catalog lists it (in the version
-            // applied, or in the one served and not yet applied).
-            let coo = old.coo.as_ref().or_else(|| coo_seen.get(&old.id));
+            // applied, or in the one served and not yet applied). The
+            // newest `coo` wins; one naming this catalog means nothing.
+            let coo = coo_seen
+                .get(&old.id)
+                .or(old.coo.as_ref())
+                .filter(|to| to.as_str() != catalog);
             if let Some(to) = coo
-                && self.lists(to, name)
+                && self.lists(to, name, &mut listings)
             {
                 if let Some(r) = lock(&self.zones).get_mut(name) {
                     r.origin = ZoneOrigin::Catalog(to.clone());
+                }
+                // Its settings become the new owner's at that catalog's
+                // next pass, which also drops it if no longer listed.
+                if let Some(c) = lock(&self.consumed).get_mut(to) {
+                    c.members.remove(name);
+                    c.adopted.insert(name.clone());
+                    c.seen = None;
                 }
                 info!(zone = %name, from = %catalog, to = %to, "member handed over (coo)");
                 continue;
@@ -234,6 +266,16 @@ impl Zones {
                         warn!(catalog = %catalog, zone = %name, error = %e, "member not served")
                     }
                 }
+            }
+        }
+        // Handed over to this catalog, no longer listed by it.
+        for name in adopted.iter().filter(|n| !listed.contains_key(*n)) {
+            if lock(&self.zones)
+                .get(name)
+                .is_some_and(|r| r.origin == mine)
+            {
+                self.drop_member(name);
+                removed += 1;
             }
         }
         let count = listed.len();
@@ -316,18 +358,27 @@ impl Zones {
     }
 
     /// Does the consumed catalog `catalog` list `member`, in the version
-    /// applied or in the one it serves now?
-    fn lists(&self, catalog: &str, member: &str) -> bool {
+    /// applied or in the one it serves now (parsed once into `listings`)?
+    fn lists(
+        &self,
+        catalog: &str,
+        member: &str,
+        listings: &mut BTreeMap<String, BTreeMap<String, Member>>,
+    ) -> bool {
         match lock(&self.consumed).get(catalog) {
             None => return false,
             Some(c) if c.members.contains_key(member) => return true,
             Some(_) => {}
         }
-        let Some(apex) = crate::zone::name::lower_wire(catalog) else {
-            return false;
-        };
-        let served = self.catalog.load().get(&apex).and_then(|s| s.zone.clone());
-        served.is_some_and(|v| catz::members(&v).is_ok_and(|m| m.contains_key(member)))
+        listings
+            .entry(catalog.to_string())
+            .or_insert_with(|| {
+                crate::zone::name::lower_wire(catalog)
+                    .and_then(|apex| self.catalog.load().get(&apex).and_then(|s| s.zone.clone()))
+                    .and_then(|v| catz::members(&v).ok())
+                    .unwrap_or_default()
+            })
+            .contains_key(member)
     }
 
     fn members_path(&self, catalog: &str) -> std::path::PathBuf {
