@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 pub struct Served {
     /// The lower-cased apex.
-    pub apex: Box<[u8]>,
+    pub apex: Arc<[u8]>,
     /// `None` while a zone has no usable data (not loaded yet, or expired):
     /// queries for it get SERVFAIL.
     pub zone: Option<Arc<Zone>>,
