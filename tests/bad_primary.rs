@@ -9,7 +9,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType, TSigResponseContext, TSigner};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -158,14 +158,9 @@ fn start_script(case: Arc<Mutex<(Case, u32)>>) -> SocketAddr {
             let Ok(mut s) = stream else { continue };
             let (case, serial) = *case.lock().unwrap();
             std::thread::spawn(move || {
-                let mut len = [0u8; 2];
-                if s.read_exact(&mut len).is_err() {
+                let Some(req) = tcp_read_framed(&mut s) else {
                     return;
-                }
-                let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
-                if s.read_exact(&mut req).is_err() {
-                    return;
-                }
+                };
                 let qtype = Message::from_vec(&req).unwrap().queries[0].query_type();
                 let full =
                     |first: Record, last: Record| [vec![first], zone_body(), vec![last]].concat();

@@ -701,7 +701,7 @@ fn pre_edns_primary() -> SocketAddr {
     use hickory_proto::op::{MessageType, OpCode};
     use hickory_proto::rr::rdata::{A, NS, SOA};
     use hickory_proto::rr::{Name, RData, Record};
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::str::FromStr;
     let (udp, tcp) = loop {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -772,12 +772,7 @@ fn pre_edns_primary() -> SocketAddr {
     std::thread::spawn(move || {
         for mut s in tcp.incoming().flatten() {
             std::thread::spawn(move || {
-                let mut len = [0u8; 2];
-                while s.read_exact(&mut len).is_ok() {
-                    let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
-                    if s.read_exact(&mut req).is_err() {
-                        return;
-                    }
+                while let Some(req) = tcp_read_framed(&mut s) {
                     let Ok(req) = Message::from_vec(&req) else {
                         return;
                     };

@@ -15,7 +15,6 @@ use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -614,15 +613,7 @@ fn refusing_primary() -> (SocketAddr, Arc<AtomicUsize>) {
     std::thread::spawn(move || {
         for mut s in tcp.incoming().flatten() {
             std::thread::spawn(move || {
-                loop {
-                    let mut len = [0u8; 2];
-                    if s.read_exact(&mut len).is_err() {
-                        return;
-                    }
-                    let mut req = vec![0u8; u16::from_be_bytes(len) as usize];
-                    if s.read_exact(&mut req).is_err() {
-                        return;
-                    }
+                while let Some(req) = tcp_read_framed(&mut s) {
                     let Ok(q) = Message::from_vec(&req) else {
                         return;
                     };

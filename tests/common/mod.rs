@@ -307,11 +307,7 @@ pub fn tcp_send<W: Write>(s: &mut W, bytes: &[u8]) {
 }
 
 pub fn tcp_recv<R: Read>(s: &mut R) -> Message {
-    let mut len = [0u8; 2];
-    s.read_exact(&mut len).expect("tcp read length");
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).expect("tcp read body");
-    Message::from_vec(&buf).expect("parse tcp response")
+    Message::from_vec(&tcp_recv_raw(s)).expect("parse tcp response")
 }
 
 pub fn tcp_query(addr: SocketAddr, msg: &Message) -> Message {
@@ -499,11 +495,17 @@ pub mod unbound;
 
 /// Reads one framed DNS message from a TCP stream, raw.
 pub fn tcp_recv_raw<R: Read>(s: &mut R) -> Vec<u8> {
+    tcp_read_framed(s).expect("tcp read of a framed message")
+}
+
+/// One framed DNS message from a TCP stream, raw; None when the stream
+/// ends or fails first (a scripted server's loop stops there).
+pub fn tcp_read_framed<R: Read>(s: &mut R) -> Option<Vec<u8>> {
     let mut len = [0u8; 2];
-    s.read_exact(&mut len).expect("tcp read length");
+    s.read_exact(&mut len).ok()?;
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).expect("tcp read body");
-    buf
+    s.read_exact(&mut buf).ok()?;
+    Some(buf)
 }
 
 /// Sends a zone-transfer request and reads the whole answer: until the

@@ -7,7 +7,7 @@
 use super::{dies_with_test, free_port, rand_id, udp_query_timeout};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -159,10 +159,7 @@ impl Unbound {
         let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&bytes);
         s.write_all(&framed).ok()?;
-        let mut len = [0u8; 2];
-        s.read_exact(&mut len).ok()?;
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).ok()?;
+        let buf = super::tcp_read_framed(&mut s)?;
         let r = Message::from_vec(&buf).ok()?;
         (r.metadata.id == m.metadata.id).then_some(r)
     }
