@@ -1,7 +1,7 @@
 //! LOAD: at start, the saved copy is served at once, unless it expired
 //! while tandem was stopped.
 
-use super::SecondaryZone;
+use super::{SecondaryZone, StoreUnavailable};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -16,23 +16,17 @@ impl SecondaryZone {
     /// LOAD: serve the saved copy at once, unless it expired meanwhile.
     pub(super) async fn load_saved(&mut self) {
         let apex = self.cfg.apex.clone();
-        let Some(mut store) = self.store.take() else {
-            return;
-        };
-        let (store, zone) = match tokio::task::spawn_blocking(move || {
-            let z = store.load(&apex);
-            (store, z)
-        })
-        .await
+        let (zone, t) = match self
+            .on_store(move |store| (store.load(&apex), store.timers))
+            .await
         {
             Ok(r) => r,
+            Err(StoreUnavailable::Busy) => return,
             Err(e) => {
                 error!("loading the saved copy failed: {e}");
                 return;
             }
         };
-        let t = store.timers;
-        self.store = Some(store);
         let Some(zone) = zone else {
             if let Some(z) = &self.current {
                 // Inherited from the zone's previous role.

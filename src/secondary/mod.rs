@@ -36,7 +36,7 @@ use std::time::Duration;
 use store::Store;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{error, info};
 
 /// Where the answer to a control API command goes: what the refresh did,
 /// or why it failed.
@@ -78,6 +78,48 @@ pub enum Command {
     /// New settings (and the policy built from them) from a config reload;
     /// the data stays.
     Reconfigure(Box<ZoneConfig>, Arc<ZonePolicy>),
+}
+
+/// Why `on_store` could not run its work.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum StoreUnavailable {
+    /// Another step holds the store (cannot happen within one zone's task).
+    #[error("store busy")]
+    Busy,
+    /// The work panicked; the store went with it.
+    #[error("{0}")]
+    Failed(#[from] tokio::task::JoinError),
+}
+
+impl SecondaryZone {
+    /// Runs `work` on the zone's store on a blocking thread (it reads,
+    /// writes and fsyncs files) and puts the store back.
+    pub(super) async fn on_store<R: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut Store) -> R + Send + 'static,
+    ) -> Result<R, StoreUnavailable> {
+        let mut store = self.store.take().ok_or(StoreUnavailable::Busy)?;
+        let (store, r) = tokio::task::spawn_blocking(move || {
+            let r = work(&mut store);
+            (store, r)
+        })
+        .await?;
+        self.store = Some(store);
+        Ok(r)
+    }
+
+    /// `on_store` for work that saves the timers (and may set them first),
+    /// its failures logged.
+    pub(super) async fn save_timers_with(
+        &mut self,
+        work: impl FnOnce(&mut Store) -> std::io::Result<()> + Send + 'static,
+    ) {
+        match self.on_store(work).await {
+            Ok(Ok(())) | Err(StoreUnavailable::Busy) => {}
+            Ok(Err(e)) => error!(zone = %self.cfg.name, "cannot save timers: {e}"),
+            Err(e) => error!(zone = %self.cfg.name, "saving timers: {e}"),
+        }
+    }
 }
 
 impl SecondaryZone {

@@ -10,7 +10,7 @@ use crate::xfr::client::{Client, XfrError};
 use crate::zone::serial::is_newer;
 use hickory_proto::rr::TSigner;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Where and how one refresh talks to a primary.
 pub(super) struct Link<'a> {
@@ -202,26 +202,14 @@ impl SecondaryZone {
             expire = expire.max(left);
         }
         self.set_expire_at(Some(now + expire));
-        let Some(mut store) = self.store.take() else {
-            return;
-        };
-        store.timers.last_refresh = crate::clock::unix_secs();
-        store.timers.expires_at = crate::clock::unix_secs() + expire.as_secs();
         // An fsync: off the runtime's threads (10,000 catalog members
         // checked at once after a restart would stall them).
-        match tokio::task::spawn_blocking(move || {
-            let r = store.save_timers();
-            (store, r)
+        let secs = crate::clock::unix_secs();
+        self.save_timers_with(move |store| {
+            store.timers.last_refresh = secs;
+            store.timers.expires_at = secs + expire.as_secs();
+            store.save_timers()
         })
-        .await
-        {
-            Ok((store, r)) => {
-                self.store = Some(store);
-                if let Err(e) = r {
-                    error!(zone = %self.cfg.name, "cannot save timers: {e}");
-                }
-            }
-            Err(e) => error!(zone = %self.cfg.name, "saving timers: {e}"),
-        }
+        .await;
     }
 }

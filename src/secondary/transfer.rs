@@ -2,8 +2,8 @@
 //! here (every record validated), then FLUSHed to disk (`store`) and only
 //! then swapped into the catalog.
 
-use super::SecondaryZone;
 use super::refresh::Link;
+use super::{SecondaryZone, StoreUnavailable};
 use crate::stats;
 use crate::xfr::client::{Conn, XfrError};
 use crate::xfr::reader::Fetched;
@@ -90,15 +90,12 @@ impl SecondaryZone {
         // tried for catalog members: no faster, and a crash in between,
         // with primaries at different serials, could bring back an older
         // serial than one already served.)
-        let (saved, on_disk) = {
-            let Some(mut store) = self.store.take() else {
-                return Err(XfrError::Malformed("store busy".into()));
-            };
-            let now = crate::clock::unix_secs();
-            store.timers.last_refresh = now;
-            store.timers.expires_at = now + expire.as_secs();
-            let z = next.clone();
-            let r = tokio::task::spawn_blocking(move || {
+        let now = crate::clock::unix_secs();
+        let z = next.clone();
+        let (saved, on_disk) = self
+            .on_store(move |store| {
+                store.timers.last_refresh = now;
+                store.timers.expires_at = now + expire.as_secs();
                 let r = match diffs {
                     Some(d) => store.save_diffs(&z, d),
                     None => {
@@ -106,18 +103,13 @@ impl SecondaryZone {
                         store.save_full(&z, d)
                     }
                 };
-                let on_disk = store.holds_a_version();
-                (store, r, on_disk)
+                (r, store.holds_a_version())
             })
-            .await;
-            match r {
-                Ok((store, r, on_disk)) => {
-                    self.store = Some(store);
-                    (r, on_disk)
-                }
-                Err(e) => return Err(XfrError::Malformed(format!("saving: {e}"))),
-            }
-        };
+            .await
+            .map_err(|e| match e {
+                StoreUnavailable::Busy => XfrError::Malformed(e.to_string()),
+                StoreUnavailable::Failed(e) => XfrError::Malformed(format!("saving: {e}")),
+            })?;
         match saved {
             Ok(()) => self.status.set_degraded(None),
             // An older version on disk would come back after a restart: the
@@ -145,22 +137,8 @@ impl SecondaryZone {
         }
         self.swap_in(&next, expire, records);
         // Refresh times the save left for after the swap.
-        if let Some(mut store) = self.store.take() {
-            let r = tokio::task::spawn_blocking(move || {
-                let r = store.save_pending_timers();
-                (store, r)
-            })
+        self.save_timers_with(|store| store.save_pending_timers())
             .await;
-            match r {
-                Ok((store, r)) => {
-                    self.store = Some(store);
-                    if let Err(e) = r {
-                        error!(zone = %self.cfg.name, "cannot save timers: {e}");
-                    }
-                }
-                Err(e) => error!(zone = %self.cfg.name, "saving timers: {e}"),
-            }
-        }
         Ok((style, next.serial(), records))
     }
 
