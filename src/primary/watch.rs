@@ -55,10 +55,7 @@ pub struct FileWatch {
 }
 
 fn absolute(p: &Path) -> PathBuf {
-    let dir = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::fsutil::dir_of(p);
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     match p.file_name() {
         Some(f) => dir.join(f),

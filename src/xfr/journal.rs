@@ -11,12 +11,12 @@
 //! kept, so nothing is ever rewritten and a crash at any point leaves whole
 //! segments (as Knot's and NSD's journals trim in place).
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{dir_of, sync_dir, write_atomic};
 use crate::zone::diff::{Diff, Rr};
 use crate::zone::rdata::{self, Soa};
 use crate::zone::serial;
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -227,12 +227,7 @@ impl Journal {
             }
             Err(e) => return Err(e),
         }
-        let parent = self
-            .base
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        File::open(parent)?.sync_all()
+        sync_dir(dir_of(&self.base))
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> JournalError + use<> {
@@ -502,14 +497,14 @@ pub fn move_flat_segments(data_dir: &Path) -> std::io::Result<usize> {
             }
         }
         if moved_here > 0
-            && let Err(err) = File::open(&dir).and_then(|d| d.sync_all())
+            && let Err(err) = sync_dir(&dir)
         {
             failed.push(format!("syncing {}: {err}", dir.display()));
         }
         moved += moved_here;
     }
     if moved > 0
-        && let Err(err) = File::open(data_dir).and_then(|d| d.sync_all())
+        && let Err(err) = sync_dir(data_dir)
     {
         failed.push(format!("syncing {}: {err}", data_dir.display()));
     }
@@ -539,10 +534,7 @@ fn cut(path: &Path, len: u64) -> std::io::Result<()> {
     f.set_len(len)?;
     f.sync_all()?;
     drop(f);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    sync_dir(dir_of(path))
 }
 
 /// The changes leading from `from` to `to`, if the history holds an
