@@ -131,14 +131,11 @@ impl Zones {
                 None => Vec::new(),
             };
             let coo_seen = catz::coo_added(&apex, &since);
-            match catz::members(&version) {
+            let applied = match catz::members(&version) {
                 Ok(listed) => {
                     self.apply_members(&cat.name, Some(&cat), listed, &coo_seen);
                     self.catalog_status(&cat.name, None);
-                    lock(&self.consumed)
-                        .entry(cat.name.clone())
-                        .or_default()
-                        .applied = Some(version.serial());
+                    Some(version.serial())
                 }
                 Err(e) => {
                     warn!(catalog = %cat.name, serial = version.serial(), error = %e, "invalid catalog; the previous member set stays");
@@ -146,12 +143,13 @@ impl Zones {
                         &cat.name,
                         Some(format!("serial {}: {e}", version.serial())),
                     );
+                    applied
                 }
-            }
-            lock(&self.consumed)
-                .entry(cat.name.clone())
-                .or_default()
-                .seen = Some(version);
+            };
+            let mut consumed = lock(&self.consumed);
+            let c = consumed.entry(cat.name.clone()).or_default();
+            c.applied = applied;
+            c.seen = Some(version);
         }
     }
 
